@@ -1,0 +1,29 @@
+"""Typed errors that the CLI and the dashboard turn into one clear line for the user."""
+
+
+class IntrinsicLabError(Exception):
+    """Base class: its message is meant for the user, without a traceback."""
+
+
+class ImageDecodeError(IntrinsicLabError):
+    """The uploaded bytes are not an image we can read (empty, truncated, not an image, unsupported)."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """The image declares more pixels than the configured limit (protects against decompression bombs)."""
+
+
+class InputKindError(IntrinsicLabError):
+    """The input does not fit the method (for example one image given to a sequence method)."""
+
+
+class UnknownMethodError(IntrinsicLabError):
+    """No method of that name is registered."""
+
+
+class ParameterError(IntrinsicLabError):
+    """A parameter is unknown, of the wrong type, or outside its declared range."""
+
+
+class WeightsUnavailableError(IntrinsicLabError):
+    """A learned method's weights are missing or fail verification."""

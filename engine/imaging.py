@@ -1,0 +1,338 @@
+"""The one image convention of Intrinsic Lab, and every conversion to and from it.
+
+At every boundary an image is a ``numpy.float32`` array of shape ``(H, W, C)`` with values in ``[0, 1]``.
+``C`` is 3 for colour layers and 1 for single-channel layers. Unless a name says otherwise, values are
+**sRGB-encoded** (as stored in ordinary photo files); ``srgb_to_linear`` / ``linear_to_srgb`` convert.
+Torch code uses ``(N, C, H, W)`` tensors; ``to_tensor`` / ``from_tensor`` convert.
+
+Decoding is defensive: empty, truncated, non-image and oversized files raise ``ImageDecodeError`` /
+``ImageTooLargeError`` with a message meant for the user; 16-bit PNG/TIFF keep their precision (Pillow
+truncates 16-bit RGB, so those go through OpenCV); EXIF orientation is honoured; greyscale becomes RGB;
+alpha is returned separately.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageDecodeError, ImageTooLargeError
+
+#: Default pixel limit: large enough for 50 MP camera files, small enough to refuse decompression bombs.
+DEFAULT_MAX_PIXELS = 64_000_000
+MAX_PIXELS_ENV = "INTRINSIC_LAB_MAX_PIXELS"
+SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
+SUPPORTED_LABEL = "PNG, JPEG, BMP, TIFF, WebP"
+
+# We enforce our own limit before decoding; Pillow's warning-then-error scheme would otherwise fire first.
+Image.MAX_IMAGE_PIXELS = None
+
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+@dataclass
+class DecodedImage:
+    """A decoded image in the project convention plus what we learnt about the file."""
+
+    pixels: np.ndarray  # float32 (H, W, 3) in [0, 1], sRGB-encoded as stored
+    alpha: np.ndarray | None  # float32 (H, W, 1) in [0, 1], or None
+    format: str
+    bit_depth: int
+    original_mode: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+def max_pixels() -> int:
+    value = os.environ.get(MAX_PIXELS_ENV)
+    return int(value) if value else DEFAULT_MAX_PIXELS
+
+
+def _describe_content(data: bytes) -> str:
+    head = data[:64]
+    try:
+        text = head.decode("utf-8")
+        if text.isprintable() or all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+            return "its content looks like text"
+    except UnicodeDecodeError:
+        pass
+    return f"it starts with bytes {head[:8].hex(' ')}"
+
+
+def _open_header(data: bytes, name: str, limit: int) -> Image.Image:
+    if len(data) == 0:
+        raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageDecodeError(
+            f"{name}: not a recognised image ({_describe_content(data)}); expected {SUPPORTED_LABEL}"
+        ) from None
+    except Exception as exc:  # Pillow raises many types on hostile headers
+        raise ImageDecodeError(f"{name}: unreadable image header ({exc})") from None
+    if img.format not in SUPPORTED_FORMATS:
+        raise ImageDecodeError(f"{name}: {img.format} images are not supported; expected {SUPPORTED_LABEL}")
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise ImageDecodeError(f"{name}: the header declares an empty image ({width}×{height})")
+    if width * height > limit:
+        raise ImageTooLargeError(
+            f"{name}: the image is {width}×{height} = {width * height / 1e6:.1f} megapixels, above the limit of "
+            f"{limit / 1e6:.0f} megapixels (set {MAX_PIXELS_ENV} to raise it)"
+        )
+    return img
+
+
+def _exif_orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+    except Exception:
+        return 1
+
+
+def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an (H, W, C) array, as ImageOps.exif_transpose does."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1, :],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, k=-1),
+        7: lambda a: np.rot90(np.swapaxes(a, 0, 1), k=2),
+        8: lambda a: np.rot90(a, k=1),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(array)) if op else array
+
+
+def _split_alpha(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if array.shape[2] == 4:
+        return array[:, :, :3], array[:, :, 3:4]
+    if array.shape[2] == 2:
+        return np.repeat(array[:, :, :1], 3, axis=2), array[:, :, 1:2]
+    if array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2), None
+    return array[:, :, :3], None
+
+
+def _decode_high_depth(data: bytes, name: str) -> tuple[np.ndarray, int] | None:
+    """Decode PNG/TIFF with OpenCV to keep 16-bit precision. Returns None if the file is 8-bit."""
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise ImageDecodeError(f"{name}: the image data is truncated or corrupt")
+    if decoded.dtype == np.uint8:
+        return None
+    if decoded.ndim == 2:
+        decoded = decoded[:, :, None]
+    elif decoded.shape[2] == 3:
+        decoded = decoded[:, :, ::-1]
+    elif decoded.shape[2] == 4:
+        decoded = decoded[:, :, [2, 1, 0, 3]]
+    if decoded.dtype == np.uint16:
+        return decoded.astype(np.float32) / 65535.0, 16
+    if decoded.dtype in (np.float32, np.float64):
+        return np.clip(decoded.astype(np.float32), 0.0, 1.0), 32
+    raise ImageDecodeError(f"{name}: unsupported sample type {decoded.dtype}")
+
+
+def decode_image(data: bytes, name: str = "image", *, limit: int | None = None, allow_animation: bool = False
+                 ) -> DecodedImage:
+    """Decode one still image from bytes into the project convention.
+
+    Raises ``ImageDecodeError`` (or its subclass ``ImageTooLargeError``) with a user-facing message.
+    An animated file raises unless ``allow_animation`` (then the first frame is used; see ``decode_frames``).
+    """
+    limit = max_pixels() if limit is None else limit
+    img = _open_header(data, name, limit)
+    n_frames = int(getattr(img, "n_frames", 1) or 1)
+    notes: list[str] = []
+    if n_frames > 1:
+        if not allow_animation:
+            raise ImageDecodeError(
+                f"{name}: an animated {img.format} with {n_frames} frames; upload a still image, "
+                f"or use it as an image sequence"
+            )
+        notes.append(f"animated {img.format}: first of {n_frames} frames used")
+    fmt, mode = img.format, img.mode
+    orientation = _exif_orientation(img)
+    high = None
+    if fmt in ("PNG", "TIFF") and mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr"):
+        high = _decode_high_depth(data, name)  # 16-bit greyscale modes I;16 etc.
+    elif fmt == "PNG" and _png_bit_depth(data) == 16:
+        high = _decode_high_depth(data, name)
+    elif fmt == "TIFF" and mode in ("RGB", "RGBA") and _tiff_bits(img) > 8:
+        high = _decode_high_depth(data, name)
+    if high is not None:
+        array, depth = high
+        array = _apply_orientation(array, orientation)
+        if orientation != 1:
+            notes.append(f"EXIF orientation {orientation} applied")
+    else:
+        depth = 8
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                img.load()
+                if orientation != 1:
+                    img = ImageOps.exif_transpose(img)
+                    notes.append(f"EXIF orientation {orientation} applied")
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageDecodeError(f"{name}: the image data is truncated or corrupt ({exc})") from None
+        if img.mode == "CMYK":
+            notes.append("CMYK converted to RGB")
+        target = "RGBA" if ("A" in img.mode or "transparency" in img.info) else "RGB"
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            array = np.asarray(img, dtype=np.float32)[:, :, None] / 65535.0
+            depth = 16
+        elif img.mode == "F":
+            array = np.clip(np.asarray(img, dtype=np.float32), 0, 1)[:, :, None]
+            depth = 32
+        else:
+            array = np.asarray(img.convert(target), dtype=np.float32) / 255.0
+    rgb, alpha = _split_alpha(array)
+    return DecodedImage(
+        pixels=np.ascontiguousarray(rgb, dtype=np.float32),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha, dtype=np.float32),
+        format=fmt, bit_depth=depth, original_mode=mode, notes=notes,
+    )
+
+
+def decode_frames(data: bytes, name: str = "frames", *, limit: int | None = None) -> list[np.ndarray]:
+    """Decode every frame of an animated GIF/WebP/TIFF (or the single frame of a still image)."""
+    limit = max_pixels() if limit is None else limit
+    img = _open_header(data, name, limit)
+    n_frames = int(getattr(img, "n_frames", 1) or 1)
+    if n_frames == 1:
+        return [decode_image(data, name, limit=limit).pixels]
+    if img.size[0] * img.size[1] * n_frames > limit * 4:
+        raise ImageTooLargeError(f"{name}: {n_frames} frames of {img.size[0]}×{img.size[1]} exceed the pixel budget")
+    frames = []
+    try:
+        for index in range(n_frames):
+            img.seek(index)
+            frames.append(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)
+    except (OSError, EOFError, ValueError) as exc:
+        raise ImageDecodeError(f"{name}: frame {len(frames) + 1} is truncated or corrupt ({exc})") from None
+    return frames
+
+
+def _png_bit_depth(data: bytes) -> int:
+    # IHDR is the first chunk: 8-byte signature, 4 length, 4 type, 4 width, 4 height, 1 bit depth.
+    return data[24] if len(data) > 24 and data[12:16] == b"IHDR" else 8
+
+
+def _tiff_bits(img: Image.Image) -> int:
+    try:
+        bits = img.tag_v2.get(258, (8,))  # BitsPerSample
+        return int(bits[0] if isinstance(bits, tuple) else bits)
+    except Exception:
+        return 8
+
+
+def read_image(path: str | Path, **kwargs) -> DecodedImage:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageDecodeError(f"{path}: is a folder, not an image file") from None
+    return decode_image(data, path.name, **kwargs)
+
+
+# --- colour -------------------------------------------------------------------------------------------------
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 sRGB decoding (values in [0, 1])."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 sRGB encoding; negative values clip to 0."""
+    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, None)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma weights as used by MATLAB's rgb2gray (JieP's grey image). (H, W, 3) → (H, W)."""
+    return (0.2989 * rgb[..., 0] + 0.5870 * rgb[..., 1] + 0.1140 * rgb[..., 2]).astype(np.float32)
+
+
+# --- encoding -----------------------------------------------------------------------------------------------
+
+def encode_png(image: np.ndarray, *, bit_depth: int = 16) -> bytes:
+    """Encode an (H, W, C) float image in [0, 1] (values outside are clipped) as an 8- or 16-bit PNG.
+
+    C may be 1, 3 or 4. Integer label maps (uint8) are written as they are.
+    """
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.dtype == np.uint8:
+        out = array
+    else:
+        array = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        scale = 65535.0 if bit_depth == 16 else 255.0
+        out = np.round(np.clip(array, 0.0, 1.0) * scale).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    if out.shape[2] == 3:
+        out = out[:, :, ::-1]
+    elif out.shape[2] == 4:
+        out = out[:, :, [2, 1, 0, 3]]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(out))
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def to_display(image: np.ndarray) -> np.ndarray:
+    """An 8-bit RGB view of any layer for showing in a browser (single channel → grey)."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    if array.dtype == np.uint8:
+        return array
+    return np.round(np.clip(np.nan_to_num(array), 0, 1) * 255).astype(np.uint8)
+
+
+# --- torch bridge -------------------------------------------------------------------------------------------
+
+def to_tensor(image: np.ndarray, device=None):
+    """(H, W, C) float32 numpy → (1, C, H, W) torch tensor on ``device``."""
+    import torch
+
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3:
+        raise ValueError(f"Expected (H, W, C) image, got shape {array.shape}")
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None].to(device or "cpu")
+
+
+def from_tensor(tensor) -> np.ndarray:
+    """(1, C, H, W) or (C, H, W) torch tensor → (H, W, C) float32 numpy on the CPU."""
+    t = tensor.detach()
+    if t.ndim == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"Expected a batch of one, got shape {tuple(t.shape)}")
+        t = t[0]
+    if t.ndim != 3:
+        raise ValueError(f"Expected (C, H, W) or (1, C, H, W), got shape {tuple(t.shape)}")
+    return np.ascontiguousarray(t.float().cpu().numpy().transpose(1, 2, 0))

@@ -1,0 +1,9 @@
+"""One file per method. A module is listed here only once its method really works; importing it registers it.
+
+Each method file keeps the same order: paper docstring → building blocks → network / solver →
+checkpoint key remap (learned methods) → runner → ``register(MethodSpec(...))``.
+"""
+
+METHOD_MODULES: tuple[str, ...] = (
+    "engine.methods.jiep",
+)

@@ -1,0 +1,72 @@
+"""Turning a :class:`~engine.registry.MethodResult` into files: one PNG per layer (16-bit for continuous values).
+
+Shared by the CLI (``python -m engine run``) and the worker, so both write exactly the same artifacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .imaging import encode_png
+from .registry import MethodResult, MethodSpec, OutputKind
+
+
+@dataclass(frozen=True)
+class EncodedLayer:
+    layer: str  # output name, with a frame suffix for stacks ("shading/003")
+    filename: str
+    data: bytes
+    meta: dict[str, Any]
+
+
+def _stats(array: np.ndarray) -> dict[str, Any]:
+    finite = np.isfinite(array)
+    values = array[finite] if finite.any() else np.zeros(1, np.float32)
+    return {
+        "shape": list(array.shape), "min": float(values.min()), "max": float(values.max()),
+        "mean": float(values.mean()),
+        "clipped_fraction": float(np.mean((array < 0) | (array > 1))) if array.dtype != np.uint8 else 0.0,
+    }
+
+
+def encode_result(spec: MethodSpec, result: MethodResult) -> list[EncodedLayer]:
+    """Encode every image-like output of ``result`` as PNG bytes with metadata.
+
+    Float layers are written as 16-bit PNGs (values clipped to [0, 1]; the clipped fraction is recorded);
+    normals as (n + 1) / 2; label maps as 8-bit class indices.
+    """
+    encoded: list[EncodedLayer] = []
+    for out in spec.outputs:
+        if out.kind == OutputKind.VECTOR or out.name not in result.layers:
+            continue
+        array = np.asarray(result.layers[out.name])
+        meta = {"kind": out.kind.value, "meaning": out.meaning, "colour_space": out.colour_space}
+        if out.kind == OutputKind.IMAGE_STACK:
+            for t, frame in enumerate(array):
+                encoded.append(EncodedLayer(
+                    f"{out.name}/{t:03d}", f"{out.name}_{t:03d}.png", encode_png(frame),
+                    {**meta, **_stats(frame), "frame": t},
+                ))
+            continue
+        if out.kind == OutputKind.NORMALS:
+            data = encode_png((array + 1.0) / 2.0)
+            meta["encoding"] = "(n + 1) / 2"
+        elif out.kind == OutputKind.LABELS:
+            data = encode_png(array.astype(np.uint8))
+            meta["encoding"] = "class index"
+        else:
+            data = encode_png(array)
+        encoded.append(EncodedLayer(out.name, f"{out.name}.png", data, {**meta, **_stats(array)}))
+    return encoded
+
+
+def vector_values(spec: MethodSpec, result: MethodResult) -> dict[str, Any]:
+    """The non-image outputs (illuminant RGB, SH coefficients), as plain JSON-able lists."""
+    values = {}
+    for out in spec.outputs:
+        if out.kind == OutputKind.VECTOR and out.name in result.values:
+            values[out.name] = np.asarray(result.values[out.name], dtype=float).tolist()
+    return values

@@ -1,0 +1,265 @@
+"""The method registry: every method declares what it is as data, and the rest of the product branches on that data.
+
+A method module (one file under ``engine/methods/``) builds a :class:`MethodSpec` and calls :func:`register`.
+The registry holds specs and a factory; it never loads weights or touches CUDA when listing.
+Which modules exist is an explicit list (``engine.methods.METHOD_MODULES``), not an ``import *``.
+
+A method's runner is a callable ``run(inputs: MethodInput, params: dict, ctx: RunContext) -> MethodResult``.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+import numpy as np
+
+from .errors import InputKindError, ParameterError, UnknownMethodError
+
+
+class InputKind(str, enum.Enum):
+    IMAGE = "image"  # one photo (sRGB-encoded)
+    RAW_IMAGE = "raw_image"  # one linear (raw) RGB image, e.g. for illuminant estimation
+    IMAGE_PAIR = "image_pair"  # two aligned images (e.g. low-light / normal-light, or two lightings)
+    IMAGE_SEQUENCE = "image_sequence"  # N ≥ 2 aligned frames of a static scene
+    FACE = "face"  # one face crop (resized to the method's input size)
+
+    @property
+    def frame_range(self) -> tuple[int, int | None]:
+        return {
+            InputKind.IMAGE: (1, 1), InputKind.RAW_IMAGE: (1, 1), InputKind.FACE: (1, 1),
+            InputKind.IMAGE_PAIR: (2, 2), InputKind.IMAGE_SEQUENCE: (2, None),
+        }[self]
+
+    @property
+    def label(self) -> str:
+        return {
+            InputKind.IMAGE: "one image", InputKind.RAW_IMAGE: "one linear raw image",
+            InputKind.IMAGE_PAIR: "a pair of images", InputKind.IMAGE_SEQUENCE: "an image sequence",
+            InputKind.FACE: "a face crop",
+        }[self]
+
+
+class OutputKind(str, enum.Enum):
+    IMAGE = "image"  # (H, W, 3) float layer
+    GREY = "grey"  # (H, W, 1) float layer
+    NORMALS = "normals"  # (H, W, 3) unit vectors in [-1, 1]; stored as (n + 1) / 2
+    LABELS = "labels"  # (H, W) integer class map
+    VECTOR = "vector"  # a small list of numbers (illuminant RGB, SH coefficients)
+    IMAGE_STACK = "image_stack"  # (T, H, W, C): one layer per frame (per-frame shading)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    kind: OutputKind
+    meaning: str
+    colour_space: str = "srgb"  # "srgb", "linear", "none"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    type: type = float
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple | None = None
+    log_scale: bool = False  # the dashboard shows a log slider
+
+    def coerce(self, value: Any) -> Any:
+        try:
+            if self.type is bool:
+                if isinstance(value, str):
+                    value = value.strip().lower() in ("1", "true", "yes", "on")
+                out = bool(value)
+            else:
+                out = self.type(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"parameter {self.name!r}: expected {self.type.__name__}, got {value!r}") from None
+        if self.choices is not None and out not in self.choices:
+            raise ParameterError(f"parameter {self.name!r}: {out!r} is not one of {list(self.choices)}")
+        if self.minimum is not None and out < self.minimum:
+            raise ParameterError(f"parameter {self.name!r}: {out!r} is below the minimum {self.minimum}")
+        if self.maximum is not None and out > self.maximum:
+            raise ParameterError(f"parameter {self.name!r}: {out!r} is above the maximum {self.maximum}")
+        return out
+
+
+@dataclass(frozen=True)
+class MethodInput:
+    """Frames in the project convention: float32 (H, W, 3) in [0, 1], all the same size."""
+
+    frames: tuple[np.ndarray, ...]
+    mask: np.ndarray | None = None  # optional (H, W, 1) foreground mask
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.frames[0]
+
+
+@dataclass
+class RunContext:
+    """What a runner gets besides its inputs: the device, a progress callback and a timer."""
+
+    device: Any  # torch.device
+    progress: Callable[[float, str], None] = lambda fraction, message: None
+    weights: str | None = None  # which weight set (name or path) to use, for learned methods
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, name: str) -> "_Timer":
+        return _Timer(self.timings, name, self.device)
+
+
+class _Timer:
+    def __init__(self, sink: dict[str, float], name: str, device):
+        self.sink, self.name, self.device = sink, name, device
+
+    def _sync(self):
+        if getattr(self.device, "type", None) == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    def __enter__(self):
+        self._sync()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self._sync()
+        self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.start
+
+
+@dataclass
+class MethodResult:
+    layers: dict[str, np.ndarray]  # output name → array (see OutputKind)
+    values: dict[str, Any] = field(default_factory=dict)  # output name → list/number for VECTOR outputs
+    info: dict[str, Any] = field(default_factory=dict)  # diagnostics: iterations, convergence, weights used
+
+
+class Runner(Protocol):
+    def __call__(self, inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult: ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str  # short id used in the CLI and the database, e.g. "jiep"
+    title: str
+    paper: str  # full citation
+    year: int
+    task: str  # e.g. "retinex", "intrinsic", "illuminant", "face", "derain", "enhance"
+    summary: str
+    input_kind: InputKind
+    outputs: tuple[OutputSpec, ...]
+    params: tuple[ParamSpec, ...]
+    runner: Callable[[], Runner]  # factory: called lazily, may import heavy things
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    learned: bool = False
+    weights: tuple[str, ...] = ()  # names of weight sets (engine.weights), default first
+    licence: str = "MIT (this implementation)"
+    provenance: str = ""
+    is_baseline: bool = False
+    min_side: int = 8  # smallest accepted image side, in pixels
+    url: str = ""
+
+    def output(self, name: str) -> OutputSpec:
+        for out in self.outputs:
+            if out.name == name:
+                return out
+        raise KeyError(name)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Fill defaults, coerce types and check ranges; unknown names are an error."""
+        given = dict(given or {})
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ParameterError(f"{self.name}: unknown parameter(s) {unknown}; known: {sorted(known)}")
+        return {name: spec.coerce(given.get(name, spec.default)) for name, spec in known.items()}
+
+    def check_input(self, inputs: MethodInput) -> None:
+        low, high = self.input_kind.frame_range
+        n = len(inputs.frames)
+        if n < low or (high is not None and n > high):
+            raise InputKindError(f"{self.name} needs {self.input_kind.label}; got {n} image(s)")
+        shapes = {f.shape[:2] for f in inputs.frames}
+        if len(shapes) > 1:
+            sizes = ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
+            raise InputKindError(f"{self.name}: all frames must have the same size; got {sizes}")
+        h, w = inputs.frames[0].shape[:2]
+        if min(h, w) < self.min_side:
+            raise InputKindError(
+                f"{self.name}: the image is {w}×{h} pixels; at least {self.min_side}×{self.min_side} is needed"
+            )
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+_loaded = False
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"method {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        from .methods import METHOD_MODULES
+
+        for module in METHOD_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def all_methods(include_baselines: bool = True) -> list[MethodSpec]:
+    _ensure_loaded()
+    specs = sorted(_REGISTRY.values(), key=lambda s: (s.is_baseline, s.year, s.name))
+    return [s for s in specs if include_baselines or not s.is_baseline]
+
+
+def get_method(name: str) -> MethodSpec:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownMethodError(
+            f"unknown method {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def methods_for(kind: InputKind, include_baselines: bool = True) -> list[MethodSpec]:
+    return [s for s in all_methods(include_baselines) if s.input_kind == kind]
+
+
+def run_method(name: str, inputs: MethodInput, params: Mapping[str, Any] | None = None, *,
+               device: str | None = None, progress: Callable[[float, str], None] | None = None,
+               weights: str | None = None) -> tuple[MethodResult, RunContext, dict[str, Any]]:
+    """Validate, resolve the device and run one method. Returns (result, context, resolved params).
+
+    This is the single entry point used by the CLI, the worker and the benchmark runner.
+    """
+    from .device import resolve_device
+
+    spec = get_method(name)
+    resolved = spec.resolve_params(params)
+    spec.check_input(inputs)
+    dev = resolve_device(device)
+    if dev.type not in spec.devices:
+        raise InputKindError(f"{name} does not run on {dev.type}; supported: {', '.join(spec.devices)}")
+    ctx = RunContext(device=dev, progress=progress or (lambda f, m: None), weights=weights)
+    runner = spec.runner()
+    start = time.perf_counter()
+    result = runner(inputs, resolved, ctx)
+    ctx.timings["total"] = time.perf_counter() - start
+    return result, ctx, resolved
