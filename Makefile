@@ -18,12 +18,9 @@ setup: $(VENV)/.installed
 	mkdir -p "$(INTRINSIC_LAB_DATA)"
 	$(PY) -m db migrate
 
-# One worker in the background (stopped when the dashboard stops) plus the dashboard in the foreground.
+# Migrates, starts one job worker in the background and the dashboard (scripts/serve.sh; Ctrl-C stops both).
 run: setup
-	@echo "Intrinsic Lab on http://localhost:$(PORT)  (data in $(INTRINSIC_LAB_DATA))"
-	$(PY) -m engine worker & worker=$$!; trap "kill $$worker 2>/dev/null" EXIT INT TERM; \
-	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT) --server.headless true \
-	    --browser.gatherUsageStats false
+	PYTHON=$(PY) PORT=$(PORT) ./scripts/serve.sh
 
 worker: setup
 	$(PY) -m engine worker
