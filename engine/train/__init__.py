@@ -1,0 +1,8 @@
+"""Shared training: recipes (what a method trains), the loop (how), dataset adapters and augmentation.
+
+``RECIPE_MODULES`` lists the modules that register a :class:`~engine.train.recipe.TrainingRecipe` on import
+(add one line per trainable method, like ``engine.methods.METHOD_MODULES``).
+"""
+
+RECIPE_MODULES: tuple[str, ...] = (
+)
