@@ -1,0 +1,30 @@
+"""Dataset adapters: read the standard on-disk layouts, validate them with exact messages, load samples.
+
+``get_adapter(kind)`` returns the adapter for ``mit-intrinsic``, ``lol``, ``raindrop``, ``color-constancy``, ``iiw``,
+``image-sequence`` or ``faces``. User-registered datasets (a name bound to a kind and a folder) live in the database
+(:mod:`db.benchmark_store`); resolving a name to a folder is the benchmark runner's job.
+"""
+
+from __future__ import annotations
+
+from .base import DatasetAdapter, DatasetError, Sample
+from .colour_constancy import ColourConstancy
+from .faces import Faces
+from .iiw import IIW
+from .mit import MITIntrinsic
+from .pairs import LOL, Raindrop
+from .sequences import ImageSequences
+
+ADAPTERS: dict[str, DatasetAdapter] = {
+    a.kind: a for a in (MITIntrinsic(), LOL(), Raindrop(), ColourConstancy(), IIW(), ImageSequences(), Faces())
+}
+
+
+def get_adapter(kind: str) -> DatasetAdapter:
+    try:
+        return ADAPTERS[kind]
+    except KeyError:
+        raise DatasetError(f"unknown dataset kind {kind!r}; known: {', '.join(ADAPTERS)}") from None
+
+
+__all__ = ["ADAPTERS", "DatasetAdapter", "DatasetError", "Sample", "get_adapter"]

@@ -1,0 +1,142 @@
+"""What every dataset adapter provides: validation that names every problem, item listing by split, and loading.
+
+An adapter reads a layout users already have on disk; nothing is converted or copied. A loaded :class:`Sample`
+holds the input frames in the colour space the data is stored in (``linear`` for MIT and raw colour-constancy
+images, ``srgb`` for photos) and the ground truth under the *roles* the metrics ask for (``reflectance``,
+``shading``, ``mask``, ``target``, ``illuminant``, ``judgements``, ``normals``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import IntrinsicLabError
+from ..registry import InputKind
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class DatasetError(IntrinsicLabError):
+    """A dataset folder does not have the layout its adapter expects; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    item_id: str
+    frames: tuple[np.ndarray, ...]  # float32 (H, W, 3) in [0, 1]
+    colour_space: str  # of the frames: "linear" or "srgb"
+    truth: dict[str, Any]  # role → array or value
+    truth_colour_space: str = "linear"  # of the image-like truth layers
+    mask: np.ndarray | None = None  # (H, W) bool foreground, if the dataset has one
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class DatasetAdapter:
+    """Base class; subclasses set the class attributes and implement ``problems``, ``item_ids`` and ``load``."""
+
+    kind: str = ""  # id used on the command line, e.g. "mit-intrinsic"
+    title: str = ""
+    task: str = ""  # the benchmark task ("intrinsic", "enhance", "derain", "illuminant", "face")
+    input_kind: InputKind = InputKind.IMAGE
+    metrics: tuple[str, ...] = ()  # metric names this dataset's ground truth supports
+    splits: tuple[str, ...] = ("all",)
+    layout: str = ""  # one line describing the expected folder layout, shown in errors
+
+    def problems(self, folder: Path) -> list[str]:
+        raise NotImplementedError
+
+    def item_ids(self, folder: Path, split: str) -> list[str]:
+        raise NotImplementedError
+
+    def load(self, folder: Path, item_id: str) -> Sample:
+        raise NotImplementedError
+
+    # --- shared behaviour ---
+
+    def validate(self, folder: str | Path) -> Path:
+        """Return the folder as a Path, or raise DatasetError naming every problem found."""
+        folder = Path(folder).expanduser()
+        if not folder.exists():
+            raise DatasetError(f"{folder}: no such folder")
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: is a file, not a folder ({self.kind} expects {self.layout})")
+        found = self.problems(folder)
+        if found:
+            listed = "\n".join(f"  - {p}" for p in found[:50])
+            more = f"\n  … and {len(found) - 50} more" if len(found) > 50 else ""
+            raise DatasetError(f"{folder} is not a valid {self.title} folder ({self.layout}):\n{listed}{more}")
+        return folder
+
+    def items(self, folder: str | Path, split: str) -> list[str]:
+        folder = self.validate(folder)
+        if split not in self.splits:
+            raise DatasetError(f"{self.kind}: unknown split {split!r}; this dataset has {', '.join(self.splits)}")
+        ids = self.item_ids(folder, split)
+        if not ids:
+            raise DatasetError(f"{folder}: the {split!r} split of {self.title} is empty here"
+                               + self._empty_split_hint(folder, split))
+        return ids
+
+    def _empty_split_hint(self, folder: Path, split: str) -> str:
+        others = [s for s in self.splits if s != split and self.item_ids(folder, s)]
+        return f"; it has items in: {', '.join(others)}" if others else ""
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "title": self.title, "task": self.task, "input": self.input_kind.value,
+                "splits": list(self.splits), "metrics": list(self.metrics), "layout": self.layout}
+
+
+# --- reading helpers shared by the adapters ------------------------------------------------------------------
+
+def natural_key(text: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=lambda p: natural_key(p.name))
+
+
+def read_float(path: Path) -> np.ndarray:
+    """Any 8/16-bit PNG/JPEG/TIFF → float32 (H, W, C) in [0, 1], RGB order, full bit depth kept."""
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DatasetError(f"{path}: cannot be read as an image (missing, truncated or not an image)")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.shape[2] == 3:
+        array = array[:, :, ::-1]
+    if array.dtype == np.uint8:
+        scale = 255.0
+    elif array.dtype == np.uint16:
+        scale = 65535.0
+    elif array.dtype in (np.float32, np.float64):
+        scale = 1.0
+    else:
+        raise DatasetError(f"{path}: unsupported sample type {array.dtype}")
+    return np.ascontiguousarray(array.astype(np.float32) / scale)
+
+
+def as_rgb(array: np.ndarray) -> np.ndarray:
+    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[:, :, :3]
+
+
+def image_header(path: Path) -> tuple[int, int] | None:
+    """(height, width) read cheaply, or None if the file is not a readable image."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size[1], img.size[0]
+    except Exception:
+        return None
