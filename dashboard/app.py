@@ -1,0 +1,46 @@
+"""Intrinsic Lab dashboard: ``streamlit run dashboard/app.py``.
+
+This script owns the page list, the initial session state and the sidebar status line; every page is a thin
+script under ``pages/`` that reads widgets, calls the plain-Python modules of this package, and renders.
+"""
+
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the repository root that holds engine/ and db/.
+_REPO_ROOT = str(Path(__file__).resolve().parents[1])
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+import streamlit as st  # noqa: E402
+
+from dashboard import backend, resources, state  # noqa: E402
+
+st.set_page_config(page_title="Intrinsic Lab", page_icon=":material/layers:", layout="wide")
+state.init(st.session_state)
+
+PAGES = [
+    st.Page("pages/decompose.py", title="Decompose", icon=":material/auto_awesome:", default=True),
+    st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
+    st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:"),
+]
+navigation = st.navigation(PAGES)
+
+
+@st.fragment(run_every=5)
+def _status_line() -> None:
+    status = backend.system_status(resources.sessions())
+    st.caption(f":material/database: {status.database}")
+    if status.worker_alive:
+        st.caption(f":material/memory: {status.worker_line}")
+    else:
+        st.caption(f":red[:material/warning: {status.worker_line}]")
+
+
+with st.sidebar:
+    st.markdown("### Intrinsic Lab")
+    st.caption("Split photos into reflectance, shading and lighting with published methods.")
+    _status_line()
+
+navigation.run()

@@ -1,0 +1,327 @@
+"""What the pages ask of the store, as plain Python (no Streamlit): submit a run, read jobs and results.
+
+Every function takes the session factory and opens one transaction (``session_scope``) per user action; what
+it returns are plain dataclasses, so no page holds an ORM object after its session closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import store
+from db.artifacts import ArtifactStore
+from db.models import Input, Job, JobStatus
+from db.session import session_scope
+from engine.registry import MethodSpec, OutputKind, UnknownMethodError, get_method
+
+from .uploads import PreparedInput
+
+FINISHED = {s.value for s in JobStatus if s.finished}
+#: A queued job older than this with no live worker lease means nobody is working the queue.
+STALE_QUEUE_SECONDS = 20.0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _title(method: str) -> str:
+    try:
+        return get_method(method).title
+    except UnknownMethodError:
+        return f"{method} (no longer registered)"
+
+
+# --- submitting ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Submission:
+    input_id: int
+    job_ids: list[int]
+    reused_input: bool
+    reused_jobs: int  # identical requests answered by an existing queued/running/finished job
+
+    def summary(self) -> str:
+        queued = len(self.job_ids) - self.reused_jobs
+        parts = [f"{queued} job(s) queued" if queued else "no new job needed"]
+        if self.reused_jobs:
+            parts.append(f"{self.reused_jobs} identical run(s) reused")
+        if self.reused_input:
+            parts.append("this upload was already stored, so it was reused")
+        return "; ".join(parts) + "."
+
+
+def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
+           requests: Sequence[tuple[MethodSpec, Mapping[str, Any]]],
+           artifacts: ArtifactStore | None = None) -> Submission:
+    """Store the original files and one queued job per (method, parameters) in one transaction.
+
+    Parameters are resolved (defaults filled, ranges checked: ``ParameterError``) and every method's own input
+    rules are checked (``InputKindError``) before anything is written.
+    """
+    if not prepared.ready:
+        raise ValueError("the upload has problems; nothing to submit")
+    resolved = []
+    for spec, params in requests:
+        spec.check_input(prepared.method_input)
+        resolved.append((spec, spec.resolve_params(params)))
+    first = prepared.frames[0]
+    names = ", ".join(f.name for f in prepared.files)
+    with session_scope(sessions) as session:
+        content_hash = store.input_hash([f.data for f in prepared.files], prepared.kind.value)
+        existed = session.scalars(select(Input.id).where(Input.content_hash == content_hash)).first()
+        # Jobs numbered above this were created by this submission; the rest are identical earlier requests.
+        newest_before = session.scalars(select(func.max(Job.id))).first() or 0
+        row = store.get_or_create_input(
+            session, [f.data for f in prepared.files], prepared.kind, names, first.shape[1], first.shape[0],
+            frame_count=len(prepared.frames), artifacts=artifacts,
+        )
+        job_ids, reused = [], 0
+        for spec, params in resolved:
+            job = store.enqueue_job(session, row.id, spec.name, params)
+            reused += job.id <= newest_before
+            job_ids.append(job.id)
+        return Submission(row.id, job_ids, existed is not None, reused)
+
+
+# --- jobs ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerView:
+    layer: str  # e.g. "reflectance" or "shading/003"
+    artifact_key: str
+    kind: str
+    meaning: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: int
+    method: str
+    title: str
+    status: str
+    progress: float
+    message: str | None
+    error: str | None
+    device: str | None
+    attempts: int
+    max_attempts: int
+    input_id: int
+    input_name: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    timings: dict[str, float]
+    params: dict[str, Any]
+    worker: str | None
+    layers: list[LayerView] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time of the last attempt (still growing while running)."""
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or _now()) - self.started_at).total_seconds()
+
+
+def _job_view(job: Job, with_outputs: bool) -> JobView:
+    layers = []
+    if with_outputs:
+        for out in job.outputs:
+            base = out.layer.split("/")[0]
+            layers.append(LayerView(out.layer, out.artifact_key, out.kind, str(out.meta.get("meaning", base)),
+                                    f"{job.method}_{job.id}_{out.layer.replace('/', '_')}.png"))
+    info = job.info or {}
+    return JobView(
+        id=job.id, method=job.method, title=_title(job.method), status=job.status, progress=float(job.progress),
+        message=job.progress_message, error=job.error, device=job.device, attempts=job.attempts,
+        max_attempts=job.max_attempts, input_id=job.input_id,
+        input_name=job.input.original_name if job.input is not None else "?", created_at=job.created_at,
+        started_at=job.started_at, finished_at=job.finished_at, timings=dict(job.timings or {}),
+        params=dict(job.params or {}), worker=job.worker_id, layers=layers, values=dict(info.get("values") or {}),
+    )
+
+
+def job_views(sessions: sessionmaker[Session], job_ids: Sequence[int]) -> list[JobView]:
+    """The given jobs with their stored layers, in the order asked (unknown ids are skipped)."""
+    with session_scope(sessions) as session:
+        views = []
+        for job_id in job_ids:
+            job = store.get_job(session, job_id)
+            if job is not None:
+                views.append(_job_view(job, with_outputs=True))
+        return views
+
+
+@dataclass(frozen=True)
+class JobsOverview:
+    counts: dict[str, int]
+    jobs: list[JobView]
+
+
+def jobs_overview(sessions: sessionmaker[Session], statuses: Sequence[str] | None = None,
+                  limit: int = 200) -> JobsOverview:
+    with session_scope(sessions) as session:
+        counts = store.count_jobs_by_status(session)
+        jobs = store.list_jobs(session, status=list(statuses) if statuses else None, limit=limit)
+        return JobsOverview(counts, [_job_view(job, with_outputs=False) for job in jobs])
+
+
+def jobs_table(jobs: Sequence[JobView]) -> list[dict[str, Any]]:
+    """Rows for ``st.dataframe``: what a user needs to see why a job waits, runs long or failed."""
+    rows = []
+    for job in jobs:
+        seconds = job.seconds
+        rows.append({
+            "job": job.id, "method": job.method, "status": job.status, "progress": job.progress,
+            "input": job.input_name, "device": job.device or "—",
+            "attempts": f"{job.attempts} of {job.max_attempts}",
+            "queued at": job.created_at, "started": job.started_at, "finished": job.finished_at,
+            "run time (s)": None if seconds is None else round(seconds, 2),
+            "compute (s)": round(job.timings["total"], 2) if "total" in job.timings else None,
+            "worker": job.worker or "—",
+            "error / message": job.error or job.message or "",
+        })
+    return rows
+
+
+def retry(sessions: sessionmaker[Session], job_id: int) -> str:
+    """Queue a failed or cancelled job again; returns a line for the user. ``JobStateError`` if it cannot be."""
+    with session_scope(sessions) as session:
+        job = store.retry_job(session, job_id)
+        return f"Job {job.id} ({job.method}) is queued again."
+
+
+def cancel(sessions: sessionmaker[Session], job_id: int) -> str:
+    """Cancel a queued or running job; returns a line for the user. ``JobStateError`` if it cannot be."""
+    with session_scope(sessions) as session:
+        job = store.cancel_job(session, job_id)
+        return f"Job {job.id} ({job.method}) is cancelled."
+
+
+# --- gallery ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InputView:
+    id: int
+    name: str
+    kind: str
+    width: int
+    height: int
+    frame_count: int
+    frames: list[str]  # artifact keys of the uploaded files
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    input: InputView
+    runs: list[JobView]  # the latest matching job of each method, by method name
+
+
+def _input_view(row) -> InputView:
+    return InputView(row.id, row.original_name, row.kind, row.width, row.height, row.frame_count,
+                     list(row.frames), row.created_at)
+
+
+def input_view(sessions: sessionmaker[Session], input_id: int) -> InputView | None:
+    with session_scope(sessions) as session:
+        row = store.get_input(session, input_id)
+        return None if row is None else _input_view(row)
+
+
+def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """A date range picked in the UI (inclusive, UTC days) as the store's [since, until) datetimes."""
+    since = datetime.combine(first, time.min, timezone.utc) if first else None
+    until = datetime.combine(last, time.min, timezone.utc) + timedelta(days=1) if last else None
+    return since, until
+
+
+def gallery(sessions: sessionmaker[Session], methods: Sequence[str] | None = None, first: date | None = None,
+            last: date | None = None, limit: int = 50) -> list[GalleryEntry]:
+    since, until = day_bounds(first, last)
+    with session_scope(sessions) as session:
+        rows = store.gallery(session, method=list(methods) if methods else None, since=since, until=until,
+                             status=None, limit=limit)
+        return [GalleryEntry(_input_view(row.input),
+                             [_job_view(job, with_outputs=True) for _, job in sorted(row.jobs.items())])
+                for row in rows]
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    label: str
+    artifact_key: str
+    kind: str
+
+
+def layer_choices(entry: GalleryEntry) -> list[LayerChoice]:
+    """Everything on one input that can be compared: the input frame(s), then every stored layer."""
+    choices = [LayerChoice("input" if len(entry.input.frames) == 1 else f"input {i + 1}", key, OutputKind.IMAGE.value)
+               for i, key in enumerate(entry.input.frames)]
+    for run in entry.runs:
+        for layer in run.layers:
+            choices.append(LayerChoice(f"{run.method} · {layer.layer}", layer.artifact_key, layer.kind))
+    return choices
+
+
+def artifact_bytes(key: str, artifacts: ArtifactStore | None = None) -> bytes:
+    return (artifacts or ArtifactStore()).get(key)
+
+
+# --- status -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SystemStatus:
+    database: str
+    worker_alive: bool
+    worker_line: str
+
+
+def database_label(url: str) -> str:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return f"SQLite · {parsed.database}"
+    if backend == "postgresql":
+        return f"PostgreSQL · {parsed.host or 'local socket'}/{parsed.database}"
+    return backend
+
+
+def system_status(sessions: sessionmaker[Session]) -> SystemStatus:
+    """The database in use and whether a worker is taking jobs, inferred from job leases.
+
+    A worker holding an unexpired lease is alive. With no lease, a job that has waited longer than
+    :data:`STALE_QUEUE_SECONDS` means no worker is running; an empty queue says nothing either way.
+    """
+    url = str(sessions.kw["bind"].url.render_as_string(hide_password=True))
+    now = _now()
+    with session_scope(sessions) as session:
+        running = [j for j in store.list_jobs(session, status=JobStatus.RUNNING.value, limit=None)
+                   if j.lease_expires_at is not None and j.lease_expires_at > now]
+        queued = store.list_jobs(session, status=JobStatus.QUEUED.value, limit=None)
+    database = f"Database: {database_label(url)}"
+    if running:
+        workers = sorted({j.worker_id or "?" for j in running})
+        return SystemStatus(database, True, f"Worker busy: {len(running)} job(s) running on {', '.join(workers)}"
+                                            + (f"; {len(queued)} waiting" if queued else ""))
+    if queued:
+        oldest = min(j.created_at for j in queued)
+        waited = (now - oldest).total_seconds()
+        if waited > STALE_QUEUE_SECONDS:
+            return SystemStatus(database, False, f"No worker is running: {len(queued)} job(s) waiting for "
+                                                 f"{waited:.0f} s. Start one with `make worker`.")
+        return SystemStatus(database, True, f"{len(queued)} job(s) waiting for a worker")
+    return SystemStatus(database, True, "Worker: queue empty")

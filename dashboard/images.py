@@ -1,0 +1,46 @@
+"""Stored PNG artifacts → 8-bit RGB arrays for the browser (pure functions of the bytes, so cacheable)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from engine.imaging import decode_image, to_display
+from engine.registry import OutputKind
+
+#: Longest side of a thumbnail in the gallery grid.
+THUMBNAIL_SIDE = 256
+
+
+def label_palette(count: int = 256) -> np.ndarray:
+    """Distinct colours for class indices: hues spread by the golden angle so neighbours differ strongly."""
+    index = np.arange(count)
+    hue = ((index * 137.508) % 360 / 2).astype(np.uint8)  # OpenCV's 8-bit hue runs 0..179
+    sat = np.where(index == 0, 0, 200).astype(np.uint8)  # class 0 (usually "none") stays grey
+    val = np.where(index == 0, 60, 230).astype(np.uint8)
+    hsv = np.stack([hue, sat, val], axis=1)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+
+
+def layer_display(data: bytes, kind: str = OutputKind.IMAGE.value, name: str = "layer") -> np.ndarray:
+    """Decode a stored layer (or an uploaded input) and return ``(H, W, 3) uint8`` for display.
+
+    Label maps are stored as class indices (dark when shown as grey), so they are coloured with a palette.
+    """
+    if kind == OutputKind.LABELS.value:
+        labels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if labels is None:
+            raise ValueError(f"{name}: the stored label map cannot be decoded")
+        if labels.ndim == 3:
+            labels = labels[:, :, 0]
+        return label_palette()[labels.astype(np.uint8)]
+    return to_display(decode_image(data, name, allow_animation=True).pixels)
+
+
+def thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

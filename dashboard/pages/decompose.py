@@ -1,0 +1,81 @@
+"""Decompose: upload → choose methods and settings → Run → watch the jobs → see and download every layer."""
+
+import streamlit as st
+
+from dashboard import backend, catalog, resources, state, views
+from dashboard.params import render_params
+from dashboard.uploads import UploadedFile, file_types, method_problems, prepare_input
+from engine.errors import IntrinsicLabError
+from engine.registry import InputKind, methods_for
+
+st.title("Decompose an image")
+st.caption("Upload a photo, choose one or more methods and press **Run**. Every result is kept in the Gallery.")
+
+kinds = catalog.input_kinds()
+if not kinds:
+    st.error("No methods are registered, so there is nothing to run. See engine/methods/__init__.py.")
+    st.stop()
+if len(kinds) > 1:
+    kind = InputKind(st.segmented_control(
+        "What do you have?", [k.value for k in kinds], default=kinds[0].value, key=state.INPUT_KIND,
+        format_func=lambda value: InputKind(value).label.capitalize(),
+    ) or kinds[0].value)
+else:
+    kind = kinds[0]
+
+low, high = kind.frame_range
+many = high is None or high > 1
+files = st.file_uploader(
+    f"Upload {kind.label}" + (f" ({low} files)" if high == low and many else " (two or more frames)" if many else ""),
+    type=file_types(kind), accept_multiple_files=many, key=state.upload_key(kind.value),
+    help="PNG, JPEG, BMP, TIFF or WebP; 8 or 16 bits; transparency and greyscale are fine."
+         + (" An animated GIF counts as a sequence of frames." if kind == InputKind.IMAGE_SEQUENCE else ""),
+)
+uploaded = [UploadedFile(f.name, f.getvalue()) for f in (files if many else [files] if files else [])]
+prepared = prepare_input(uploaded, kind)
+for message in prepared.errors:
+    st.error(message, icon=":material/error:")
+if prepared.frames:
+    views.frame_strip(prepared.frames, [f.name for f in prepared.files])
+    st.caption(" · ".join([prepared.size_label, *prepared.notes]))
+
+specs = methods_for(kind)
+by_name = {spec.name: spec for spec in specs}
+chosen = st.multiselect(
+    "Methods", list(by_name), default=[specs[0].name], key=state.methods_key(kind.value),
+    format_func=lambda name: by_name[name].title, placeholder="Choose one or more methods",
+)
+requests = []
+for name in chosen:
+    spec = by_name[name]
+    with st.expander(f"Settings · {spec.title}"):
+        st.caption(spec.summary)
+        requests.append((spec, render_params(spec)))
+
+problems = method_problems(prepared, [spec for spec, _ in requests])
+for name, message in problems.items():
+    st.warning(message, icon=":material/block:")
+runnable = [(spec, params) for spec, params in requests if spec.name not in problems]
+
+hint = ("Upload an image first." if not uploaded else "Fix the upload first." if not prepared.ready
+        else "Choose a method first." if not runnable else None)
+if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=hint is not None, key=state.RUN,
+             help=hint):
+    try:
+        submission = backend.submit(resources.sessions(), prepared, runnable)
+    except IntrinsicLabError as exc:
+        st.error(str(exc), icon=":material/error:")
+    else:
+        st.session_state[state.SUBMITTED_INPUT] = submission.input_id
+        st.session_state[state.SUBMITTED_JOBS] = submission.job_ids
+        st.session_state[state.SUBMIT_NOTE] = submission.summary()
+elif hint and uploaded:
+    st.caption(hint)
+
+job_ids = st.session_state[state.SUBMITTED_JOBS]
+if job_ids:
+    st.divider()
+    st.subheader("Results")
+    if st.session_state[state.SUBMIT_NOTE]:
+        st.caption(st.session_state[state.SUBMIT_NOTE])
+    views.live_results(resources.sessions(), st.session_state[state.SUBMITTED_INPUT], job_ids)

@@ -1,0 +1,69 @@
+"""Jobs: the queue and the history, refreshed every few seconds; retry a failed job, cancel a waiting one."""
+
+import streamlit as st
+
+from dashboard import backend, resources, state
+from db.models import JobStatus
+from db.store import JobStateError
+
+REFRESH_SECONDS = 3
+
+st.title("Jobs")
+st.caption("Every run, newest first. The table refreshes by itself while this page is open.")
+
+statuses = st.multiselect("Show", [s.value for s in JobStatus], key=state.JOBS_STATUS,
+                          placeholder="All statuses")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def jobs_table() -> None:
+    overview = backend.jobs_overview(resources.sessions(), statuses)
+    for column, status in zip(st.columns(len(JobStatus)), JobStatus):
+        column.metric(status.value.capitalize(), overview.counts.get(status.value, 0))
+    if not overview.jobs:
+        st.info("No jobs yet. Run a method on the **Decompose** page.")
+        return
+    st.dataframe(
+        backend.jobs_table(overview.jobs), hide_index=True, width="stretch",
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+            "queued at": st.column_config.DatetimeColumn("queued at", format="YYYY-MM-DD HH:mm:ss"),
+            "started": st.column_config.DatetimeColumn("started", format="HH:mm:ss"),
+            "finished": st.column_config.DatetimeColumn("finished", format="HH:mm:ss"),
+        },
+    )
+
+
+jobs_table()
+
+st.subheader("Retry or cancel")
+actionable = backend.jobs_overview(resources.sessions(), ["failed", "cancelled", "queued", "running"]).jobs
+if not actionable:
+    st.caption("Nothing to retry or cancel: no job is waiting, running, failed or cancelled.")
+else:
+    choice = st.selectbox(
+        "Job", [job.id for job in actionable], key=state.JOBS_SELECTED,
+        format_func=lambda job_id: next(f"#{j.id} · {j.method} · {j.status} · {j.input_name}"
+                                        for j in actionable if j.id == job_id),
+    )
+    selected = next(job for job in actionable if job.id == choice)
+    retry_col, cancel_col, _ = st.columns([1, 1, 4])
+    action = None
+    if retry_col.button("Retry", icon=":material/replay:", key=state.JOBS_RETRY,
+                        disabled=selected.status not in ("failed", "cancelled")):
+        action = backend.retry
+    if cancel_col.button("Cancel", icon=":material/cancel:", key=state.JOBS_CANCEL,
+                         disabled=selected.status not in ("queued", "running")):
+        action = backend.cancel
+    if action is not None:
+        try:
+            st.session_state[state.JOBS_NOTE] = action(resources.sessions(), selected.id)
+        except JobStateError as exc:
+            st.session_state[state.JOBS_NOTE] = f"Not done: {exc}"
+        st.rerun()
+    if selected.error:
+        st.error(selected.error, icon=":material/error:")
+note = st.session_state[state.JOBS_NOTE]
+if note:
+    (st.warning if note.startswith("Not done") else st.success)(note)
+    st.session_state[state.JOBS_NOTE] = None  # shown once

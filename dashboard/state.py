@@ -1,0 +1,67 @@
+"""Every session-state and widget key of the dashboard, in one place.
+
+``app.py`` calls :func:`init` once per run so that pages can read these keys without guarding for absence.
+Tests find widgets by these keys too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, MutableMapping
+
+# --- Decompose --------------------------------------------------------------------------------------------
+INPUT_KIND = "decompose.input_kind"  # widget: which InputKind (value string)
+UPLOAD = "decompose.upload"  # widget prefix: file uploader (one per input kind, so switching kind resets it)
+METHODS = "decompose.methods"  # widget prefix: multiselect of method names (one per input kind)
+RUN = "decompose.run"  # widget: the Run button
+SUBMITTED_INPUT = "decompose.submitted_input"  # state: input id of the last run (int | None)
+SUBMITTED_JOBS = "decompose.submitted_jobs"  # state: job ids of the last run (list[int])
+SUBMIT_NOTE = "decompose.submit_note"  # state: one line about the last submission (str | None)
+
+# --- Gallery ----------------------------------------------------------------------------------------------
+GALLERY_METHODS = "gallery.methods"  # widget: method filter
+GALLERY_DATES = "gallery.dates"  # widget: date range filter
+GALLERY_INPUT = "gallery.input"  # widget: which input to compare on
+COMPARE_LEFT = "gallery.left"  # widget: left layer
+COMPARE_RIGHT = "gallery.right"  # widget: right layer
+COMPARE_MODE = "gallery.mode"  # widget: wipe / blend / difference
+COMPARE_AMOUNT = "gallery.amount"  # widget: wipe position / blend weight / difference gain
+ZOOM = "gallery.zoom"  # widget: zoom factor
+ZOOM_X = "gallery.zoom_x"  # widget: zoom centre, fraction of the width
+ZOOM_Y = "gallery.zoom_y"  # widget: zoom centre, fraction of the height
+
+# --- Jobs -------------------------------------------------------------------------------------------------
+JOBS_STATUS = "jobs.status"  # widget: status filter
+JOBS_SELECTED = "jobs.selected"  # widget: the job acted on
+JOBS_RETRY = "jobs.retry"  # widget: retry button
+JOBS_CANCEL = "jobs.cancel"  # widget: cancel button
+JOBS_NOTE = "jobs.note"  # state: result of the last retry/cancel (str | None)
+
+_INITIAL: dict[str, Any] = {
+    SUBMITTED_INPUT: None,
+    SUBMITTED_JOBS: [],
+    SUBMIT_NOTE: None,
+    JOBS_NOTE: None,
+}
+
+
+def init(session_state: MutableMapping[str, Any]) -> None:
+    for key, value in _INITIAL.items():
+        if key not in session_state:
+            session_state[key] = list(value) if isinstance(value, list) else value
+
+
+def param_key(method: str, param: str) -> str:
+    """Widget key of one method parameter on the Decompose page."""
+    return f"decompose.param.{method}.{param}"
+
+
+def upload_key(kind: str) -> str:
+    return f"{UPLOAD}.{kind}"
+
+
+def methods_key(kind: str) -> str:
+    return f"{METHODS}.{kind}"
+
+
+def download_key(job_id: int, layer: str) -> str:
+    return f"download.{job_id}.{layer}"
