@@ -32,7 +32,14 @@ test-system-deps:
 	        chromium postgresql >/dev/null; \
 	    else echo "note: install chromium and postgresql (Debian packages) to run every test"; fi; fi
 
+# A throw-away PostgreSQL server runs beside the tests (its URL in TEST_DATABASE_URL) and is stopped however
+# they end; without PostgreSQL the tests still run and the PostgreSQL ones skip with the reason.
 test: $(VENV)/.installed test-system-deps
+	@if [ -z "$${TEST_DATABASE_URL:-}" ]; then \
+	    if pg_url=$$(scripts/pg-test-server.sh start); then \
+	        trap 'scripts/pg-test-server.sh stop "$$pg_url"' EXIT; trap 'exit 130' INT TERM; export TEST_DATABASE_URL="$$pg_url"; \
+	    else echo "note: no PostgreSQL test server; the PostgreSQL store tests will skip"; fi; \
+	fi; \
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean-data:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from db.models import Base
+from db.models import Base, load_model_modules
 from db.session import database_url, make_engine
 
 config = context.config
+load_model_modules()
 target_metadata = Base.metadata
 
 

@@ -16,6 +16,7 @@ from ..errors import IntrinsicLabError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.cli.methods",
     "engine.cli.run",
+    "engine.cli.worker",
 )
 
 

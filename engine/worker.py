@@ -1,0 +1,288 @@
+"""The job worker: the one place where the engine and the store meet.
+
+A worker claims a queued job (atomically, see :func:`db.store.claim_next_job`), keeps its lease alive from a
+background thread, decodes the input's files from the artifact store, runs the method through
+:func:`engine.registry.run_method`, stores every encoded layer as an artifact plus an ``outputs`` row, and
+completes the job. Run one worker per GPU (``--device cuda:N``); any number may share one database.
+
+Failures: a user-facing error (:class:`~engine.errors.IntrinsicLabError`: bad input, bad parameter, missing
+weights) fails the job at once with its message; anything else is retried up to the job's ``max_attempts``.
+A worker that dies mid-job loses its lease, and another worker takes the job over once the lease expires.
+SIGTERM/SIGINT: the current job is released back to the queue at its next progress report (or finished, if
+the method reports none); a second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from db import store
+from db.artifacts import ArtifactStore
+from db.models import Input
+from db.session import default_sessions, session_scope
+
+from .device import describe_device, resolve_device
+from .errors import IntrinsicLabError, InputKindError
+from .imaging import decode_frames, decode_image
+from .outputs import encode_result, vector_values
+from .registry import InputKind, MethodInput, all_methods, get_method, run_method
+
+log = logging.getLogger("intrinsic_lab.worker")
+
+
+class _JobLost(BaseException):
+    """The job was cancelled or taken over by another worker: stop working on it, write nothing."""
+
+
+class _StopRequested(BaseException):
+    """The worker is shutting down: give the job back to the queue."""
+
+
+@dataclass
+class WorkerConfig:
+    worker_id: str | None = None  # default: host:pid:device
+    device: str | None = None  # "auto", "cpu", "cuda", "cuda:N"; None reads INTRINSIC_LAB_DEVICE
+    lease_seconds: float = 60.0
+    poll_seconds: float = 2.0
+    progress_interval: float = 0.5  # at most one progress write per this many seconds
+    methods: tuple[str, ...] | None = None  # restrict to these methods (default: all that run on the device)
+
+
+def load_method_input(record: Input, artifacts: ArtifactStore) -> MethodInput:
+    """Decode a stored input's files into frames (sequences: every frame of every file, in order)."""
+    kind = InputKind(record.kind)
+    blobs = [artifacts.get(key) for key in record.frames]
+    frames: list[np.ndarray] = []
+    mask = None
+    for index, data in enumerate(blobs):
+        name = record.original_name if len(blobs) == 1 else f"{record.original_name} (file {index + 1})"
+        if kind == InputKind.IMAGE_SEQUENCE:
+            frames.extend(decode_frames(data, name))
+            continue
+        decoded = decode_image(data, name)
+        frames.append(decoded.pixels)
+        # As in engine.inputs: the alpha of a lone image is the foreground mask.
+        if decoded.alpha is not None and len(blobs) == 1:
+            mask = (decoded.alpha > 0.5).astype(np.float32)
+    sizes = {f.shape[:2] for f in frames}
+    if len(sizes) > 1:
+        listed = ", ".join(f"{w}×{h}" for h, w in sorted(sizes))
+        raise InputKindError(f"{record.original_name}: all frames must have the same size; got {listed}")
+    return MethodInput(frames=tuple(frames), mask=mask)
+
+
+def _jsonable(value: Any) -> Any:
+    """Diagnostics from methods may hold numpy scalars and arrays; the store keeps JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.size <= 4096 else f"array{list(value.shape)}"
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class _LeaseKeeper:
+    """Renews the job's lease from a thread, so a long method never looks like a dead worker."""
+
+    def __init__(self, worker: "Worker", job_id: int):
+        self.worker, self.job_id = worker, job_id
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> "_LeaseKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        cfg = self.worker.config
+        interval = max(0.05, cfg.lease_seconds / 3)
+        while not self._done.wait(interval):
+            try:
+                with session_scope(self.worker.sessions) as session:
+                    ours = store.renew_lease(session, self.job_id, self.worker.worker_id, cfg.lease_seconds)
+            except Exception as exc:  # a database hiccup: keep trying until the lease really runs out
+                log.warning("job %s: could not renew the lease (%s)", self.job_id, exc)
+                continue
+            if not ours:
+                log.warning("job %s: no longer ours (cancelled, or taken over after a lost lease)", self.job_id)
+                self.lost.set()
+                return
+
+
+@dataclass
+class _JobRun:
+    job_id: int
+    lease: _LeaseKeeper
+    last_progress: float = field(default=0.0)
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig | None = None, *, sessions=None, artifacts: ArtifactStore | None = None):
+        self.config = config or WorkerConfig()
+        self.sessions = sessions or default_sessions()
+        self.artifacts = artifacts or ArtifactStore()
+        self.device = resolve_device(self.config.device)  # once: a worker serves one device
+        self.device_label = describe_device(self.device)
+        self.worker_id = self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{self.device}"
+        runnable = [s.name for s in all_methods() if self.device.type in s.devices]
+        if self.config.methods is not None:
+            runnable = [m for m in runnable if m in self.config.methods]
+        self.methods = tuple(runnable)
+        self._stop = threading.Event()
+        self._current: _JobRun | None = None
+
+    # --- control ---------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Finish or release the current job, then return from :meth:`run`."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT once: stop gracefully; twice: give the job back now. Main thread only."""
+
+        def handle(signum, _frame):
+            if self._stop.is_set():
+                raise _StopRequested()
+            log.info("%s received: stopping after releasing or finishing the current job",
+                     signal.Signals(signum).name)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # --- the loop --------------------------------------------------------------------------------------
+
+    def run(self, *, once: bool = False, until_empty: bool = False) -> int:
+        """Process jobs until stopped. ``once``: at most one job. ``until_empty``: return when none is left.
+
+        Returns the number of jobs this worker took.
+        """
+        log.info("worker %s on %s serving %d method(s): %s", self.worker_id, self.device_label,
+                 len(self.methods), ", ".join(self.methods) or "none")
+        taken = 0
+        try:
+            while not self._stop.is_set():
+                if self.run_next():
+                    taken += 1
+                    if once:
+                        break
+                    continue
+                if once or until_empty:
+                    break
+                self._stop.wait(self.config.poll_seconds)
+        except _StopRequested:
+            log.info("stopped")
+        return taken
+
+    def run_next(self) -> bool:
+        """Claim and process one job. False when there was nothing to claim."""
+        if not self.methods:
+            return False
+        with session_scope(self.sessions) as session:
+            job = store.claim_next_job(session, self.worker_id, self.config.lease_seconds, methods=self.methods)
+            if job is None:
+                return False
+            job_id, method, params, weights = job.id, job.method, dict(job.params), job.weights
+            attempt, record = job.attempts, job.input
+            session.expunge(record)
+        log.info("job %s: %s on input %s (attempt %d)", job_id, method, record.id, attempt)
+        with _LeaseKeeper(self, job_id) as lease:
+            self._current = _JobRun(job_id, lease)
+            try:
+                self._process(job_id, method, params, weights, record)
+            finally:
+                self._current = None
+        return True
+
+    # --- one job ---------------------------------------------------------------------------------------
+
+    def _progress(self, fraction: float, message: str) -> None:
+        run = self._current
+        if run is None:
+            return
+        if run.lease.lost.is_set():
+            raise _JobLost()
+        if self._stop.is_set():
+            raise _StopRequested()
+        now = time.monotonic()
+        if now - run.last_progress < self.config.progress_interval and fraction < 1.0:
+            return
+        run.last_progress = now
+        with session_scope(self.sessions) as session:
+            ours = store.set_progress(session, run.job_id, self.worker_id, fraction, message)
+        if not ours:
+            raise _JobLost()
+
+    def _process(self, job_id: int, method: str, params: dict, weights: str | None, record: Input) -> None:
+        timings: dict[str, float] = {}
+        try:
+            start = time.perf_counter()
+            inputs = load_method_input(record, self.artifacts)
+            timings["load_input"] = time.perf_counter() - start
+            spec = get_method(method)
+            result, ctx, resolved = run_method(method, inputs, params, device=str(self.device),
+                                               progress=self._progress, weights=weights)
+            timings.update(ctx.timings)
+            start = time.perf_counter()
+            outputs = []
+            for layer in encode_result(spec, result):
+                key = self.artifacts.put(layer.data)
+                outputs.append(store.NewOutput(layer.layer, key, layer.meta["kind"],
+                                               _jsonable({**layer.meta, "filename": layer.filename})))
+            timings["store_outputs"] = time.perf_counter() - start
+            info = {"values": vector_values(spec, result), "result": _jsonable(result.info),
+                    "params": _jsonable(resolved), "weights": weights}
+            if self._current is not None and self._current.lease.lost.is_set():
+                raise _JobLost()
+            with session_scope(self.sessions) as session:
+                done = store.complete_job(session, job_id, self.worker_id, outputs, timings=timings,
+                                          device=self.device_label, info=info)
+            if done:
+                log.info("job %s: succeeded in %.2f s (%d layer(s))", job_id, timings.get("total", 0.0),
+                         len(outputs))
+            else:
+                log.warning("job %s: finished but no longer ours; result discarded", job_id)
+        except _JobLost:
+            log.warning("job %s: abandoned (cancelled or taken over)", job_id)
+        except _StopRequested:
+            with session_scope(self.sessions) as session:
+                released = store.release_job(session, job_id, self.worker_id)
+            log.info("job %s: %s", job_id, "released to the queue" if released else "was no longer ours")
+            raise
+        except IntrinsicLabError as exc:
+            self._fail(job_id, str(exc), retryable=False, timings=timings)
+        except Exception as exc:
+            log.exception("job %s: unexpected error", job_id)
+            self._fail(job_id, f"{type(exc).__name__}: {exc}", retryable=True, timings=timings,
+                       details=traceback.format_exc(limit=20))
+
+    def _fail(self, job_id: int, error: str, *, retryable: bool, timings: dict[str, float],
+              details: str | None = None) -> None:
+        info = {"timings": timings, **({"traceback": details} if details else {})}
+        with session_scope(self.sessions) as session:
+            status = store.fail_job(session, job_id, self.worker_id, error, retryable=retryable, info=info)
+        log.info("job %s: %s → %s", job_id, error, status or "no longer ours")
