@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.cli.methods",
     "engine.cli.run",
     "engine.cli.worker",
+    "engine.cli.bench",
 )
 
 

@@ -27,8 +27,8 @@ class MITIntrinsic(DatasetAdapter):
     title = "MIT Intrinsic Images"
     task = "intrinsic"
     input_kind = InputKind.IMAGE
-    metrics = ("albedo_mse", "albedo_lmse", "albedo_dssim", "shading_mse", "shading_lmse", "shading_dssim",
-               "grosse_lmse")
+    metrics = ("grosse_lmse", "albedo_mse", "albedo_lmse", "albedo_dssim", "shading_mse", "shading_lmse",
+               "shading_dssim")
     splits = ("test", "train", "all")
     layout = "<object>/{diffuse or original, reflectance, shading, mask}.png, 16-bit linear"
 
