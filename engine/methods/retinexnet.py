@@ -1,0 +1,467 @@
+"""RetinexNet: Deep Retinex Decomposition for Low-Light Enhancement.
+
+Chen Wei, Wenjing Wang, Wenhan Yang, Jiaying Liu. BMVC 2018. https://daooshee.github.io/BMVC2018website/
+
+A low-light image S is decomposed by **DecomNet** into a reflectance R (3 channels) and an illumination I (1 channel)
+with S ≈ R·I. DecomNet is trained without ground-truth decompositions, only from paired low/normal-light photos of the
+same scene: both must share one reflectance, each must be reconstructed, and the illumination must be smooth except
+where the reflectance has edges. **RelightNet** (the paper's Enhance-Net) then maps (R, I) of the low image to a
+brightened illumination I_delta, and the enhanced image is R·I_delta. The paper denoises R with BM3D before the
+recombination; here that step is optional, off by default, and done with OpenCV's non-local means (see ``_denoise``).
+
+Faithfulness to the authors' TensorFlow 1 code (see ``../shared/docs/methods.md`` §9):
+
+* every convolution uses TensorFlow's ``'SAME'`` zero padding, which for a stride-2 3×3 convolution on an even size
+  pads 0 at the top/left and 1 at the bottom/right (PyTorch's symmetric ``padding=1`` would shift the grid);
+* RelightNet's up-steps resize with nearest neighbour *to the skip's size* (not ×2), which is what makes odd sizes work;
+  TF1's ``resize_nearest_neighbor`` (no align corners, no half-pixel centres) picks ``floor(dst · in / out)``, exactly
+  PyTorch's ``mode="nearest"``;
+* DecomNet's input is ``[max over RGB, R, G, B]``; its outputs are sigmoids; RelightNet's output has no activation.
+
+Large photos are processed in overlapping tiles whose halo exceeds the receptive field and whose seams are
+cross-faded (``_tiled``), so a 12-megapixel photo runs in bounded memory without visible seams.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ParameterError, WeightsUnavailableError
+from ..imaging import from_tensor, to_tensor
+from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
+                        RunContext, register)
+
+# --- building blocks ------------------------------------------------------------------------------------------
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) for one axis: the output has ceil(size / stride) samples and any odd
+    total padding puts the extra sample after (bottom/right)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """A convolution with TensorFlow 'SAME' zero padding for any input size and stride.
+
+    Symmetric cases use the convolution's own padding (cheaper); the asymmetric ones (stride 2 on even sizes) pad
+    explicitly, because PyTorch's ``padding=`` is always symmetric.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        top, bottom = same_padding(x.shape[-2], k, s)
+        left, right = same_padding(x.shape[-1], k, s)
+        if top == bottom and left == right:
+            return F.conv2d(x, self.weight, self.bias, s, (top, left))
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, s)
+
+
+def resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour resize of ``x`` to ``ref``'s spatial size (TF1 ``resize_nearest_neighbor`` semantics)."""
+    if x.shape[-2:] == ref.shape[-2:]:
+        return x
+    return F.interpolate(x, size=tuple(ref.shape[-2:]), mode="nearest")
+
+
+# --- networks -------------------------------------------------------------------------------------------------
+
+
+class DecomNet(nn.Module):
+    """(N, 3, H, W) image in [0, 1] → reflectance (N, 3, H, W) and illumination (N, 1, H, W), both in (0, 1)."""
+
+    def __init__(self, channels: int = 64, kernel_size: int = 3, layers: int = 5):
+        super().__init__()
+        self.shallow = SameConv2d(4, channels, kernel_size * 3)
+        self.activated = nn.ModuleList(SameConv2d(channels, channels, kernel_size) for _ in range(layers))
+        self.recon = SameConv2d(channels, 4, kernel_size)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"Expected (N, 3, H, W), got {tuple(image.shape)}")
+        x = torch.cat([image.amax(dim=1, keepdim=True), image], dim=1)
+        x = self.shallow(x)  # the authors leave this layer linear
+        for conv in self.activated:
+            x = F.relu(conv(x))
+        x = self.recon(x)
+        return torch.sigmoid(x[:, :3]), torch.sigmoid(x[:, 3:4])
+
+
+class RelightNet(nn.Module):
+    """Reflectance (N, 3, H, W) and illumination (N, 1, H, W) → enhanced illumination I_delta (N, 1, H, W).
+
+    An encoder of three stride-2 convolutions, a decoder whose steps resize to the matching skip and add it, and a
+    multi-scale fusion of the three decoder outputs. The output is linear (not clamped).
+    """
+
+    def __init__(self, channels: int = 64, kernel_size: int = 3):
+        super().__init__()
+        self.conv0 = SameConv2d(4, channels, kernel_size)
+        self.down = nn.ModuleList(SameConv2d(channels, channels, kernel_size, stride=2) for _ in range(3))
+        self.up = nn.ModuleList(SameConv2d(channels, channels, kernel_size) for _ in range(3))
+        self.fusion = SameConv2d(channels * 3, channels, 1)
+        self.output = SameConv2d(channels, 1, kernel_size)
+
+    def forward(self, reflectance: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+        x0 = self.conv0(torch.cat([reflectance, illumination], dim=1))
+        x1 = F.relu(self.down[0](x0))
+        x2 = F.relu(self.down[1](x1))
+        x3 = F.relu(self.down[2](x2))
+        d1 = F.relu(self.up[0](resize_like(x3, x2))) + x2
+        d2 = F.relu(self.up[1](resize_like(d1, x1))) + x1
+        d3 = F.relu(self.up[2](resize_like(d2, x0))) + x0
+        gathered = torch.cat([resize_like(d1, d3), resize_like(d2, d3), d3], dim=1)
+        return self.output(self.fusion(gathered))
+
+
+class RetinexNet(nn.Module):
+    """Both networks; ``forward`` returns (R, I, I_delta, enhanced = R·I_delta)."""
+
+    def __init__(self):
+        super().__init__()
+        self.decom = DecomNet()
+        self.relight = RelightNet()
+
+    def forward(self, image: torch.Tensor):
+        reflectance, illumination = self.decom(image)
+        delta = self.relight(reflectance, illumination)
+        return reflectance, illumination, delta, reflectance * delta
+
+
+#: Receptive-field radius (pixels) of DecomNet followed by RelightNet, rounded up: DecomNet 4 + 6·1 = 10; RelightNet's
+#: encoder reaches 1 + 1 + 2 + 4 = 8 input pixels, its decoder adds 4 + 2 + 1 + 1 plus up to 4 + 2 + 1 pixels of
+#: nearest-resize offset, and the 4× / 2× fusion resizes up to 3 more.
+RECEPTIVE_RADIUS = 10 + 8 + 8 + 7 + 3
+
+
+# --- checkpoint key remap -------------------------------------------------------------------------------------
+
+#: TensorFlow variable scope (without /kernel, /bias) → our module path. RelightNet's layers were created unnamed
+#: by ``tf.layers.conv2d``, so TF numbered them in creation order.
+TF_TO_TORCH: dict[str, str] = {
+    "DecomNet/shallow_feature_extraction": "decom.shallow",
+    **{f"DecomNet/activated_layer_{i}": f"decom.activated.{i}" for i in range(5)},
+    "DecomNet/recon_layer": "decom.recon",
+    "RelightNet/conv2d": "relight.conv0",
+    **{f"RelightNet/conv2d_{i + 1}": f"relight.down.{i}" for i in range(3)},
+    **{f"RelightNet/conv2d_{i + 4}": f"relight.up.{i}" for i in range(3)},
+    "RelightNet/conv2d_7": "relight.fusion",
+    "RelightNet/conv2d_8": "relight.output",
+}
+
+
+def tf_name_to_torch(name: str) -> str | None:
+    """Map one TF checkpoint variable name to our state-dict key, or ``None`` for variables we do not use
+    (optimizer slots such as ``…/AdamOptimizer``, ``beta1_power``, the unused DenoiseNet)."""
+    scope, _, leaf = name.rpartition("/")
+    if scope not in TF_TO_TORCH:
+        return None
+    return {"kernel": f"{TF_TO_TORCH[scope]}.weight", "bias": f"{TF_TO_TORCH[scope]}.bias"}.get(leaf)
+
+
+def remap_tf_tensors(tensors: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """TF variables → our state dict. Kernels are HWIO in TF and OIHW in PyTorch: transpose (3, 2, 0, 1)."""
+    state: dict[str, torch.Tensor] = {}
+    for name, value in tensors.items():
+        key = tf_name_to_torch(name)
+        if key is None:
+            continue
+        array = np.asarray(value, dtype=np.float32)
+        if key.endswith(".weight"):
+            if array.ndim != 4:
+                raise ValueError(f"{name}: expected a 4-D HWIO kernel, got shape {array.shape}")
+            array = array.transpose(3, 2, 0, 1)
+        state[key] = torch.from_numpy(np.ascontiguousarray(array))
+    return state
+
+
+def _expected_shapes(network: str) -> dict[str, tuple[int, ...]]:
+    module = DecomNet() if network == "decom" else RelightNet()
+    return {f"{network}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _complete_set(entries: Mapping[str, Any], network: str) -> dict[str, str] | None:
+    """TF names of ``network``'s variables in a checkpoint, if all are there with our architecture's shapes.
+
+    Whole networks only: the authors' Decom checkpoint also carries an older, different RelightNet whose first
+    layers share our names, so matching variable by variable would assemble a chimera.
+    """
+    expected = _expected_shapes(network)
+    names: dict[str, str] = {}
+    for name, entry in entries.items():
+        key = tf_name_to_torch(name)
+        if key not in expected:
+            continue
+        shape = tuple(entry.shape)
+        torch_shape = (shape[3], shape[2], shape[0], shape[1]) if len(shape) == 4 else shape
+        if torch_shape != expected[key]:
+            return None
+        names[key] = name
+    return names if set(names) == set(expected) else None
+
+
+def convert_official(path: str | Path) -> dict[str, torch.Tensor]:
+    """Convert the authors' TensorFlow 1 checkpoint(s) to our state dict, without TensorFlow.
+
+    ``path`` is a checkpoint prefix, its ``.index`` file, a folder holding one checkpoint (``model/Decom``), or the
+    repository's ``model`` folder holding ``Decom/`` and ``Relight/``. Each network is taken whole from one
+    checkpoint, preferring the one whose path names it (the authors restore DecomNet from ``Decom/`` and RelightNet
+    from ``Relight/``); a checkpoint whose data shard is missing or empty is passed over. The result holds
+    ``decom.*`` and/or ``relight.*``; an error is raised only if neither network could be read.
+    """
+    from ..convert.tf_checkpoint import find_checkpoints, list_variables, read_checkpoint
+
+    prefixes = find_checkpoints(path)
+    state: dict[str, torch.Tensor] = {}
+    problems: list[str] = []
+    for network in ("decom", "relight"):
+        candidates = []
+        for prefix in prefixes:
+            names = _complete_set(list_variables(prefix), network)
+            if names is not None:
+                candidates.append((prefix, names))
+        candidates.sort(key=lambda c: network not in str(c[0]).lower())
+        for prefix, names in candidates:
+            wanted = set(names.values())
+            try:
+                tensors = read_checkpoint(prefix, include=wanted.__contains__)
+            except (OSError, ValueError) as exc:
+                problems.append(f"{network} from {prefix}: {exc}")
+                continue
+            state.update(remap_tf_tensors(tensors))
+            break
+        else:
+            if not candidates:
+                problems.append(f"{network}: no checkpoint holds all its variables with the expected shapes")
+    if not state:
+        raise WeightsUnavailableError(f"{path}: no usable RetinexNet checkpoint ({'; '.join(problems)})")
+    return state
+
+
+def split_state(state: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
+    """One flat state dict → (DecomNet's, RelightNet's), each without its prefix; a missing half is empty."""
+    decom = {k[len("decom."):]: v for k, v in state.items() if k.startswith("decom.")}
+    relight = {k[len("relight."):]: v for k, v in state.items() if k.startswith("relight.")}
+    return decom, relight
+
+
+# --- runner ---------------------------------------------------------------------------------------------------
+
+#: Tiles are processed with this many discarded pixels around their kept part (≥ the receptive radius, a multiple
+#: of 8 so that every tile starts on the stride-8 grid of the encoder) and cross-faded over ``_BLEND`` pixels.
+_HALO = 8 * math.ceil(RECEPTIVE_RADIUS / 8)
+_BLEND = 32
+_DEFAULT_TILE = {"cpu": 768, "cuda": 2048}
+_MIN_TILE = 2 * _HALO + _BLEND + 64
+
+
+def _ramp(length: int, fade_start: bool, fade_end: bool) -> np.ndarray:
+    """Per-pixel blend weight along one axis of a tile's kept part: rising/falling over ``_BLEND`` pixels at sides
+    shared with a neighbour, so that overlapping tiles fade into each other instead of meeting at a seam."""
+    weight = np.ones(length, np.float32)
+    n = min(_BLEND, length)
+    ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
+    if fade_start:
+        weight[:n] = np.minimum(weight[:n], ramp)
+    if fade_end:
+        weight[length - n:] = np.minimum(weight[length - n:], ramp[::-1])
+    return weight
+
+
+def _tile_starts(size: int, tile: int) -> list[int]:
+    """Tile origins along one axis: multiples of 8, consecutive kept parts overlapping by at least ``_BLEND``."""
+    if size <= tile:
+        return [0]
+    step = max(8, (tile - 2 * _HALO - _BLEND) // 8 * 8)
+    starts = list(range(0, size - tile, step))
+    starts.append((size - tile) // 8 * 8)  # the last tile reaches the border (it may be up to 7 px larger)
+    return sorted(set(starts))
+
+
+@torch.inference_mode()
+def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
+                   progress=lambda fraction, message: None) -> dict[str, torch.Tensor]:
+    """Run RetinexNet on a (1, 3, H, W) image, whole if it fits in one ``tile``×``tile`` window, else in tiles.
+
+    Returns ``reflectance`` (1, 3, H, W), ``illumination``, ``enhanced_illumination`` (1, 1, H, W) on the CPU.
+    Tiles overlap by ``2·_HALO + _BLEND`` pixels; each keeps only its part farther than ``_HALO`` from an interior
+    tile edge, and kept parts are cross-faded, so memory is bounded by one tile and there are no seams.
+    """
+    _, _, height, width = image.shape
+    if height <= tile and width <= tile:
+        r, i, delta, _ = model(image)
+        return {"reflectance": r.cpu(), "illumination": i.cpu(), "enhanced_illumination": delta.cpu()}
+    rows, cols = _tile_starts(height, tile), _tile_starts(width, tile)
+    acc = {"reflectance": torch.zeros(1, 3, height, width), "illumination": torch.zeros(1, 1, height, width),
+           "enhanced_illumination": torch.zeros(1, 1, height, width)}
+    weight_sum = torch.zeros(1, 1, height, width)
+    count, total = 0, len(rows) * len(cols)
+    for y0 in rows:
+        y1 = height if y0 == rows[-1] else min(height, y0 + tile)
+        for x0 in cols:
+            x1 = width if x0 == cols[-1] else min(width, x0 + tile)
+            r, i, delta, _ = model(image[:, :, y0:y1, x0:x1])
+            # Keep what lies farther than the halo from interior tile edges (the image border is no edge).
+            ky0, ky1 = (y0 + _HALO if y0 > 0 else 0), (y1 - _HALO if y1 < height else height)
+            kx0, kx1 = (x0 + _HALO if x0 > 0 else 0), (x1 - _HALO if x1 < width else width)
+            wy = _ramp(ky1 - ky0, y0 > 0, y1 < height)
+            wx = _ramp(kx1 - kx0, x0 > 0, x1 < width)
+            weight = torch.from_numpy(np.outer(wy, wx))[None, None]
+            crop = (slice(None), slice(None), slice(ky0 - y0, ky1 - y0), slice(kx0 - x0, kx1 - x0))
+            for name, layer in (("reflectance", r), ("illumination", i), ("enhanced_illumination", delta)):
+                acc[name][:, :, ky0:ky1, kx0:kx1] += layer[crop].cpu() * weight
+            weight_sum[:, :, ky0:ky1, kx0:kx1] += weight
+            count += 1
+            progress(count / total, f"tile {count}/{total}")
+    return {name: value / weight_sum for name, value in acc.items()}
+
+
+def _denoise(reflectance: np.ndarray, illumination: np.ndarray, strength: float) -> np.ndarray:
+    """Illumination-aware reflectance denoising (the paper's joint denoising step, with a different denoiser).
+
+    The paper runs BM3D on R with a strength that follows the illumination, because dividing by a dark I amplifies
+    the noise there. We denoise R with OpenCV's non-local means (``fastNlMeansDenoisingColored``, luminance
+    strength ``strength``, colour strength the same, on 8-bit values) and blend ``I·R + (1 − I)·denoised(R)``,
+    so dark regions are denoised fully and well-lit ones keep their detail.
+    """
+    import cv2
+
+    bgr = np.round(np.clip(reflectance[:, :, ::-1], 0, 1) * 255).astype(np.uint8)
+    denoised = cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(bgr), None, strength, strength, 7, 21)
+    denoised = denoised[:, :, ::-1].astype(np.float32) / 255.0
+    lit = np.clip(illumination, 0.0, 1.0)
+    return (lit * reflectance + (1.0 - lit) * denoised).astype(np.float32)
+
+
+_MODEL_CACHE: dict[tuple, tuple[RetinexNet, dict[str, Any]]] = {}
+
+
+def load_model(weights: str | None, device: torch.device) -> tuple[RetinexNet, dict[str, Any]]:
+    """Build RetinexNet with a weight set (``project``, ``official``) or a file path; cached per file and device.
+
+    The official release's RelightNet data file is not always at hand (only its index is, here): when the official
+    set holds DecomNet alone, RelightNet comes from the project set and ``info`` says so.
+    """
+    from ..weights import load_state_dict, load_weights, resolve_weights
+
+    resolved = resolve_weights("retinexnet", weights)
+    key = (str(resolved.path), resolved.sha256, str(device))
+    if key not in _MODEL_CACHE:
+        state = load_state_dict(resolved.path)
+        decom, relight = split_state(state)
+        info: dict[str, Any] = {"weights": resolved.describe()}
+        if not decom:
+            raise WeightsUnavailableError(f"{resolved.path}: holds no DecomNet weights (decom.*)")
+        if not relight:
+            project, project_resolved = load_weights("retinexnet", "project")
+            relight = split_state(project)[1]
+            info["relight_weights"] = project_resolved.describe()
+            info["note"] = "DecomNet from the selected weights, RelightNet from the project's (none in the file)"
+        model = RetinexNet()
+        model.decom.load_state_dict(decom)
+        model.relight.load_state_dict(relight)
+        _MODEL_CACHE.clear()  # one model at a time: the dashboard switches weights rarely, memory matters more
+        _MODEL_CACHE[key] = (model.eval().to(device), info)
+    return _MODEL_CACHE[key]
+
+
+def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
+    weights = ctx.weights or params["weights"]
+    with ctx.timed("load"):
+        model, weight_info = load_model(weights, ctx.device)
+    tile = int(params["tile_size"]) or _DEFAULT_TILE.get(ctx.device.type, 768)
+    if tile < _MIN_TILE:
+        raise ParameterError(f"tile_size {tile} is below {_MIN_TILE} (two halos of {_HALO} px plus the blend)")
+    with ctx.timed("network"):
+        layers = enhance_tensor(model, to_tensor(inputs.image, ctx.device), tile,
+                                progress=lambda f, m: ctx.progress(0.9 * f, m))
+    out = {name: from_tensor(value) for name, value in layers.items()}
+    reflectance = out["reflectance"]
+    if params["denoise"]:
+        ctx.progress(0.9, "denoising the reflectance")
+        with ctx.timed("denoise"):
+            reflectance = _denoise(reflectance, out["illumination"], float(params["denoise_strength"]))
+    delta = out["enhanced_illumination"]
+    enhanced = reflectance * delta
+    info = {**weight_info, "tile_size": tile, "denoised": bool(params["denoise"]),
+            "enhanced_clipped_fraction": float(np.mean((enhanced < 0) | (enhanced > 1))),
+            "enhanced_illumination_range": [float(delta.min()), float(delta.max())]}
+    return MethodResult(
+        layers={"reflectance": reflectance, "illumination": out["illumination"],
+                "enhanced_illumination": np.clip(delta, 0.0, 1.0), "enhanced": np.clip(enhanced, 0.0, 1.0)},
+        info=info,
+    )
+
+
+# --- registration ---------------------------------------------------------------------------------------------
+
+def _declare_weights() -> None:
+    from ..weights import WeightSet, declare_weights
+
+    declare_weights(WeightSet(
+        method="retinexnet", name="project",
+        description="Trained by this project on 147 LOL our485 pairs (15 held out), paper losses and schedule",
+        format="safetensors", filename="retinexnet.safetensors", sha256=PROJECT_WEIGHTS_SHA256,
+        licence="MIT (this project); trained on the LOL dataset", model_card="assets/model_cards/retinexnet.md",
+    ))
+    declare_weights(WeightSet(
+        method="retinexnet", name="official",
+        description="The authors' TensorFlow 1 checkpoints (model/Decom, model/Relight), converted without TensorFlow",
+        format="tensorflow-checkpoint", source_url="https://github.com/weichen582/RetinexNet/tree/master/model",
+        source_filename="model", licence="as published in weichen582/RetinexNet",
+        converter="engine.methods.retinexnet:convert_official", model_card="assets/model_cards/retinexnet-official.md",
+        official=True,
+    ))
+
+
+PROJECT_WEIGHTS_SHA256 = None
+
+_declare_weights()
+
+register(MethodSpec(
+    name="retinexnet",
+    title="RetinexNet",
+    paper="Chen Wei, Wenjing Wang, Wenhan Yang, Jiaying Liu. Deep Retinex Decomposition for Low-Light Enhancement. "
+          "BMVC 2018.",
+    year=2018,
+    task="enhance",
+    summary="Learned Retinex decomposition of a low-light photo into reflectance and illumination, then a learned "
+            "brightening of the illumination; trained on LOL low/normal-light pairs.",
+    input_kind=InputKind.IMAGE,
+    outputs=(
+        OutputSpec("reflectance", OutputKind.IMAGE, "R: the scene's colours without the lighting (DecomNet)"),
+        OutputSpec("illumination", OutputKind.GREY, "I: the low-light illumination, S ≈ R·I (DecomNet)", "none"),
+        OutputSpec("enhanced_illumination", OutputKind.GREY, "I_delta: brightened illumination (RelightNet)", "none"),
+        OutputSpec("enhanced", OutputKind.IMAGE, "R·I_delta: the enhanced photo"),
+    ),
+    params=(
+        ParamSpec("weights", "project", "which weights: the project's (trained on LOL) or the authors' official "
+                  "ones once imported with `python -m engine weights import retinexnet PATH`", type=str,
+                  choices=("project", "official")),
+        ParamSpec("denoise", False, "denoise the reflectance (OpenCV non-local means, stronger where it is dark); "
+                  "the paper denoises it with BM3D", type=bool),
+        ParamSpec("denoise_strength", 10.0, "non-local means filter strength h (8-bit units)", minimum=1.0,
+                  maximum=40.0),
+        ParamSpec("tile_size", 0, "tile side in pixels for large photos (0: 768 on CPU, 2048 on GPU)", type=int,
+                  minimum=0, maximum=8192),
+    ),
+    runner=lambda: run,
+    learned=True,
+    weights=("project", "official"),
+    licence="MIT (this implementation)",
+    provenance="Architecture and losses re-implemented from the paper and the facts of the authors' TensorFlow code "
+               "(TF 'SAME' padding, nearest resizes to the skip size); no code copied.",
+    min_side=8,
+    url="https://daooshee.github.io/BMVC2018website/",
+))

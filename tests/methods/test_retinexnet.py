@@ -1,0 +1,212 @@
+"""RetinexNet: TF 'SAME' semantics on odd sizes, the losses, training steps, the official DecomNet conversion,
+tiling, the runner with shipped weights, and CPU/GPU agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.methods import retinexnet as rn
+from engine.train import retinexnet_recipe as recipe
+
+OFFICIAL = "weights/retinexnet-official"
+
+
+def _reference_same_conv(x, conv, stride):
+    """TF 'SAME' written out by hand: out = ceil(in / s), total pad = (out − 1)·s + k − in, the odd one after."""
+    k = conv.weight.shape[-1]
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):  # F.pad order: last dim first
+        out = -(-size // stride)
+        total = max((out - 1) * stride + k - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.conv2d(F.pad(x, pads), conv.weight, conv.bias, stride)
+
+
+@pytest.mark.parametrize("size", [(7, 9), (8, 10), (13, 6), (1, 5)])
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (9, 1), (1, 1), (3, 2)])
+def test_same_conv_matches_explicit_padding(size, kernel, stride):
+    torch.manual_seed(0)
+    conv = rn.SameConv2d(2, 3, kernel, stride)
+    x = torch.randn(1, 2, *size)
+    out = conv(x)
+    assert out.shape[-2:] == tuple(-(-s // stride) for s in size)
+    torch.testing.assert_close(out, _reference_same_conv(x, conv, stride))
+
+
+def test_stride2_padding_is_asymmetric_on_even_sizes():
+    assert rn.same_padding(8, 3, 2) == (0, 1)  # TF pads after only; PyTorch's padding=1 would pad both sides
+    assert rn.same_padding(7, 3, 2) == (1, 1)
+    assert rn.same_padding(6, 9, 1) == (4, 4)
+    # With a kernel picking the top-left tap, output row 0 must read input row 0 (no padding row before it).
+    conv = rn.SameConv2d(1, 1, 3, 2)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 0, 0] = 1.0
+        conv.bias.zero_()
+    x = torch.arange(1.0, 17.0).view(1, 1, 4, 4)
+    torch.testing.assert_close(conv(x)[0, 0], torch.tensor([[1.0, 3.0], [9.0, 11.0]]))
+
+
+def test_nearest_resize_to_skip_size_picks_floor_of_scaled_index():
+    x = torch.arange(7.0).view(1, 1, 1, 7)
+    ref = torch.zeros(1, 1, 1, 13)
+    expected = torch.tensor([float(np.floor(j * 7 / 13)) for j in range(13)])
+    torch.testing.assert_close(rn.resize_like(x, ref)[0, 0, 0], expected)
+
+
+@pytest.mark.parametrize("size", [(9, 11), (17, 6), (33, 35)])
+def test_networks_keep_any_size(size):
+    torch.manual_seed(0)
+    model = rn.RetinexNet().eval()
+    with torch.no_grad():
+        r, i, delta, enhanced = model(torch.rand(1, 3, *size))
+    assert r.shape == (1, 3, *size) and i.shape == delta.shape == (1, 1, *size)
+    assert 0 < float(r.min()) and float(r.max()) < 1 and 0 < float(i.min()) and float(i.max()) < 1
+    torch.testing.assert_close(enhanced, r * delta)
+
+
+def test_gradient_matches_the_authors_kernel_offsets():
+    x = torch.tensor([[1.0, 2.0, 4.0], [0.0, 3.0, 9.0], [5.0, 5.0, 1.0]]).view(1, 1, 3, 3)
+    # x-direction: |in[i+1, j+1] − in[i+1, j]|, zero beyond the bottom/right border.
+    expected_x = torch.tensor([[3.0, 6.0, 9.0], [0.0, 4.0, 1.0], [0.0, 0.0, 0.0]])
+    expected_y = torch.tensor([[1.0, 5.0, 0.0], [2.0, 8.0, 0.0], [5.0, 1.0, 0.0]])
+    torch.testing.assert_close(recipe.gradient(x, "x")[0, 0], expected_x)
+    torch.testing.assert_close(recipe.gradient(x, "y")[0, 0], expected_y)
+
+
+def test_smoothness_is_zero_for_flat_illumination_and_relaxed_at_reflectance_edges():
+    reflectance = torch.rand(1, 3, 8, 8)
+    assert float(recipe.smoothness(torch.zeros(1, 1, 8, 8), reflectance)) == 0.0
+    # A flat non-zero illumination only pays at the last row/column, where TF's zero padding makes an edge.
+    edge = recipe.gradient(torch.full((1, 1, 8, 8), 0.5), "x")[0, 0]
+    assert float(edge[:, :-1].abs().max()) == 0.0 and float(edge[:-1, -1].min()) == 0.5
+    ramp = torch.linspace(0, 1, 8).view(1, 1, 1, 8).expand(1, 1, 8, 8).contiguous()
+    plain = recipe.smoothness(ramp, torch.full((1, 3, 8, 8), 0.5))
+    edged = recipe.smoothness(ramp, torch.linspace(0, 1, 8).view(1, 1, 1, 8).expand(1, 3, 8, 8) * 4)
+    assert float(edged) < float(plain)
+
+
+def _synthetic_pairs(n=4, size=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    high = F.avg_pool2d(torch.rand(n, 3, size, size, generator=g), 5, 1, 2)
+    low = high * 0.15 + 0.01 * torch.rand(n, 3, size, size, generator=g)
+    return low, high
+
+
+@pytest.mark.parametrize("phase", ["decom", "relight"])
+def test_a_few_training_steps_reduce_the_loss(phase):
+    torch.manual_seed(0)
+    model = rn.RetinexNet()
+    low, high = _synthetic_pairs()
+    params = recipe.RECIPE.trainable_parameters(model, recipe.Phase(phase))
+    frozen = [p.clone() for p in (model.relight if phase == "decom" else model.decom).parameters()]
+    optimiser = torch.optim.Adam(params, lr=1e-3)
+    fn = recipe.decom_loss if phase == "decom" else recipe.relight_loss
+    losses = []
+    for _ in range(12):
+        loss, terms = fn(model, low, high)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.8 * losses[0], losses
+    other = model.relight if phase == "decom" else model.decom
+    assert all(torch.equal(a, b) for a, b in zip(frozen, other.parameters()))
+
+
+def test_recipe_lr_schedule_and_split_are_the_papers():
+    config = recipe.RECIPE.config()
+    assert (config["lr"], config["batch_size"], config["patch_size"]) == (1e-3, 16, 48)
+    phase = recipe.Phase("decom")
+    assert recipe.RECIPE.lr_factor(199, 1000, config, phase) == 1.0
+    assert recipe.RECIPE.lr_factor(200, 1000, config, phase) == pytest.approx(0.1)
+    pairs = [(f"{i}.png", f"{i}.png") for i in range(20)]
+    train, val = recipe.split_pairs(pairs, 5, seed=0)
+    assert len(val) == 5 and len(train) == 15 and not set(val) & set(train)
+    assert recipe.split_pairs(pairs, 5, seed=0) == (train, val)
+    modes = {tuple(recipe.augment(np.arange(4).reshape(2, 2), m).ravel()) for m in range(8)}
+    assert len(modes) == 8  # the 8 dihedral transforms are distinct
+
+
+def _whole_and_tiled(height, width):
+    torch.manual_seed(0)
+    model = rn.RetinexNet().eval()
+    image = F.avg_pool2d(torch.rand(1, 3, height, width), 5, 1, 2)
+    return rn.enhance_tensor(model, image, tile=1024), rn.enhance_tensor(model, image, tile=200)
+
+
+def test_tiles_match_the_whole_image_without_seams():
+    whole, tiled = _whole_and_tiled(304, 416)  # multiples of 8: tiles sit on the whole image's stride-8 grid
+    for name in whole:
+        torch.testing.assert_close(tiled[name], whole[name], atol=1e-5, rtol=0)
+
+
+def test_tiles_on_odd_sizes_stay_close_and_continuous():
+    whole, tiled = _whole_and_tiled(301, 417)
+    torch.testing.assert_close(tiled["reflectance"], whole["reflectance"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(tiled["illumination"], whole["illumination"], atol=1e-5, rtol=0)
+    delta = tiled["enhanced_illumination"][0, 0]
+    # No seam: the tiled result's column-to-column jumps are no larger than the whole image's.
+    jump_tiled = (delta[:, 1:] - delta[:, :-1]).abs().amax(dim=0)
+    jump_whole = (whole["enhanced_illumination"][0, 0, :, 1:] - whole["enhanced_illumination"][0, 0, :, :-1]).abs()
+    assert float(jump_tiled.max()) <= 1.5 * float(jump_whole.amax()) + 1e-6
+
+
+def test_tf_names_map_to_every_parameter():
+    targets = {v for v in rn.TF_TO_TORCH.values()}
+    modules = {k.rsplit(".", 1)[0] for k in rn.RetinexNet().state_dict()}
+    assert targets == modules
+    assert rn.tf_name_to_torch("DecomNet/recon_layer/kernel") == "decom.recon.weight"
+    assert rn.tf_name_to_torch("RelightNet/conv2d_7/bias") == "relight.fusion.bias"
+    assert rn.tf_name_to_torch("DecomNet/recon_layer/kernel/AdamOptimizer") is None
+    assert rn.tf_name_to_torch("beta1_power") is None
+
+
+def test_official_decom_reconstructs_a_lol_image(shared_dir):
+    from engine.imaging import read_image, to_tensor
+
+    state = rn.convert_official(shared_dir / OFFICIAL)
+    decom, relight = rn.split_state(state)
+    assert relight == {}  # the Relight data file is not available; its older copy in Decom/ is not taken
+    assert decom["shallow.weight"].shape == (64, 4, 9, 9)
+    net = rn.DecomNet()
+    net.load_state_dict(decom)
+    low = read_image(shared_dir / "data/lol/our485/low/102.png").pixels[100:260, 200:440]
+    with torch.no_grad():
+        r, i = net.eval()(to_tensor(low))
+    mae = float((r * i - to_tensor(low)).abs().mean())
+    assert mae < 0.01
+    assert float(r.mean()) > 2 * float(low.mean())  # reflectance is the brightened, lighting-free layer
+
+
+def test_relight_converter_finds_the_full_network_in_the_index(shared_dir):
+    from engine.convert.tf_checkpoint import list_variables
+
+    names = rn._complete_set(list_variables(shared_dir / OFFICIAL / "Relight"), "relight")
+    assert names is not None and len(names) == 18
+    assert names["relight.fusion.weight"] == "RelightNet/conv2d_7/kernel"
+    assert names["relight.down.0.weight"] == "RelightNet/conv2d_1/kernel"
+    # The Decom checkpoint's RelightNet is an older, different network: never taken.
+    assert rn._complete_set(list_variables(shared_dir / OFFICIAL / "Decom"), "relight") is None
+    # A fabricated Relight checkpoint with these names and shapes converts with the HWIO → OIHW transpose.
+    rng = np.random.default_rng(0)
+    tensors = {tf: rng.standard_normal(list_variables(shared_dir / OFFICIAL / "Relight")[tf].shape).astype(np.float32)
+               for tf in names.values()}
+    state = rn.remap_tf_tensors(tensors)
+    model = rn.RelightNet()
+    model.load_state_dict({k[len("relight."):]: v for k, v in state.items()})
+    np.testing.assert_array_equal(model.fusion.weight.detach().numpy(),
+                                  tensors["RelightNet/conv2d_7/kernel"].transpose(3, 2, 0, 1))
+
+
+def test_cpu_and_gpu_agree(cuda_device):
+    torch.manual_seed(0)
+    model = rn.RetinexNet().eval()
+    image = torch.rand(1, 3, 37, 53)
+    cpu = rn.enhance_tensor(model, image, tile=1024)
+    gpu = rn.enhance_tensor(model.to(cuda_device), image.to(cuda_device), tile=1024)
+    for name in cpu:
+        torch.testing.assert_close(gpu[name], cpu[name], atol=2e-4, rtol=1e-3)
