@@ -24,6 +24,8 @@ PAGES = [
     st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
     st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:"),
+    st.Page("pages/benchmark.py", title="Benchmarks", icon=":material/science:"),
+    st.Page("pages/leaderboard.py", title="Leaderboards", icon=":material/leaderboard:"),
 ]
 navigation = st.navigation(PAGES)
 

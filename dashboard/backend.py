@@ -188,11 +188,11 @@ def jobs_table(jobs: Sequence[JobView]) -> list[dict[str, Any]]:
             "job": job.id, "method": job.method, "status": job.status, "progress": job.progress,
             "input": job.input_name, "device": job.device or "—",
             "attempts": f"{job.attempts} of {job.max_attempts}",
-            "queued at": job.created_at, "started": job.started_at, "finished": job.finished_at,
-            "run time (s)": None if seconds is None else round(seconds, 2),
-            "compute (s)": round(job.timings["total"], 2) if "total" in job.timings else None,
-            "worker": job.worker or "—",
+            "queued at": job.created_at,
+            "wall (s)": None if seconds is None else round(seconds, 2),
+            "method (s)": round(job.timings["total"], 2) if "total" in job.timings else None,
             "error / message": job.error or job.message or "",
+            "worker": job.worker or "—",
         })
     return rows
 

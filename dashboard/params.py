@@ -17,7 +17,7 @@ from engine.registry import MethodSpec, ParamSpec
 from . import state
 
 _SLIDER_MAX_INT_STEPS = 200  # beyond this many integer values a slider is too coarse to hit one exactly
-_LOG_POINTS_PER_DECADE = 8
+_LOG_MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,23 @@ def _significant(value: float, digits: int = 3) -> float:
 
 
 def log_grid(low: float, high: float, default: float) -> tuple[float, ...]:
-    """Logarithmically spaced values from ``low`` to ``high`` (inclusive, ~8 per decade), with ``default`` in it.
+    """Round numbers on a log axis from ``low`` to ``high`` (1, 1.5, 2, 3, 5, 7 per decade), plus ``default``.
 
-    A lower bound of 0 cannot sit on a log axis: the grid then starts two decades below the default (or six below
+    Grid points within 15 % of the default are dropped so that the default does not sit beside a near-twin.
+    A lower bound of 0 cannot sit on a log axis: the grid then starts at the power of ten two decades below the default (or six below
     ``high``) and 0 itself is kept as the first choice, so "switch this term off" stays possible.
     """
     with_zero = low <= 0
     if with_zero:
-        low = default / 100.0 if default > 0 else high * 1e-6
-    decades = math.log10(high / low)
-    count = max(2, int(math.ceil(decades * _LOG_POINTS_PER_DECADE)) + 1)
-    values = {_significant(low * (high / low) ** (i / (count - 1))) for i in range(count)}
+        low = 10.0 ** math.floor(math.log10(default / 100.0 if default > 0 else high * 1e-6))
+    values = {float(low), float(high)}
+    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        for mantissa in _LOG_MANTISSAS:
+            value = _significant(mantissa * 10.0 ** exponent)
+            if low <= value <= high:
+                values.add(value)
+    if default > 0:
+        values = {v for v in values if not (default / 1.15 < v < default * 1.15)}
     values.add(float(default))
     if with_zero:
         values.add(0.0)

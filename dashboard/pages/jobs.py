@@ -28,8 +28,9 @@ def jobs_table() -> None:
         column_config={
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
             "queued at": st.column_config.DatetimeColumn("queued at", format="YYYY-MM-DD HH:mm:ss"),
-            "started": st.column_config.DatetimeColumn("started", format="HH:mm:ss"),
-            "finished": st.column_config.DatetimeColumn("finished", format="HH:mm:ss"),
+            "wall (s)": st.column_config.NumberColumn("wall (s)", help="from start to end of the last attempt"),
+            "method (s)": st.column_config.NumberColumn("method (s)", help="time inside the method itself"),
+            "error / message": st.column_config.TextColumn("error / message", width="large"),
         },
     )
 

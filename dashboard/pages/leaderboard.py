@@ -1,0 +1,108 @@
+"""Leaderboards: per task and dataset, measured scores ranked by each metric's direction, charts, drill-down.
+
+Numbers that papers report are shown in their own table, never ranked with measured ones.
+Widget keys start with ``leaderboard.`` (tests find widgets by them).
+"""
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import resources, state
+from db.session import session_scope
+from engine.benchmark import leaderboard
+from engine.datasets import get_adapter
+from engine.metrics import get_metric
+
+BOARD, SORT, CHART_METRIC, ITEM, OPEN = (f"leaderboard.{k}" for k in ("board", "sort", "chart", "item", "open"))
+
+st.title("Leaderboards")
+st.caption("Measured on your datasets by the benchmark runner. Arrows show whether lower (↓) or higher (↑) is "
+           "better; every metric states its protocol below the table.")
+
+with session_scope(resources.sessions()) as session:
+    boards = leaderboard.boards(session)
+if boards.empty:
+    st.info("No benchmark has run yet. Start one on the **Benchmarks** page or with "
+            "`python -m engine bench @baselines jiep --dataset NAME --split test`.")
+    st.stop()
+
+labels = [f"{r.task} · {r.dataset} · {r.split}" for r in boards.itertuples()]
+choice = st.selectbox("Task · dataset · split", range(len(labels)), format_func=labels.__getitem__, key=BOARD)
+board = boards.iloc[choice]
+adapter = get_adapter(board["dataset_kind"])
+with session_scope(resources.sessions()) as session:
+    rows = leaderboard.per_image(session, board["dataset"], board["split"])
+if rows.empty:
+    st.info("This run has no scored results yet; workers may still be busy (see **Jobs**).")
+    st.stop()
+
+table = leaderboard.summary(rows, adapter.metrics)
+columns = leaderboard.value_columns(table)
+sort_by = st.selectbox("Rank by", columns, format_func=leaderboard.metric_label, key=SORT)
+ranked = leaderboard.sorted_summary(table, sort_by)
+ranked.insert(0, "rank", ranked[f"rank:{sort_by}"].astype(int))
+
+st.subheader(f"Measured · {adapter.title} · {board['split']} ({int(ranked['images'].max())} images)")
+shown = ranked[["rank", "method", "baseline", *columns, "runtime_s", "images", "device", "weights"]]
+config = {c: st.column_config.NumberColumn(leaderboard.metric_label(c), format="%.4f") for c in columns}
+config["runtime_s"] = st.column_config.NumberColumn("runtime [s] ↓", format="%.2f")
+config["baseline"] = st.column_config.CheckboxColumn("baseline")
+st.dataframe(shown, hide_index=True, column_config=config, key="leaderboard.table")
+with st.expander("Protocols"):
+    for name in dict.fromkeys(c.split(":")[0] for c in columns):
+        st.markdown(f"**{get_metric(name).title}** — {get_metric(name).protocol}")
+
+export_summary, export_rows = st.columns(2)
+export_summary.download_button("Download leaderboard (CSV)", ranked.to_csv(index=False).encode(),
+                               f"leaderboard_{board['dataset']}_{board['split']}.csv", "text/csv",
+                               key="leaderboard.csv_summary")
+export_rows.download_button("Download per-image scores (CSV)", rows.to_csv(index=False).encode(),
+                            f"scores_{board['dataset']}_{board['split']}.csv", "text/csv",
+                            key="leaderboard.csv_rows")
+
+st.subheader("Charts")
+metric = st.selectbox("Metric", columns, index=columns.index(sort_by), format_func=leaderboard.metric_label,
+                      key=CHART_METRIC)
+std_column = f"{metric}:std"
+bars = go.Figure(go.Bar(
+    x=ranked["method"], y=ranked[metric],
+    error_y=dict(type="data", array=ranked[std_column]) if std_column in ranked else None,
+    marker_color=["#9e9e9e" if b else "#1f77b4" for b in ranked["baseline"]],
+))
+bars.update_layout(title=f"{leaderboard.metric_label(metric)} (mean ± std over images; grey = baseline)",
+                   yaxis_title=leaderboard.metric_label(metric), height=380, margin=dict(t=50, b=10))
+st.plotly_chart(bars, key="leaderboard.bars")
+scatter = px.scatter(ranked, x="runtime_s", y=metric, text="method", color="baseline", log_x=True,
+                     labels={"runtime_s": "runtime per image [s] (log)", metric: leaderboard.metric_label(metric)},
+                     title="Quality versus runtime")
+scatter.update_traces(textposition="top center")
+scatter.update_layout(height=380, margin=dict(t=50, b=10))
+st.plotly_chart(scatter, key="leaderboard.scatter")
+
+st.subheader("Per image")
+name = metric.split(":")[0]
+grid = rows[rows["metric"] == name].pivot_table(index="item", columns="method", values="value")
+st.dataframe(grid, column_config={m: st.column_config.NumberColumn(format="%.4f") for m in grid.columns},
+             key="leaderboard.per_image")
+item = st.selectbox("Open one image in the gallery comparison", list(grid.index), key=ITEM)
+if st.button("Compare in the gallery", key=OPEN, icon=":material/compare:"):
+    picked = rows[(rows["item"] == item)].drop_duplicates("method")
+    # Methods that take the same kind of input share one stored input; open the one most of them ran on.
+    input_id = int(picked["input_id"].mode().iloc[0])
+    # The gallery's widgets read these keys on their first render, so the comparison opens on this image.
+    st.session_state[state.GALLERY_INPUT] = input_id
+    st.session_state[state.GALLERY_METHODS] = sorted(picked.loc[picked["input_id"] == input_id, "method"])
+    st.query_params["input"] = str(input_id)
+    st.switch_page("pages/gallery.py")
+
+reported = leaderboard.reported_table(adapter.kind)
+st.subheader("Reported in papers (not measured here)")
+if reported.empty:
+    st.caption("No published numbers are recorded for this dataset.")
+else:
+    st.caption("Copied from the papers as published: other test sets, splits and often other protocols. "
+               "Never ranked with the measured rows above.")
+    reported.insert(0, "kind", "reported")
+    st.dataframe(reported, hide_index=True, key="leaderboard.reported",
+                 column_config={"value": st.column_config.NumberColumn(format="%.4f")})
