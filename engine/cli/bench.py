@@ -57,10 +57,18 @@ def add_parser(subparsers) -> None:
     d.set_defaults(handler=handle_datasets)
 
 
+def _ensure_schema() -> None:
+    # A fresh data folder (or one from before the benchmark tables) is brought up to date, as the dashboard does.
+    from db.session import migrate
+
+    migrate()
+
+
 def handle_datasets(args) -> int:
     from db import benchmark_store as bstore
     from db.session import session_scope
 
+    _ensure_schema()
     from ..datasets import ADAPTERS, get_adapter
 
     if args.action == "check" or args.action == "register":
@@ -87,6 +95,7 @@ def handle_bench(args) -> int:
     from ..benchmark import BenchConfig, leaderboard, run
     from ..datasets import get_adapter
 
+    _ensure_schema()
     weights = {}
     for text in args.weights:
         method, sep, name = text.partition("=")

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from db import benchmark_store as bstore
-from db import store
 from db.models import Job
 from db.session import session_scope
 from engine.benchmark import BenchConfig, BenchmarkError, convention, leaderboard, run, start
@@ -12,7 +11,7 @@ from engine.datasets import get_adapter
 from engine.metrics import get_metric
 from engine.registry import get_method
 
-BASELINES = ("baseline_image_albedo", "baseline_color_retinex")
+from benchmark.tiny_data import BASELINES
 
 
 def _jobs(sessions):
