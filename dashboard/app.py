@@ -26,8 +26,6 @@ PAGES = [
     st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:"),
     st.Page("pages/benchmark.py", title="Benchmarks", icon=":material/science:"),
     st.Page("pages/leaderboard.py", title="Leaderboards", icon=":material/leaderboard:"),
-    st.Page("pages/benchmark.py", title="Benchmarks", icon=":material/science:"),
-    st.Page("pages/leaderboard.py", title="Leaderboards", icon=":material/leaderboard:"),
 ]
 navigation = st.navigation(PAGES)
 
