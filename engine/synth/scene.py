@@ -24,6 +24,7 @@ TEXTURES = ("constant", "regions", "gradient", "stripes", "checks", "noise", "ph
 SCENE_CENTER = (0.0, 0.9, 0.0)
 BOUND_RADIUS = 3.4  # everything except the far floor, the walls' far parts and the sky dome lies inside
 DOME_RADIUS = 60.0
+WALL_HEIGHT = 4.0
 
 
 @dataclass
