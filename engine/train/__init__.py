@@ -5,4 +5,6 @@
 """
 
 RECIPE_MODULES: tuple[str, ...] = (
+    "engine.train.cgintrinsics",
+    "engine.train.retinexnet_recipe",
 )

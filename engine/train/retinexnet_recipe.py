@@ -127,6 +127,20 @@ def augment(image: np.ndarray, mode: int) -> np.ndarray:
     return np.rot90(image, k=mode % 4)
 
 
+def random_patch_pair(low: np.ndarray, high: np.ndarray, patch: int, rng: np.random.Generator
+                      ) -> dict[str, torch.Tensor]:
+    """The same random ``patch``×``patch`` crop and dihedral transform of both (H, W, 3) images, as CHW tensors."""
+    h, w = low.shape[:2]
+    y = int(rng.integers(0, h - patch + 1))
+    x = int(rng.integers(0, w - patch + 1))
+    mode = int(rng.integers(0, 8))
+    out = {}
+    for name, image in (("low", low), ("high", high)):
+        crop = augment(image[y:y + patch, x:x + patch], mode)
+        out[name] = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+    return out
+
+
 class PatchPairs(torch.utils.data.Dataset):
     """Item i: one random patch of pair i (same crop and transform for low and high) as CHW float tensors."""
 
@@ -140,15 +154,7 @@ class PatchPairs(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         low, high = self.images[index]
-        h, w = low.shape[:2]
-        y = int(self.rng.integers(0, h - self.patch + 1))
-        x = int(self.rng.integers(0, w - self.patch + 1))
-        mode = int(self.rng.integers(0, 8))
-        out = {}
-        for name, image in (("low", low), ("high", high)):
-            crop = augment(image[y:y + self.patch, x:x + self.patch], mode)
-            out[name] = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
-        return out
+        return random_patch_pair(low, high, self.patch, self.rng)
 
 
 class FullPairs(torch.utils.data.Dataset):
@@ -165,6 +171,20 @@ class FullPairs(torch.utils.data.Dataset):
         low, high = self.images[index]
         return {"low": torch.from_numpy(low.transpose(2, 0, 1).copy()),
                 "high": torch.from_numpy(high.transpose(2, 0, 1).copy()), "name": self.pairs[index][0].name}
+
+
+class _ImagesOnly(torch.utils.data.Dataset):
+    """FullPairs without the file name, which cannot be collated into a batch."""
+
+    def __init__(self, pairs: FullPairs):
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.pairs[index]
+        return {"low": item["low"], "high": item["high"]}
 
 
 # --- evaluation -----------------------------------------------------------------------------------------------
@@ -212,7 +232,20 @@ class RetinexNetRecipe(TrainingRecipe):
         if data_dir is None:
             raise ValueError("retinexnet trains on LOL-layout pairs: pass --data DIR (with low/ and high/)")
         train, val = split_pairs(lol_pairs(data_dir), int(config["val_count"]), seed)
-        return PatchPairs(train, int(config["patch_size"]), seed), FullPairs(val)
+        return FullPairs(train), FullPairs(val)
+
+    def batch_stream(self, train: FullPairs, seed: int, config: Mapping[str, Any]):
+        """Batches for the shared loop: patches drawn by :class:`~engine.train.data.BatchStream`'s per-sample rng,
+        so a resumed run sees the same patches as an uninterrupted one."""
+        from .data import BatchStream
+
+        patch = int(config["patch_size"])
+
+        def to_patch(sample, rng):
+            low, high = (sample[k].numpy().transpose(1, 2, 0) for k in ("low", "high"))
+            return random_patch_pair(low, high, patch, rng)
+
+        return BatchStream(_ImagesOnly(train), int(config["batch_size"]), seed, to_patch)
 
     def data_licence(self, data_dir: Path | None) -> str:
         return "LOL dataset (Wei et al. 2018), released by the authors for research use"
