@@ -295,9 +295,9 @@ def _owned(job_id: int, worker_id: str):
     return and_(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id)
 
 
-def _update_owned(session: Session, job_id: int, worker_id: str, **values: Any) -> bool:
+def _update_owned(session: Session, job_id: int, owner: str, values: dict[str, Any]) -> bool:
     result = session.execute(
-        update(Job).where(_owned(job_id, worker_id)).values(**values)
+        update(Job).where(_owned(job_id, owner)).values(**values)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
@@ -307,22 +307,23 @@ def renew_lease(session: Session, job_id: int, worker_id: str, lease_seconds: fl
                 now: datetime | None = None) -> bool:
     """Extend this worker's lease; False means the job is no longer ours (cancelled or taken over)."""
     now = now or utcnow()
-    return _update_owned(session, job_id, worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds))
+    return _update_owned(session, job_id, worker_id, {"lease_expires_at": now + timedelta(seconds=lease_seconds)})
 
 
 def set_progress(session: Session, job_id: int, worker_id: str, fraction: float, message: str = "") -> bool:
     fraction = min(1.0, max(0.0, float(fraction)))
-    return _update_owned(session, job_id, worker_id, progress=fraction,
-                         progress_message=(message or None) and message[:_MESSAGE_LIMIT])
+    return _update_owned(session, job_id, worker_id,
+                         {"progress": fraction, "progress_message": (message or None) and message[:_MESSAGE_LIMIT]})
 
 
 def complete_job(session: Session, job_id: int, worker_id: str, outputs: Sequence[NewOutput], *,
                  timings: dict[str, float] | None = None, device: str | None = None,
                  info: dict[str, Any] | None = None) -> bool:
     """Mark the job succeeded and attach its outputs, if it is still this worker's; else change nothing."""
-    done = _update_owned(session, job_id, worker_id, status=SUCCEEDED, finished_at=utcnow(),
-                         lease_expires_at=None, progress=1.0, error=None, timings=timings or {},
-                         device=device, info=info or {})
+    done = _update_owned(session, job_id, worker_id, {
+        "status": SUCCEEDED, "finished_at": utcnow(), "lease_expires_at": None, "progress": 1.0, "error": None,
+        "timings": timings or {}, "device": device, "info": info or {},
+    })
     if done:
         session.add_all(Output(job_id=job_id, layer=o.layer, artifact_key=o.artifact_key, kind=o.kind,
                                meta=o.meta) for o in outputs)
@@ -346,15 +347,17 @@ def fail_job(session: Session, job_id: int, worker_id: str, error: str, *, retry
         values = {"status": FAILED, "finished_at": utcnow(), "lease_expires_at": None}
     if info is not None:
         values["info"] = info
-    if not _update_owned(session, job_id, worker_id, error=error, **values):
+    if not _update_owned(session, job_id, worker_id, {**values, "error": error}):
         return None
     return values["status"]
 
 
 def release_job(session: Session, job_id: int, worker_id: str) -> bool:
     """Give a running job back to the queue without counting the attempt (the worker is shutting down)."""
-    return _update_owned(session, job_id, worker_id, status=QUEUED, attempts=Job.attempts - 1, worker_id=None,
-                         lease_expires_at=None, started_at=None, progress=0.0, progress_message=None)
+    return _update_owned(session, job_id, worker_id, {
+        "status": QUEUED, "attempts": Job.attempts - 1, "worker_id": None, "lease_expires_at": None,
+        "started_at": None, "progress": 0.0, "progress_message": None,
+    })
 
 
 # --- results ------------------------------------------------------------------------------------------------

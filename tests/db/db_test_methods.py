@@ -3,7 +3,7 @@
 They exist to make a worker's behaviour observable and controllable: ``test_echo`` logs every run to
 ``$INTRINSIC_LAB_TEST_RUN_LOG`` (so a test can count executions), ``test_sleep`` runs for a set time while
 reporting progress (so a test can kill or stop a worker mid-job), ``test_crash`` always raises an unexpected
-error and ``test_user_error`` a user-facing one.
+error and ``test_user_error`` a user-facing one; ``test_cuda_only`` declares that it needs CUDA.
 """
 
 from __future__ import annotations
@@ -57,11 +57,12 @@ def _user_error(inputs, params, ctx):
     raise InputKindError("this test method refuses every input")
 
 
-def _spec(name, runner, params=(), outputs=(OutputSpec("copy", OutputKind.IMAGE, "the input"),)):
+def _spec(name, runner, params=(), outputs=(OutputSpec("copy", OutputKind.IMAGE, "the input"),),
+          devices=("cpu", "cuda")):
     return MethodSpec(
         name=name, title=f"{name} (test only)", paper="none (test-only method)", year=2000, task="test",
         summary="test-only method for the store and worker tests", input_kind=InputKind.IMAGE,
-        outputs=outputs, params=params, runner=lambda: runner, devices=("cpu", "cuda"), is_baseline=True,
+        outputs=outputs, params=params, runner=lambda: runner, devices=devices, is_baseline=True,
     )
 
 
@@ -75,6 +76,7 @@ TEST_METHODS = (
                                  ParamSpec("tag", 0, "identifies the job in the run log", int))),
     _spec("test_crash", _crash, (ParamSpec("tag", 0, "identifies the job in the run log", int),)),
     _spec("test_user_error", _user_error),
+    _spec("test_cuda_only", _sleep, (ParamSpec("seconds", 0.0, "how long to run"),), devices=("cuda",)),
 )
 
 
