@@ -15,6 +15,7 @@ the method reports none); a second signal stops at once.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 from db import store
 from db.artifacts import ArtifactStore
@@ -90,7 +93,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist() if value.size <= 4096 else f"array{list(value.shape)}"
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # PostgreSQL's JSON has no NaN or Infinity
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
@@ -151,6 +156,15 @@ class Worker:
         self._stop = threading.Event()
         self._current: _JobRun | None = None
 
+    def check_schema(self) -> None:
+        """Refuse to start on a database without tables (an unmigrated one would fail every poll)."""
+        engine = self.sessions.kw["bind"]
+        if not inspect(engine).has_table("jobs"):
+            raise IntrinsicLabError(
+                f"the database {engine.url.render_as_string(hide_password=True)} has no tables yet; "
+                f"run `python -m db migrate` first"
+            )
+
     # --- control ---------------------------------------------------------------------------------------
 
     def request_stop(self) -> None:
@@ -186,7 +200,16 @@ class Worker:
         taken = 0
         try:
             while not self._stop.is_set():
-                if self.run_next():
+                try:
+                    claimed = self.run_next()
+                except OperationalError as exc:
+                    # The database is unreachable or locked for longer than the busy timeout: wait and retry.
+                    if once or until_empty:
+                        raise
+                    log.warning("database unavailable (%s); retrying in %.1f s", exc.orig, self.config.poll_seconds)
+                    self._stop.wait(max(self.config.poll_seconds, 1.0))
+                    continue
+                if claimed:
                     taken += 1
                     if once:
                         break
@@ -254,8 +277,8 @@ class Worker:
                 outputs.append(store.NewOutput(layer.layer, key, layer.meta["kind"],
                                                _jsonable({**layer.meta, "filename": layer.filename})))
             timings["store_outputs"] = time.perf_counter() - start
-            info = {"values": vector_values(spec, result), "result": _jsonable(result.info),
-                    "params": _jsonable(resolved), "weights": weights}
+            info = _jsonable({"values": vector_values(spec, result), "result": result.info, "params": resolved,
+                              "weights": weights})
             if self._current is not None and self._current.lease.lost.is_set():
                 raise _JobLost()
             with session_scope(self.sessions) as session:

@@ -37,6 +37,7 @@ def handle(args) -> int:
     except RuntimeError as exc:  # e.g. --device cuda:1 on a machine without it
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    worker.check_schema()
     worker.install_signal_handlers()
     worker.run(once=args.once, until_empty=args.until_empty)
     return 0

@@ -35,7 +35,8 @@ def _echo(inputs, params, ctx):
     time.sleep(float(params["seconds"]))
     ctx.progress(1.0, "done")
     return MethodResult(layers={"scaled": np.clip(image * params["scale"], 0, 1)},
-                        values={"mean_rgb": image.reshape(-1, 3).mean(axis=0)}, info={"pid": os.getpid()})
+                        values={"mean_rgb": image.reshape(-1, 3).mean(axis=0)},
+                        info={"pid": os.getpid(), "residual": np.float32("nan"), "sizes": np.array([3, 4])})
 
 
 def _sleep(inputs, params, ctx):

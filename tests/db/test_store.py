@@ -4,13 +4,18 @@ and the dashboard's queries."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from db import store
 from db.models import Job, utcnow
 from db.session import session_scope
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _input(sessions, artifacts, data: bytes, kind="image", name="x.png"):
@@ -31,6 +36,14 @@ def _claim(sessions, worker="w1", lease=60.0, **kwargs):
 def _get(sessions, job_id) -> Job:
     with session_scope(sessions) as session:
         return store.get_job(session, job_id)
+
+
+def test_the_store_never_imports_torch_or_the_engine():
+    code = ("import sys, db, db.models, db.session, db.store, db.artifacts, db.__main__; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'engine', 'streamlit')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # --- inputs ---------------------------------------------------------------------------------------------

@@ -92,7 +92,21 @@ def test_vector_outputs_go_to_job_info(sessions, artifacts, make_png):
     np.testing.assert_allclose(job.info["values"]["mean_rgb"], image.reshape(-1, 3).mean(axis=0), atol=1e-6)
     scaled = decode_image(artifacts.get(outputs[0].artifact_key)).pixels
     np.testing.assert_allclose(scaled, image * 0.5, atol=1 / 65535 + 1e-6)  # stored as 16-bit PNG
-    assert job.info["result"] == {"pid": os.getpid()}
+    # numpy values become JSON; NaN (which PostgreSQL's JSON refuses) becomes a string
+    assert job.info["result"] == {"pid": os.getpid(), "residual": "nan", "sizes": [3, 4]}
+
+
+def test_a_worker_refuses_a_database_without_tables(empty_db_url, artifacts):
+    from db.session import make_engine, make_sessions
+    from engine.errors import IntrinsicLabError
+
+    engine = make_engine(empty_db_url)
+    try:
+        worker = Worker(WorkerConfig(device="cpu"), sessions=make_sessions(engine), artifacts=artifacts)
+        with pytest.raises(IntrinsicLabError, match="python -m db migrate"):
+            worker.check_schema()
+    finally:
+        engine.dispose()
 
 
 def test_user_errors_fail_the_job_at_once_with_their_message(sessions, artifacts, make_png):
