@@ -73,10 +73,10 @@ bars = go.Figure(go.Bar(
 bars.update_layout(title=f"{leaderboard.metric_label(metric)} (mean ± std over images; grey = baseline)",
                    yaxis_title=leaderboard.metric_label(metric), height=380, margin=dict(t=50, b=10))
 st.plotly_chart(bars, key="leaderboard.bars")
-scatter = px.scatter(ranked, x="runtime_s", y=metric, text="method", color="baseline", log_x=True,
-                     labels={"runtime_s": "runtime per image [s] (log)", metric: leaderboard.metric_label(metric)},
-                     title="Quality versus runtime")
-scatter.update_traces(textposition="top center")
+scatter = px.scatter(ranked, x="runtime_s", y=metric, color="method", symbol="baseline", log_x=True,
+                     labels={"runtime_s": "mean runtime per image [s] (log)", metric: leaderboard.metric_label(metric)},
+                     title="Quality versus runtime", hover_data=["device", "images"])
+scatter.update_traces(marker_size=12)
 scatter.update_layout(height=380, margin=dict(t=50, b=10))
 st.plotly_chart(scatter, key="leaderboard.scatter")
 
