@@ -88,7 +88,7 @@ class WeightSet:
 
     @property
     def model_card_path(self) -> Path | None:
-        return REPO_ROOT / self.model_card if self.model_card else None
+        return REPO_ROOT / self.model_card if self.model_card else None  # absolute paths stay absolute
 
     def how_to_get(self) -> str:
         """A sentence for the user on how to obtain this weight set."""
@@ -98,6 +98,8 @@ class WeightSet:
             return (f"download the official weights{name}{where}, then run "
                     f"`python -m engine weights import {self.method} FILE --name {self.name}`")
         card = f"; the model card {self.model_card} gives the command that reproduces it" if self.model_card else ""
+        if self.filename is None:
+            return f"train them again and install them (`python -m engine train {self.method} … --install`){card}"
         return f"restore assets/weights/{self.filename} from the repository (git checkout){card}"
 
 
@@ -113,17 +115,35 @@ def declare_weights(weight_set: WeightSet) -> WeightSet:
     return weight_set
 
 
+def installed_weight_sets(method: str) -> list[WeightSet]:
+    """Weight sets a user trained and installed (``python -m engine train … --install``): found in the cache by
+    their provenance record, never declared in code. Declared names take precedence."""
+    folder = cache_dir() / method
+    if not folder.is_dir():
+        return []
+    declared = _WEIGHTS.get(method, {})
+    found = []
+    for record in sorted(folder.glob("*.json")):
+        name = record.stem
+        provenance = _read_provenance(record) or {}
+        if name in declared or "trained_in" not in provenance or not (folder / f"{name}.safetensors").is_file():
+            continue
+        found.append(WeightSet(method=method, name=name, description=f"trained locally in {provenance['trained_in']}",
+                               licence="see the model card", model_card=str(folder / provenance.get("model_card", ""))))
+    return found
+
+
 def weight_sets_for(method: str) -> list[WeightSet]:
-    """The weight sets a method declared, in declaration order (the first is the default)."""
-    return list(_WEIGHTS.get(method, {}).values())
+    """The weight sets a method declared, in declaration order (the first is the default), then installed ones."""
+    return list(_WEIGHTS.get(method, {}).values()) + installed_weight_sets(method)
 
 
 def all_weight_sets() -> list[WeightSet]:
-    return [ws for sets in _WEIGHTS.values() for ws in sets.values()]
+    return [ws for method in list(_WEIGHTS) for ws in weight_sets_for(method)]
 
 
 def get_weight_set(method: str, name: str | None = None) -> WeightSet:
-    sets = _WEIGHTS.get(method, {})
+    sets = {ws.name: ws for ws in weight_sets_for(method)}
     if not sets:
         raise WeightsUnavailableError(f"{method}: no weight sets are declared for this method")
     if name is None:

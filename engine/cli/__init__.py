@@ -16,6 +16,8 @@ from ..errors import IntrinsicLabError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.cli.methods",
     "engine.cli.run",
+    "engine.cli.train",
+    "engine.cli.weights",
     "engine.cli.worker",
     "engine.cli.bench",
 )

@@ -12,6 +12,9 @@ validation schedule, loss curves, export and the model card -- and calls the rec
 ``build_model(config)``                a fresh ``nn.Module`` (the architecture the method's runner also uses).
 ``make_datasets(data_dir, seed, c)``   ``(train, val)`` datasets (see :mod:`engine.train.data`); ``data_dir`` may
                                        be ``None`` for recipes that can render synthetic data.
+``make_augment(config)``               optional augmentation (``engine.train.data.Augment``) for training samples.
+``begin(config)``                      called once before training; the default keeps the resolved hyper-parameters
+                                       in ``self.run_config`` so ``loss`` can read loss weights.
 ``phases(config)``                     the training phases, in order. Default: one phase ``"main"`` with one
                                        optimiser ``"main"``. RetinexNet returns ``[Phase("decom"),
                                        Phase("relight")]`` and trains different sub-networks in each.
@@ -57,6 +60,7 @@ class TrainingRecipe:
     """Base class: override what your method needs; the defaults describe a one-phase, one-optimiser method."""
 
     method: str = ""  # the MethodSpec name this recipe trains
+    run_config: Mapping[str, Any] = {}  # set by begin()
     description: str = ""
     defaults: Mapping[str, Any] = {
         "lr": 2e-4, "batch_size": 4, "accumulate": 1, "val_every": 100, "checkpoint_every": 200,
@@ -73,6 +77,18 @@ class TrainingRecipe:
 
     def data_licence(self, data_dir: Path | None) -> str:
         return "unknown: state the licence of the training data"
+
+    def make_augment(self, config: Mapping[str, Any]):
+        return None
+
+    def batch_stream(self, train, seed: int, config: Mapping[str, Any]):
+        """How the loop draws batches; the default is a seeded :class:`~engine.train.data.BatchStream`."""
+        from .data import BatchStream
+
+        return BatchStream(train, int(config["batch_size"]), seed, self.make_augment(config))
+
+    def begin(self, config: Mapping[str, Any]) -> None:
+        self.run_config = dict(config)
 
     # --- optimisation -----------------------------------------------------------------------------------------
     def phases(self, config: Mapping[str, Any]) -> list[Phase]:

@@ -326,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patch-size", type=int, default=48)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--evaluate", default=None, metavar="WEIGHTS",
+                        help="do not train: report validation PSNR/SSIM of this safetensors file")
+    parser.add_argument("--decom", default=None, metavar="WEIGHTS",
+                        help="with --evaluate: take DecomNet from this safetensors file or official TF checkpoint")
     args = parser.parse_args(argv)
+    if args.evaluate:
+        return _evaluate_only(args)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -367,6 +373,29 @@ def main(argv: list[str] | None = None) -> int:
     report["sha256"] = save_state_dict(model.state_dict(), out / "retinexnet.safetensors",
                                        metadata={"method": "retinexnet", "weight_set": "project"})
     (out / "report.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _evaluate_only(args) -> int:
+    from ..device import resolve_device
+    from ..methods.retinexnet import convert_official, split_state
+    from ..weights import load_state_dict
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    model = RetinexNet()
+    model.load_state_dict(load_state_dict(args.evaluate))
+    if args.decom:
+        source = Path(args.decom)
+        state = load_state_dict(source) if source.suffix == ".safetensors" else convert_official(source)
+        model.decom.load_state_dict(split_state(state)[0])
+    _, val_pairs = split_pairs(lol_pairs(args.data), args.val_count, args.seed)
+    result = evaluate(model.to(device), FullPairs(val_pairs), device)
+    for row in result["per_image"]:
+        print(f"{row['name']:>10}  PSNR {row['psnr']:6.2f} dB  SSIM {row['ssim']:.4f}")
+    print(f"validation ({len(val_pairs)} pairs, {PROTOCOL.describe()}): PSNR {result['psnr']:.3f} dB, "
+          f"SSIM {result['ssim']:.4f}")
     return 0
 
 
