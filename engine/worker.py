@@ -171,10 +171,6 @@ class Worker:
         """Finish or release the current job, then return from :meth:`run`."""
         self._stop.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT once: stop gracefully; twice: give the job back now. Main thread only."""
 
@@ -206,8 +202,9 @@ class Worker:
                     # The database is unreachable or locked for longer than the busy timeout: wait and retry.
                     if once or until_empty:
                         raise
-                    log.warning("database unavailable (%s); retrying in %.1f s", exc.orig, self.config.poll_seconds)
-                    self._stop.wait(max(self.config.poll_seconds, 1.0))
+                    delay = max(self.config.poll_seconds, 1.0)
+                    log.warning("database unavailable (%s); retrying in %.1f s", exc.orig, delay)
+                    self._stop.wait(delay)
                     continue
                 if claimed:
                     taken += 1
