@@ -42,7 +42,7 @@ start() {
         port=$(free_port)
         dir="$STATE_PREFIX-$port"
         mkdir -m 700 "$dir" 2>/dev/null && break
-        tries=$((tries + 1)); [ "$tries" -lt 20 ] || die "no free port found"
+        tries=$((tries + 1)); [ "$tries" -lt 20 ] || die "cannot create a server folder like $dir"
     done
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
     if ! as_server_user "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
