@@ -109,7 +109,7 @@ def test_spec_declares_the_paper_defaults():
     assert spec.defaults() == {
         "alpha": 0.001, "beta": 0.0001, "lambda": 0.25, "K": 20, "stop_tol": 0.01, "r": 3, "r0": 5, "eps": 1e-4,
         "gamma": 2.2, "guide_radius": 20, "guide_eps": 1e-4, "cg_tol": 0.01, "cg_maxiter": 40,
-        "preconditioner": "jacobi", "weights_from": "ratio",
+        "preconditioner": "multigrid", "weights_from": "ratio",
     }
     assert [(o.name, o.kind) for o in spec.outputs] == [
         ("illumination", OutputKind.GREY), ("reflectance", OutputKind.IMAGE), ("enhanced", OutputKind.IMAGE)]
@@ -165,12 +165,14 @@ def test_three_iterations_match_the_scipy_reference(rng):
     np.testing.assert_allclose(result.layers["reflectance"].max(axis=2), ref_r, rtol=1e-4, atol=2e-5)
 
 
-def test_default_solver_tolerance_stays_close_to_exact_solves():
-    """With the official loose CG settings (tol 0.01, ≤ 40 iterations) the warm-started Jacobi solver ends
-    close to the exact-solve iteration (measured here: 0.05 % in I and 0.04 % in R; on 600×400 LOL photos
-    0.1-0.4 % in I and 0.1-2.8 % in R, where the R-step's dark regions are the ill-conditioned part)."""
+@pytest.mark.parametrize("preconditioner", ["multigrid", "jacobi"])
+def test_default_solver_tolerance_stays_close_to_exact_solves(preconditioner):
+    """With the official loose CG settings (tol 0.01, ≤ 40 iterations) the warm-started PCG ends close to the
+    exact-solve iteration (measured here: 0.02-0.05 % in I and R; on 600×400 LOL photos 0.2 % in R with
+    multigrid, 2.8 % with Jacobi, whose 40-iteration cap binds there)."""
     img, _, _ = ink_on_paper(48, 64, seed=2)
-    loose, _, _ = run_method("jiep", MethodInput(frames=(img,)), {"K": 4, "stop_tol": 0.0}, device="cpu")
+    loose, _, _ = run_method("jiep", MethodInput(frames=(img,)),
+                             {"K": 4, "stop_tol": 0.0, "preconditioner": preconditioner}, device="cpu")
     ref_i, ref_r = reference_jiep(img, iterations=4)
     i = loose.layers["illumination"][..., 0]
     r = loose.layers["reflectance"].max(axis=2)
@@ -227,12 +229,19 @@ def test_info_progress_and_timings():
 
 def test_cpu_and_cuda_agree(cuda_device):
     img, _, _ = ink_on_paper(48, 64, seed=3)
-    cpu, _, _ = run_method("jiep", MethodInput(frames=(img,)), device="cpu")
-    gpu, ctx, _ = run_method("jiep", MethodInput(frames=(img,)), device=str(cuda_device))
+    # tight solves and a fixed iteration count: only floating-point reduction order differs between devices
+    tight = {"K": 5, "stop_tol": 0.0, "cg_tol": 1e-6, "cg_maxiter": 500}
+    cpu, _, _ = run_method("jiep", MethodInput(frames=(img,)), tight, device="cpu")
+    gpu, ctx, _ = run_method("jiep", MethodInput(frames=(img,)), tight, device=str(cuda_device))
     assert ctx.device.type == "cuda"
-    assert gpu.info["iterations"] == cpu.info["iterations"]
     for name in ("illumination", "reflectance", "enhanced"):
         np.testing.assert_allclose(gpu.layers[name], cpu.layers[name], rtol=1e-3, atol=1e-4)
+    # default settings: loose CG tolerances may stop an iteration apart, so compare within the tolerance scale
+    cpu, _, _ = run_method("jiep", MethodInput(frames=(img,)), device="cpu")
+    gpu, _, _ = run_method("jiep", MethodInput(frames=(img,)), device=str(cuda_device))
+    for name in ("illumination", "reflectance"):
+        a, b = cpu.layers[name], gpu.layers[name]
+        assert np.linalg.norm(a - b) / np.linalg.norm(a) < 0.02
 
 
 # --- end to end through the CLI -------------------------------------------------------------------------------
