@@ -143,6 +143,22 @@ def weights_of(spec: MethodSpec, chosen: str | None) -> str | None:
     return spec.weights[0] if spec.learned and spec.weights else None
 
 
+def weights_version(spec: MethodSpec, weights: str | None) -> str | None:
+    """sha256 of the weights file a learned method will load, so new weights make a new configuration.
+
+    Unavailable weights are not an error here: the jobs fail with the weights manager's message, per entry.
+    """
+    if not spec.learned:
+        return None
+    from ..errors import WeightsUnavailableError
+    from ..weights import resolve_weights
+
+    try:
+        return resolve_weights(spec.name, weights).sha256
+    except WeightsUnavailableError as exc:
+        return f"unavailable: {exc}"
+
+
 def plan(config: BenchConfig, dataset: ResolvedDataset) -> tuple[str, dict[str, Any], list[MethodSpec]]:
     """(config hash, the recorded configuration, method specs)."""
     specs = expand_methods(config.methods, dataset.adapter)
@@ -151,9 +167,11 @@ def plan(config: BenchConfig, dataset: ResolvedDataset) -> tuple[str, dict[str, 
         raise BenchmarkError(f"parameters given for method(s) not benchmarked: {', '.join(unknown)}")
     methods = {}
     for spec in specs:
+        weights = weights_of(spec, config.weights.get(spec.name))
         methods[spec.name] = {
             "params": spec.resolve_params(config.params.get(spec.name)),
-            "weights": weights_of(spec, config.weights.get(spec.name)),
+            "weights": weights,
+            "weights_sha256": weights_version(spec, weights),
             "metrics": _usable_metrics(spec, dataset.adapter),
         }
     metric_names = sorted({m for entry in methods.values() for m in entry["metrics"]})
