@@ -246,7 +246,7 @@ def train(request: TrainRequest) -> TrainResult:
                     raise FloatingPointError(f"{request.method}: loss is {float(loss)} at step {step} "
                                              f"({opt_name}); lower the learning rate")
                 scaler.scale(loss / accumulate).backward()
-                total += float(loss) / accumulate
+                total += float(loss.detach()) / accumulate
                 for k, v in parts.items():
                     key = k if len(phase.optimizers) == 1 else f"{opt_name}/{k}"
                     scalars[key] = scalars.get(key, 0.0) + float(v) / accumulate
