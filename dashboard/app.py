@@ -28,6 +28,9 @@ PAGES = [
     st.Page("pages/leaderboard.py", title="Leaderboards", icon=":material/leaderboard:"),
 ]
 navigation = st.navigation(PAGES)
+resume = st.session_state.pop(state.RESUME_PAGE, None)
+if resume is not None:  # see views.require_app
+    st.switch_page(resume)
 
 
 @st.fragment(run_every=5)

@@ -48,10 +48,10 @@ class Submission:
     reused_jobs: int  # identical requests answered by an existing queued/running/finished job
 
     def summary(self) -> str:
-        queued = len(self.job_ids) - self.reused_jobs
-        parts = [f"{queued} job(s) queued" if queued else "no new job needed"]
+        new = len(self.job_ids) - self.reused_jobs
+        parts = [f"Submitted {new} new job(s)" if new else "No new job needed"]
         if self.reused_jobs:
-            parts.append(f"{self.reused_jobs} identical run(s) reused")
+            parts.append(f"{self.reused_jobs} identical earlier run(s) reused")
         if self.reused_input:
             parts.append("this upload was already stored, so it was reused")
         return "; ".join(parts) + "."
@@ -251,13 +251,19 @@ def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, 
 
 def gallery(sessions: sessionmaker[Session], methods: Sequence[str] | None = None, first: date | None = None,
             last: date | None = None, limit: int = 50) -> list[GalleryEntry]:
+    """Inputs newest first; per method the latest succeeded job, or the latest job of any state if none succeeded
+    (so a failure shows in the grid without hiding an earlier good result)."""
     since, until = day_bounds(first, last)
+    filters = dict(method=list(methods) if methods else None, since=since, until=until, limit=limit)
     with session_scope(sessions) as session:
-        rows = store.gallery(session, method=list(methods) if methods else None, since=since, until=until,
-                             status=None, limit=limit)
-        return [GalleryEntry(_input_view(row.input),
-                             [_job_view(job, with_outputs=True) for _, job in sorted(row.jobs.items())])
-                for row in rows]
+        latest = store.gallery(session, status=None, **filters)
+        succeeded = {row.input.id: row.jobs for row in store.gallery(session, **filters)}
+        entries = []
+        for row in latest:
+            jobs = {**row.jobs, **succeeded.get(row.input.id, {})}
+            entries.append(GalleryEntry(_input_view(row.input),
+                                        [_job_view(job, with_outputs=True) for _, job in sorted(jobs.items())]))
+        return entries
 
 
 @dataclass(frozen=True)
@@ -324,4 +330,4 @@ def system_status(sessions: sessionmaker[Session]) -> SystemStatus:
             return SystemStatus(database, False, f"No worker is running: {len(queued)} job(s) waiting for "
                                                  f"{waited:.0f} s. Start one with `make worker`.")
         return SystemStatus(database, True, f"{len(queued)} job(s) waiting for a worker")
-    return SystemStatus(database, True, "Worker: queue empty")
+    return SystemStatus(database, True, "Worker: no jobs waiting")

@@ -28,9 +28,9 @@ def wipe(a: np.ndarray, b: np.ndarray, position: float) -> np.ndarray:
     width = a.shape[1]
     split = int(round(np.clip(position, 0.0, 1.0) * width))
     out = np.concatenate([a[:, :split], b[:, split:]], axis=1)
-    half = max(1, width // 200)
+    half = width // 400  # one pixel wide on small images, which the browser enlarges
     if 0 < split < width:
-        out[:, max(0, split - half):min(width, split + half)] = _LINE
+        out[:, max(0, split - half - 1):min(width, split + half)] = _LINE
     return out
 
 

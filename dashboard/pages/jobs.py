@@ -2,11 +2,13 @@
 
 import streamlit as st
 
-from dashboard import backend, resources, state
+from dashboard import backend, resources, state, views
 from db.models import JobStatus
 from db.store import JobStateError
 
 REFRESH_SECONDS = 3
+
+views.require_app("pages/jobs.py")
 
 st.title("Jobs")
 st.caption("Every run, newest first. The table refreshes by itself while this page is open.")

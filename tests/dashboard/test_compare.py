@@ -19,8 +19,8 @@ def flat(value: int, h: int = 10, w: int = 20) -> np.ndarray:
 def test_wipe_splits_at_the_position_with_a_divider():
     out = compare.wipe(flat(0), flat(200), 0.5)
     assert out.shape == (10, 20, 3)
-    assert (out[:, :9] == 0).all() and (out[:, 11:] == 200).all()
-    assert (out[:, 9:11] == compare._LINE).all()  # the divider sits on the split
+    assert (out[:, :9] == 0).all() and (out[:, 10:] == 200).all()
+    assert (out[:, 9] == compare._LINE).all()  # a one-pixel divider just left of the split
     assert (compare.wipe(flat(0), flat(200), 0.0) == 200).all()
     assert (compare.wipe(flat(0), flat(200), 1.0) == 0).all()
 
