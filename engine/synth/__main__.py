@@ -1,4 +1,5 @@
-"""``python -m engine.synth --n 1000 --out DIR`` writes a synthetic dataset; ``--benchmark`` prints samples/s."""
+"""``python -m engine.synth --n 1000 --out DIR`` writes a synthetic dataset; ``--benchmark`` prints samples/s;
+``--figure PNG`` draws a contact sheet of samples with all their layers."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", action="store_true", help="also write a PNG per layer under previews/")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--benchmark", action="store_true", help="print samples/s and exit")
+    parser.add_argument("--figure", default=None, metavar="PNG",
+                        help="write a contact sheet of --n samples (seeds from --seed) with all layers, and exit")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -34,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         print(f"{result['samples_per_s']:.2f} samples/s at {args.size}×{args.size} on {result['device']}",
               file=sys.stderr)
+        return 0
+    if args.figure:
+        from .figure import write_contact_sheet
+
+        path = write_contact_sheet(args.figure, list(range(args.seed, args.seed + args.n)), args.size,
+                                   max(args.lightings, 2), device)
+        print(f"wrote {path}")
         return 0
     if not args.out:
         parser.error("--out is required (or use --benchmark)")
