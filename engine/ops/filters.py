@@ -81,15 +81,22 @@ def pad_symmetric(x: torch.Tensor, pad: int) -> torch.Tensor:
 
 def box_mean_symmetric(x: torch.Tensor, size: int) -> torch.Tensor:
     """``size``×``size`` mean (``size`` odd) with symmetric padding: MATLAB ``imfilter(x, fspecial('average',
-    size), 'symmetric')``. Done as two 1-D passes, which is exact for a box and cheaper for larger windows."""
+    size), 'symmetric')``. Two 1-D passes of shifted-slice sums: for the small windows used here this is several
+    times faster than ``avg_pool2d`` on a CPU, and exact for a box."""
     if size < 1 or size % 2 == 0:
         raise ValueError(f"window size must be odd and >= 1, got {size}")
     if size == 1:
         return x.clone()
-    x4, lead = _as_nchw(x)
-    padded = pad_symmetric(x4, size // 2)
-    out = F.avg_pool2d(F.avg_pool2d(padded, (1, size), stride=1), (size, 1), stride=1)
-    return out.reshape(*lead, *out.shape[-2:])
+    padded = pad_symmetric(x, size // 2)
+    h, w = x.shape[-2:]
+    rows = padded[..., :, 0:w].clone()
+    for k in range(1, size):
+        rows += padded[..., :, k:k + w]
+    del padded
+    out = rows[..., 0:h, :].clone()
+    for k in range(1, size):
+        out += rows[..., k:k + h, :]
+    return out.div_(size * size)
 
 
 def max_filter_replicate(x: torch.Tensor, size: int) -> torch.Tensor:

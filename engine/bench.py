@@ -1,0 +1,251 @@
+"""``python -m engine.bench``: wall time and peak memory of methods on fixed inputs, CPU and CUDA.
+
+Each case runs in its own subprocess, so that the CPU peak (``ru_maxrss``, the process's resident-set high-water
+mark) belongs to that case alone; the number reported is the peak minus the resident set just before the timed
+runs, i.e. what the method itself added on top of its loaded input. ``tracemalloc`` cannot be used: torch
+allocates outside Python's allocator. On CUDA the peak is ``torch.cuda.max_memory_allocated``.
+
+Cases are a small registry: :func:`bench_case` registers ``setup(device) -> run``, where ``run()`` performs one
+timed repetition and returns a dict of diagnostics. To add one (RetinexNet, ...)::
+
+    @bench_case("retinexnet-600x400", "RetinexNet on one 600×400 LOL photo")
+    def _retinexnet_small(device):
+        image = bench_image(400, 600)
+        return lambda: _run_method("retinexnet", image, device)
+
+Examples::
+
+    python -m engine.bench                                   # every case, CPU and CUDA when present
+    nice -n 10 python -m engine.bench --cases jiep-600x400 --device cpu --repeat 5 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("INTRINSIC_LAB_SHARED", REPO.parent / "shared"))
+_LOL_PHOTO = "data/lol/our485/low/102.png"
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    name: str
+    description: str
+    setup: Callable[[Any], Callable[[], dict]]  # setup(torch.device) -> run(); run() -> diagnostics
+    repeat: int = 3  # timed repetitions unless --repeat says otherwise
+    warmup: bool = True  # one untimed run first (one-off costs: kernel loading, allocator growth)
+
+
+BENCH_CASES: dict[str, BenchCase] = {}
+
+
+def bench_case(name: str, description: str, *, repeat: int = 3, warmup: bool = True):
+    """Register ``setup(device) -> run`` as a bench case; a duplicate name is an error."""
+    def register(setup: Callable[[Any], Callable[[], dict]]):
+        if name in BENCH_CASES:
+            raise ValueError(f"bench case {name!r} is already registered")
+        BENCH_CASES[name] = BenchCase(name, description, setup, repeat, warmup)
+        return setup
+    return register
+
+
+# --- inputs ---------------------------------------------------------------------------------------------------
+
+def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A deterministic stand-in for a photo when ../shared is absent: smooth uneven lighting times a
+    piecewise-constant reflectance with edges at many scales, plus sensor noise. (H, W, 3) float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy /= height
+    xx /= width
+    light = 0.08 + 0.5 * np.exp(-((xx - 0.3) ** 2 + (yy - 0.4) ** 2) / 0.1)
+    refl = np.full((height, width, 3), 0.5, np.float32)
+    for _ in range(200):
+        h, w = rng.uniform(0.01, 0.3, 2)
+        y, x = rng.uniform(0, 1, 2)
+        box = (yy >= y) & (yy < y + h) & (xx >= x) & (xx < x + w)
+        refl[box] = rng.uniform(0.1, 1.0, 3)
+    image = refl * light[..., None] + rng.normal(0, 0.01, (height, width, 3)).astype(np.float32)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def bench_image(height: int, width: int) -> tuple[np.ndarray, str]:
+    """The LOL low-light photo 102 resized to (height, width) when ../shared is present, else a synthetic one."""
+    path = SHARED / _LOL_PHOTO
+    if path.is_file():
+        import cv2
+
+        from .imaging import read_image
+
+        image = read_image(path).pixels
+        if image.shape[:2] != (height, width):
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+            return np.ascontiguousarray(image, dtype=np.float32), f"LOL {path.name} resized to {width}×{height}"
+        return image, f"LOL {path.name} ({width}×{height})"
+    return synthetic_photo(height, width), f"synthetic {width}×{height}"
+
+
+def _run_method(name: str, image: np.ndarray, device, params: dict | None = None) -> dict:
+    from .registry import MethodInput, run_method
+
+    result, ctx, _ = run_method(name, MethodInput(frames=(image,)), params, device=str(device))
+    keep = {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))}
+    return {**keep, "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
+
+
+# --- cases ----------------------------------------------------------------------------------------------------
+
+def _jiep_setup(height: int, width: int):
+    def setup(device):
+        image, source = bench_image(height, width)
+
+        def run() -> dict:
+            return {"input": source, **_run_method("jiep", image, device)}
+        return run
+    return setup
+
+
+bench_case("jiep-600x400", "JieP, default parameters, one 600×400 photo")(_jiep_setup(400, 600))
+bench_case("jiep-12mp", "JieP, default parameters, one 4000×3000 (12 MP) photo", repeat=1, warmup=False)(
+    _jiep_setup(3000, 4000))
+
+
+# --- measuring (inside the per-case subprocess) ---------------------------------------------------------------
+
+def _current_rss_bytes() -> int:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
+
+
+def measure(case: BenchCase, device_name: str, repeat: int, threads: int | None) -> dict:
+    import torch
+
+    from .device import describe_device, resolve_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device_name)
+    run = case.setup(device)
+    if case.warmup:
+        run()
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base_cuda = torch.cuda.memory_allocated(device)
+    base_rss = _current_rss_bytes()
+    times, cpu_times, info = [], [], {}
+    for _ in range(repeat):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        info = run()
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - start_cpu)
+    record = {
+        "case": case.name, "device": describe_device(device), "threads": torch.get_num_threads(),
+        "times_s": [round(t, 4) for t in times], "median_s": round(statistics.median(times), 4),
+        "min_s": round(min(times), 4),
+        # CPU seconds of this process (all threads): on a shared, loaded machine wall time also counts waiting
+        "cpu_median_s": round(statistics.median(cpu_times), 4),
+        "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "peak_rss_extra_mb": round((_peak_rss_bytes() - base_rss) / 2**20, 1),
+        "info": info,
+    }
+    if cuda:
+        record["peak_cuda_extra_mb"] = round((torch.cuda.max_memory_allocated(device) - base_cuda) / 2**20, 1)
+    return record
+
+
+# --- driver ---------------------------------------------------------------------------------------------------
+
+def _devices(requested: str) -> list[str]:
+    if requested != "all":
+        return [d.strip() for d in requested.split(",") if d.strip()]
+    import torch
+
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def _format(record: dict) -> str:
+    info = record.get("info", {})
+    mem = f"peak RSS +{record['peak_rss_extra_mb']:.0f} MB"
+    if "peak_cuda_extra_mb" in record:
+        mem += f", peak CUDA +{record['peak_cuda_extra_mb']:.0f} MB"
+    extra = ", ".join(f"{k}={info[k]}" for k in ("iterations", "cg_iterations_total", "input") if k in info)
+    return (f"{record['case']:<16} {record['device']:<28} threads={record['threads']:<2} "
+            f"median {record['median_s']:8.3f} s  (min {record['min_s']:.3f}, n={len(record['times_s'])}; "
+            f"CPU {record['cpu_median_s']:.3f} s; load {record['load_average']})  {mem}  {extra}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="all", help=f"comma-separated, or 'all': {', '.join(BENCH_CASES)}")
+    parser.add_argument("--device", default="all", help="comma-separated cpu, cuda, cuda:N, or 'all' (default)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed repetitions (default: per case)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--json", default=None, help="also write all records to this JSON file")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one case here
+    args = parser.parse_args(argv)
+
+    if args.list:
+        for case in BENCH_CASES.values():
+            print(f"{case.name:<16} {case.description}")
+        return 0
+    if args.worker:
+        case = BENCH_CASES[args.worker]
+        record = measure(case, args.device, args.repeat or case.repeat, args.threads)
+        print("BENCH_RESULT " + json.dumps(record))
+        return 0
+
+    names = list(BENCH_CASES) if args.cases == "all" else [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [n for n in names if n not in BENCH_CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; known: {', '.join(BENCH_CASES)}")
+    records, failures = [], 0
+    for name in names:
+        for device in _devices(args.device):
+            cmd = [sys.executable, "-m", "engine.bench", "--worker", name, "--device", device]
+            if args.repeat:
+                cmd += ["--repeat", str(args.repeat)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
+            if proc.returncode != 0 or not lines:
+                failures += 1
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+                print(f"{name:<16} {device:<28} FAILED: {tail[0]}", flush=True)
+                continue
+            record = json.loads(lines[-1][len("BENCH_RESULT "):])
+            records.append(record)
+            print(_format(record), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=2))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
