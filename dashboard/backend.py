@@ -185,13 +185,12 @@ def jobs_table(jobs: Sequence[JobView]) -> list[dict[str, Any]]:
     for job in jobs:
         seconds = job.seconds
         rows.append({
-            "job": job.id, "method": job.method, "status": job.status, "progress": job.progress,
-            "input": job.input_name, "device": job.device or "—",
-            "attempts": f"{job.attempts} of {job.max_attempts}",
+            "job": job.id, "status": job.status, "method": job.method, "input": job.input_name,
+            "progress": job.progress, "error / message": job.error or job.message or "",
+            "device": job.device or "—", "attempts": f"{job.attempts} of {job.max_attempts}",
             "queued at": job.created_at,
             "wall (s)": None if seconds is None else round(seconds, 2),
             "method (s)": round(job.timings["total"], 2) if "total" in job.timings else None,
-            "error / message": job.error or job.message or "",
             "worker": job.worker or "—",
         })
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -156,3 +157,19 @@ def test_sidebar_reports_database_and_a_missing_worker(sessions, photo_png):
     at = open_page()  # a fresh session: AppTest drops the sidebar on reruns of an st.navigation app
     sidebar = " ".join(texts(at.sidebar.caption))
     assert "No worker is running" in sidebar and "make worker" in sidebar
+
+
+def test_decompose_shows_vector_outputs_as_numbers(sessions, photo_png):
+    from engine.imaging import decode_image
+    from engine.registry import MethodInput, run_method
+
+    at = open_page()
+    at.segmented_control(key=state.INPUT_KIND).set_value("raw_image").run()
+    at.file_uploader(key=state.upload_key("raw_image")).set_value(("raw.png", photo_png, "image/png")).run()
+    at.multiselect(key=state.methods_key("raw_image")).set_value(["baseline_grey_world"])
+    at.button(key=state.RUN).click().run()
+    run_worker(sessions)
+    at.run()
+    expected, _, _ = run_method("baseline_grey_world", MethodInput((decode_image(photo_png).pixels,)), device="cpu")
+    numbers = ", ".join(f"{v:.4g}" for v in np.ravel(expected.values["illuminant"]))
+    assert f"**illuminant**: {numbers}" in texts(at.markdown)
