@@ -82,38 +82,41 @@ def _float_step(param: ParamSpec) -> float:
     return _significant(span / 100.0, 1) if span > 0 else 0.01
 
 
-def render_params(spec: MethodSpec) -> dict[str, Any]:
-    """Draw one widget per parameter and return the chosen values (not yet coerced; the store resolves them)."""
+def render_params(spec: MethodSpec, columns: int = 3) -> dict[str, Any]:
+    """Draw one widget per parameter (in a grid of ``columns``) and return the chosen values, not yet coerced:
+    ``MethodSpec.resolve_params`` checks them when the run is submitted."""
     values: dict[str, Any] = {}
-    for param in spec.params:
-        control = plan_control(param)
-        key = state.param_key(spec.name, param.name)
-        label = param.name
-        help_text = f"{param.description} (paper default: {format_value(param.default)})"
-        if control.widget == "checkbox":
-            values[param.name] = st.checkbox(label, value=bool(param.default), help=help_text, key=key)
-        elif control.widget == "selectbox":
-            index = control.options.index(param.default) if param.default in control.options else 0
-            values[param.name] = st.selectbox(label, control.options, index=index, help=help_text, key=key)
-        elif control.widget == "log_slider":
-            values[param.name] = st.select_slider(label, options=control.options, value=float(param.default),
-                                                  format_func=format_value, help=help_text + "; log scale",
-                                                  key=key)
-        elif control.widget == "text":
-            values[param.name] = st.text_input(label, value=str(param.default), help=help_text, key=key)
-        elif control.widget == "slider" and param.type is int:
-            values[param.name] = st.slider(label, int(param.minimum), int(param.maximum), int(param.default),
-                                           help=help_text, key=key)
-        elif control.widget == "slider":
-            values[param.name] = st.slider(label, float(param.minimum), float(param.maximum),
-                                           float(param.default), step=_float_step(param), format="%.3g",
-                                           help=help_text, key=key)
-        else:
-            numeric = int if param.type is int else float
-            values[param.name] = st.number_input(
-                label, value=numeric(param.default),
-                min_value=None if param.minimum is None else numeric(param.minimum),
-                max_value=None if param.maximum is None else numeric(param.maximum),
-                format=None if numeric is int else "%.4g", help=help_text, key=key,
-            )
+    cells = st.columns(columns) if spec.params else []
+    for index, param in enumerate(spec.params):
+        with cells[index % columns]:
+            values[param.name] = _widget(spec, param)
     return values
+
+
+def _widget(spec: MethodSpec, param: ParamSpec) -> Any:
+    control = plan_control(param)
+    key = state.param_key(spec.name, param.name)
+    label = param.name
+    help_text = f"{param.description} (paper default: {format_value(param.default)})"
+    if control.widget == "checkbox":
+        return st.checkbox(label, value=bool(param.default), help=help_text, key=key)
+    if control.widget == "selectbox":
+        index = control.options.index(param.default) if param.default in control.options else 0
+        return st.selectbox(label, control.options, index=index, help=help_text, key=key)
+    if control.widget == "log_slider":
+        return st.select_slider(label, options=control.options, value=float(param.default),
+                                format_func=format_value, help=help_text + "; log scale", key=key)
+    if control.widget == "text":
+        return st.text_input(label, value=str(param.default), help=help_text, key=key)
+    if control.widget == "slider" and param.type is int:
+        return st.slider(label, int(param.minimum), int(param.maximum), int(param.default), help=help_text, key=key)
+    if control.widget == "slider":
+        return st.slider(label, float(param.minimum), float(param.maximum), float(param.default),
+                         step=_float_step(param), format="%.3g", help=help_text, key=key)
+    numeric = int if param.type is int else float
+    return st.number_input(
+        label, value=numeric(param.default),
+        min_value=None if param.minimum is None else numeric(param.minimum),
+        max_value=None if param.maximum is None else numeric(param.maximum),
+        format=None if numeric is int else "%.4g", help=help_text, key=key,
+    )
