@@ -155,7 +155,11 @@ class CGIntrinsicsRecipe(TrainingRecipe):
                                                 base_seed=seed * 10_000_000), lightings)
         elif is_synthetic_folder(data_dir):
             folder = SyntheticFolder(data_dir)
-            train = _Lightings(folder, int(folder.manifest["lightings"]))
+            m = folder.manifest
+            train = _Lightings(folder, int(m["lightings"]))
+            self.data_note = (f"{len(folder)} scenes × {m['lightings']} lighting(s) from `python -m engine.synth "
+                              f"--n {len(folder)} --size {m['size']} --lightings {m['lightings']} --seed {m['seed']} "
+                              f"--out {data_dir}`")
         else:
             from ..datasets.base import DatasetError
             from .data import AdapterDataset, split_indices
@@ -234,6 +238,10 @@ class CGIntrinsicsRecipe(TrainingRecipe):
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         params = sum(p.numel() for p in model.parameters())
         return state, {"architecture": f"CGIntrinsicsNet(width={float(config['width'])}), {params:,} parameters",
+                       "training scenes": getattr(self, "data_note", "rendered on the fly"),
+                       "validation data": "held-out synthetic scenes (seeds from 1,000,000)"
+                                          + (f"; MIT intrinsic objects in {config['mit_dir']} (research use)"
+                                             if config.get("mit_dir") else ""),
                        "input": "sRGB image; H, W padded to multiples of 128",
                        "outputs": "log reflectance intensity, log shading (1 channel each)"}
 

@@ -1,0 +1,74 @@
+"""CGIntrinsics network facts (methods.md §8), its colour reconstruction, runner shapes and the official converter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine.errors import WeightsUnavailableError
+from engine.methods.cgintrinsics import (BASE_CHANNELS, CGIntrinsicsNet, compose, convert_official, decompose,
+                                         model_from_state, pad_to_multiple)
+
+
+def test_encoder_has_seven_stride_two_levels_with_the_paper_channels():
+    net = CGIntrinsicsNet(width=1.0)
+    convs = [m for block in net.encoder for m in block if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == list(BASE_CHANNELS) == [64, 128, 256, 512, 512, 512, 512]
+    assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) for c in convs)
+    norms = [any(isinstance(m, nn.BatchNorm2d) for m in block) for block in net.encoder]
+    assert norms == [False, True, True, True, True, True, False]  # none on the first and the innermost level
+    assert isinstance(net.reflectance.head[-1], nn.Conv2d) and net.reflectance.head[-1].out_channels == 1
+    assert net.reflectance is not net.shading
+
+
+def test_forward_needs_multiples_of_128_and_pad_handles_any_size():
+    net = CGIntrinsicsNet(width=0.0625).eval()
+    with pytest.raises(ValueError, match="multiples of 128"):
+        net(torch.rand(1, 3, 100, 128))
+    padded, size = pad_to_multiple(torch.rand(1, 3, 100, 130))
+    assert padded.shape[-2:] == (128, 256) and size == (100, 130)
+    log_r, log_s = net(padded)
+    assert log_r.shape == log_s.shape == (1, 1, 128, 256)
+
+
+def test_compose_uses_linear_chromaticity_times_exp_log_reflectance():
+    srgb = torch.tensor([0.2, 0.5, 0.8]).view(1, 3, 1, 1)
+    linear = torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    reflectance, shading = compose(srgb, torch.full((1, 1, 1, 1), np.log(2.0)), torch.zeros(1, 1, 1, 1))
+    assert torch.allclose(reflectance, 2.0 * linear / (linear.sum() + 1e-6), atol=1e-6)
+    assert torch.allclose(shading, torch.ones(1, 1, 1, 1))
+
+
+def test_decompose_returns_layers_at_the_input_size():
+    net = CGIntrinsicsNet(width=0.0625).eval()
+    image = np.random.default_rng(0).random((90, 140, 3)).astype(np.float32)
+    reflectance, shading = decompose(image, net, torch.device("cpu"), max_side=128)
+    assert reflectance.shape == (90, 140, 3) and shading.shape == (90, 140, 1)
+    assert np.all(np.isfinite(reflectance)) and float(shading.min()) > 0
+
+
+def test_official_converter_maps_by_order_and_checks_shapes(tmp_path):
+    ours = CGIntrinsicsNet(width=1.0)
+    torch.manual_seed(1)
+    # The authors' module names differ from ours; only the order and shapes line up.
+    theirs = {f"model.layer{i}.{k.rsplit('.', 1)[1]}": torch.randn_like(v) if v.is_floating_point() else v
+              for i, (k, v) in enumerate(ours.state_dict().items())}
+    path = tmp_path / "net_G.pth"
+    torch.save(theirs, path)
+    converted = convert_official(path)
+    net = model_from_state(converted)
+    assert net.width == 1.0
+    first_key = next(iter(theirs))
+    assert torch.equal(net.state_dict()["encoder.0.0.weight"], theirs[first_key])
+    wrong = dict(theirs)
+    wrong.pop(first_key)
+    torch.save(wrong, path)
+    with pytest.raises(WeightsUnavailableError, match="not the CGIntrinsics generator"):
+        convert_official(path)
+
+
+def test_model_from_state_infers_the_width():
+    state = CGIntrinsicsNet(width=0.25).state_dict()
+    assert model_from_state(state).width == 0.25
