@@ -136,6 +136,17 @@ class JobView:
         return ((self.finished_at or _now()) - self.started_at).total_seconds()
 
 
+def changed_settings(method: str, params: Mapping[str, Any]) -> str:
+    """The parameters that differ from the method's (paper) defaults, e.g. ``lambda=0.5``; "" if none do."""
+    try:
+        defaults = get_method(method).defaults()
+    except UnknownMethodError:
+        return ""
+    changed = [f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+               for name, value in params.items() if name in defaults and defaults[name] != value]
+    return ", ".join(changed)
+
+
 def _job_view(job: Job, with_outputs: bool) -> JobView:
     layers = []
     if with_outputs:
@@ -186,6 +197,7 @@ def jobs_table(jobs: Sequence[JobView]) -> list[dict[str, Any]]:
         seconds = job.seconds
         rows.append({
             "job": job.id, "status": job.status, "method": job.method, "input": job.input_name,
+            "settings": changed_settings(job.method, job.params) or "defaults",
             "progress": job.progress, "error / message": job.error or job.message or "",
             "device": job.device or "—", "attempts": f"{job.attempts} of {job.max_attempts}",
             "queued at": job.created_at,

@@ -32,10 +32,14 @@ def require_app(page_file: str) -> None:
         st.switch_page("app.py")
 
 
+#: Longest side of a layer as sent to the browser; the PNG download keeps the full resolution.
+DISPLAY_SIDE = 2048
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
 def artifact_image(key: str, kind: str) -> np.ndarray:
     """A stored artifact as a display array. Artifacts are content-addressed, so the key fixes the result."""
-    return layer_display(backend.artifact_bytes(key), kind, name=key[:12])
+    return thumbnail(layer_display(backend.artifact_bytes(key), kind, name=key[:12]), DISPLAY_SIDE)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -78,8 +82,10 @@ def job_result(job: backend.JobView, input_view: backend.InputView | None) -> No
             st.info("This job was cancelled.")
             return
         took = job.timings.get("total")
-        st.caption(f"Finished in {took:.2f} s on {job.device or 'unknown device'}" if took is not None
-                   else f"Finished on {job.device or 'unknown device'}")
+        settings = backend.changed_settings(job.method, job.params)
+        st.caption((f"Finished in {took:.2f} s" if took is not None else "Finished")
+                   + f" on {job.device or 'an unknown device'} · "
+                   + (f"changed settings: {settings}" if settings else "the paper's default settings"))
         images = ([("input", key, "image", None) for key in input_view.frames[:1]] if input_view else [])
         images += [(layer.layer, layer.artifact_key, layer.kind, layer) for layer in job.layers]
         for cell, (label, key, kind, layer) in zip(_grid(len(images)), images):

@@ -74,6 +74,7 @@ def test_decompose_uploads_runs_and_shows_results(sessions, photo_png):
     assert captions[:2] == ["photo.png", "input"]  # the upload preview, then the result row
     assert [c.split(":")[0] for c in captions[2:]] == ["illumination", "reflectance", "enhanced"]
     assert sorted(b.label for b in at.download_button) == ["PNG"] * 3
+    assert any(c.endswith("on cpu · changed settings: lambda=0.5") for c in texts(at.caption))
 
     # The same upload again reuses the stored input and the identical finished job.
     at.button(key=state.RUN).click().run()
@@ -142,7 +143,13 @@ def test_gallery_lists_outputs_and_compares(sessions, photo_png):
     captions = [c for img in at.image for c in img.captions]
     assert "left of the line: input · right of it: jiep · reflectance" in captions
 
-    # Filtering by a method that never ran empties the grid.
+    # Filtering by a day without runs, or by a method that never ran, empties the grid.
+    today = utcnow().date()
+    at.date_input(key=state.GALLERY_DATES).set_value((today - timedelta(days=3), today - timedelta(days=2))).run()
+    assert any("Nothing here yet" in i for i in texts(at.info))
+    at.date_input(key=state.GALLERY_DATES).set_value((today, today)).run()
+    assert not at.info
+
     at.multiselect(key=state.GALLERY_METHODS).set_value(["weiss"]).run()
     assert any("Nothing here yet" in i for i in texts(at.info))
 
