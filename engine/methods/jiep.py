@@ -20,12 +20,13 @@ The two quadratic sub-problems are solved alternately; each is an SPD weighted 5
 starting from ``I = S, R = 1`` and stopping when the relative change (Frobenius) of I *or* R falls below 0.01,
 or after K = 20 iterations.
 
-Facts taken from the authors' MATLAB code (see ../shared/docs/methods.md §3), reproduced here:
+Facts of the authors' MATLAB code (docs/methods.md §3 in the shared folder; the first one read off their
+``jiep.m``), reproduced here:
 - the LVD and texture weights are computed on the ratios ``S / R`` (before the I-step) and ``S / I`` (before the
   R-step), not on the previous estimates (``weights_from="ratio"``; ``"estimate"`` uses the estimates instead);
 - forward differences with a zero last column/row; 3×3 box mean with symmetric padding; the weights' last
   column/row are zeroed so no link crosses the border;
-- each system is solved by PCG with relative-residual tolerance 0.01 and at most 40 iterations.
+- each system is solved by PCG with relative-residual tolerance 0.01 and at most 40 iterations, from zero.
 
 Where this implementation differs, and why:
 - **Preconditioner.** The authors use modified incomplete Cholesky (``ichol(..., 'michol','on')``). That needs

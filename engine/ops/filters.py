@@ -35,15 +35,18 @@ def _window_sum_along(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
     ~1e-7 relative precision that the guided filter's variance (a difference of two close means) needs.
     """
     n = x.shape[dim]
-    cs = torch.cumsum(x, dim=dim, dtype=torch.float64)
-    zero_shape = list(cs.shape)
-    zero_shape[dim] = 1
-    cs = torch.cat([cs.new_zeros(zero_shape), cs], dim=dim)  # cs[k] = sum of the first k samples
-    idx = torch.arange(n, device=x.device)
-    hi = (idx + radius + 1).clamp(max=n)
-    lo = (idx - radius).clamp(min=0)
-    out = cs.index_select(dim, hi) - cs.index_select(dim, lo)
+    r = min(radius, n - 1)
+    cs = torch.cumsum(x, dim=dim, dtype=torch.float64)  # cs[k] = sum of samples 0..k
+    # out[i] = cs[min(i + r, n - 1)] − cs[i − r − 1] (the second term absent for i ≤ r), with plain slices
+    out = torch.cat([cs.narrow(dim, r, n - r), cs.narrow(dim, n - 1, 1).expand_as(cs.narrow(dim, 0, r))], dim=dim)
+    out.narrow(dim, r + 1, n - r - 1).sub_(cs.narrow(dim, 0, n - r - 1))
     return out.to(x.dtype)
+
+
+def _clipped_counts(n: int, radius: int, device, dtype) -> torch.Tensor:
+    """How many of the samples ``i - radius .. i + radius`` lie inside ``0 .. n-1``, for each i."""
+    i = torch.arange(n, device=device)
+    return ((i + radius).clamp(max=n - 1) - (i - radius).clamp(min=0) + 1).to(dtype)
 
 
 def box_sum_clipped(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -63,8 +66,8 @@ def box_sum_clipped(x: torch.Tensor, radius: int) -> torch.Tensor:
 def box_mean_clipped(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over the ``(2r+1)²`` window clipped at the borders (each pixel divided by its own window size)."""
     h, w = x.shape[-2:]
-    counts = box_sum_clipped(torch.ones(h, w, dtype=x.dtype, device=x.device), radius)
-    return box_sum_clipped(x, radius) / counts
+    counts = torch.outer(_clipped_counts(h, radius, x.device, x.dtype), _clipped_counts(w, radius, x.device, x.dtype))
+    return box_sum_clipped(x, radius).div_(counts)
 
 
 def pad_symmetric(x: torch.Tensor, pad: int) -> torch.Tensor:
