@@ -1,7 +1,7 @@
 """Loading user inputs from files into a :class:`~engine.registry.MethodInput`.
 
 One image → one frame; several image files or a folder of frames → a sequence (sorted by name);
-an animated GIF/WebP → its frames.
+an animated GIF/WebP → its frames; a zip of frames or a video → its frames (see ``engine.sequences``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageDecodeError, InputKindError
-from .imaging import decode_frames, decode_image
+from .imaging import decode_image
 from .registry import InputKind, MethodInput
+from .sequences import frames_from_upload
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
@@ -39,7 +40,7 @@ def load_input(paths: list[str | Path], kind: InputKind) -> MethodInput:
             raise ImageDecodeError(f"{p}: is a folder; give either one folder or image files")
         data = p.read_bytes()
         if kind == InputKind.IMAGE_SEQUENCE:
-            frames.extend(decode_frames(data, p.name))
+            frames.extend(f.pixels for f in frames_from_upload(data, p.name))
         else:
             decoded = decode_image(data, p.name)
             frames.append(decoded.pixels)

@@ -6,6 +6,8 @@ checkpoint key remap (learned methods) → runner → ``register(MethodSpec(...)
 
 METHOD_MODULES: tuple[str, ...] = (
     "engine.methods.jiep",
+    "engine.methods.laffont_bazin",
+    "engine.methods.weiss",
     "engine.methods.baselines_intrinsic",
     "engine.methods.baselines_illuminant",
     "engine.methods.baselines_identity",
