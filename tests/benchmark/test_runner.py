@@ -89,3 +89,46 @@ def test_input_convention_and_roles():
     assert raw == pytest.approx(linear)
     assert convention.output_roles(get_method("jiep")) == {"reflectance": "reflectance", "shading": "illumination",
                                                          "restored": "enhanced"}
+
+
+def test_illuminant_vectors_and_restoration_layers_are_scored(bench_store, tmp_path):
+    """Vector outputs (grey world's illuminant) and sRGB layers (identity on LOL) through the same queue."""
+    import json
+
+    import cv2
+
+    from engine.metrics.angular import illuminant_error
+    from engine.metrics.fidelity import psnr
+
+    sessions, artifacts = bench_store
+    cc = tmp_path / "cc"
+    cc.mkdir()
+    rng = np.random.default_rng(0)
+    lights = {"a": [0.7, 0.5, 0.3], "b": [0.3, 0.5, 0.8]}
+    for stem, light in lights.items():
+        raw = (0.1 + 0.8 * rng.random((16, 16, 1))) * np.array([0.9, 0.6, 0.5])  # not grey: a nonzero error
+        cv2.imwrite(str(cc / f"{stem}.png"), np.round(raw[:, :, ::-1] * 65535).astype(np.uint16))
+        (cc / f"{stem}_metadata.json").write_text(json.dumps({"illuminant_color_raw": light}))
+    report = run(BenchConfig(("baseline_grey_world",), "color-constancy", "all", str(cc)), sessions=sessions,
+                 artifacts=artifacts, device="cpu", poll_s=0.01)
+    assert report.complete and report.succeeded == 2
+    with session_scope(sessions) as session:
+        rows = leaderboard.per_image(session, "color-constancy", "all").set_index("item")
+    sample = get_adapter("color-constancy").load(cc, "a")
+    direct = illuminant_error(lights["a"], sample.frames[0].reshape(-1, 3).mean(axis=0))
+    assert rows.loc["a", "value"] == pytest.approx(direct, abs=0.01)
+    table = leaderboard.summary(rows.reset_index())
+    assert {"angular_error:mean", "angular_error:median", "angular_error:trimean", "angular_error:best25",
+            "angular_error:worst25"} <= set(table.columns)
+
+    lol = tmp_path / "lol"
+    for folder, value in (("low", 40), ("high", 120)):
+        (lol / "eval15" / folder).mkdir(parents=True)
+        cv2.imwrite(str(lol / "eval15" / folder / "1.png"), np.full((12, 12, 3), value, np.uint8))
+    report = run(BenchConfig(("baseline_identity_enhance",), "lol", "test", str(lol)), sessions=sessions,
+                 artifacts=artifacts, device="cpu", poll_s=0.01)
+    assert report.complete and report.succeeded == 1
+    with session_scope(sessions) as session:
+        scores = leaderboard.per_image(session, "lol", "test").set_index("metric")["value"]
+    assert scores["psnr_rgb"] == pytest.approx(psnr(np.full((1, 1, 3), 120 / 255), np.full((1, 1, 3), 40 / 255)))
+    assert set(scores.index) == {"psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"}
