@@ -325,8 +325,14 @@ def select_pairs(stack: torch.Tensor, pixel_ok: torch.Tensor, n_clusters: int, p
         return empty, empty, np.zeros(0)
     data = profiles[candidates]
     fit = data[torch.from_numpy(rng.choice(len(data), min(len(data), max_fit), replace=False)).to(data.device)]
-    k = min(n_clusters, len(fit))
-    centroids, _ = kmeans2(fit.double().cpu().numpy(), k, minit="++", seed=rng)
+    fit_np = fit.double().cpu().numpy()
+    # k-means++ divides by the spread, so a sequence whose pixels all vary alike (e.g. identical frames) is one cluster
+    distinct = len(np.unique(np.round(fit_np, 4), axis=0))
+    k = min(n_clusters, distinct)
+    if k > 1:
+        centroids, _ = kmeans2(fit_np, k, minit="++", seed=rng)
+    else:
+        centroids = fit_np.mean(0, keepdims=True)
     centroids_t = torch.from_numpy(centroids).to(data)
     labels = torch.empty(len(data), dtype=torch.long, device=data.device)
     distance = torch.empty(len(data), dtype=data.dtype, device=data.device)
@@ -480,7 +486,7 @@ def _runner():
     return run
 
 
-register(MethodSpec(
+SPEC = register(MethodSpec(
     name="laffont_bazin",
     title="Laffont & Bazin: intrinsic decomposition of image sequences from local temporal variations",
     paper="P.-Y. Laffont and J.-C. Bazin, \"Intrinsic Decomposition of Image Sequences from Local Temporal "
@@ -509,7 +515,7 @@ register(MethodSpec(
                   log_scale=True),
         ParamSpec("local_irls_iterations", 5, "IRLS rounds of each window's own SVD solve (eq. 6)", type=int,
                   minimum=0, maximum=50),
-        ParamSpec("global_irls_iterations", 2, "re-weighting rounds of the global solve", type=int, minimum=0,
+        ParamSpec("global_irls_iterations", 1, "re-weighting rounds of the global solve", type=int, minimum=0,
                   maximum=20),
         ParamSpec("irls_delta", 1e-3, "floor on the normalised residual in the IRLS weights 1/(2·max(r, δ))",
                   minimum=1e-8, maximum=1.0, log_scale=True),
@@ -517,9 +523,9 @@ register(MethodSpec(
                   maximum=1000),
         ParamSpec("pairs_per_cluster", 2000, "random pixel pairs drawn within each cluster", type=int, minimum=0,
                   maximum=1_000_000),
-        ParamSpec("max_solve_megapixels", 0.3, "larger inputs are solved at this size and the reflectance "
-                  "refitted at full size", minimum=0.001, maximum=64.0, log_scale=True),
-        ParamSpec("cg_tolerance", 1e-4, "relative residual at which conjugate gradients stop", minimum=1e-10,
+        ParamSpec("max_solve_megapixels", 0.1, "larger inputs are solved at this size and the reflectance "
+                  "refitted at full size", minimum=1e-4, maximum=64.0, log_scale=True),
+        ParamSpec("cg_tolerance", 1e-3, "relative residual at which conjugate gradients stop", minimum=1e-10,
                   maximum=0.1, log_scale=True),
         ParamSpec("cg_max_iterations", 3000, "conjugate-gradient iteration cap per solve", type=int, minimum=1,
                   maximum=100_000),

@@ -98,7 +98,7 @@ def _runner():
     return run
 
 
-register(MethodSpec(
+SPEC = register(MethodSpec(
     name="weiss",
     title="Weiss: intrinsic images from image sequences (median of log derivatives)",
     paper="Y. Weiss, \"Deriving intrinsic images from image sequences\", ICCV 2001",
