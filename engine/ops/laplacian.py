@@ -31,13 +31,15 @@ def laplacian_diagonal(wx: torch.Tensor, wy: torch.Tensor) -> torch.Tensor:
     return diag
 
 
-def _add_offdiagonal(out: torch.Tensor, x: torch.Tensor, wx: torch.Tensor, wy: torch.Tensor) -> torch.Tensor:
+def _add_offdiagonal(out: torch.Tensor, x: torch.Tensor, wx: torch.Tensor, wy: torch.Tensor, sign: float = -1.0
+                     ) -> torch.Tensor:
+    """``out += sign · (w-weighted sum of the four neighbours of x)``; the off-diagonal of L_w has sign −1."""
     ex, ey = wx[..., :, :-1], wy[..., :-1, :]
     # addcmul_ into views writes straight into ``out``: no product tensor is allocated.
-    out[..., :, :-1].addcmul_(ex, x[..., :, 1:], value=-1.0)
-    out[..., :, 1:].addcmul_(ex, x[..., :, :-1], value=-1.0)
-    out[..., :-1, :].addcmul_(ey, x[..., 1:, :], value=-1.0)
-    out[..., 1:, :].addcmul_(ey, x[..., :-1, :], value=-1.0)
+    out[..., :, :-1].addcmul_(ex, x[..., :, 1:], value=sign)
+    out[..., :, 1:].addcmul_(ex, x[..., :, :-1], value=sign)
+    out[..., :-1, :].addcmul_(ey, x[..., 1:, :], value=sign)
+    out[..., 1:, :].addcmul_(ey, x[..., :-1, :], value=sign)
     return out
 
 
@@ -75,6 +77,11 @@ class WeightedLaplacianSystem:
         return _add_offdiagonal(out, x, self.wx, self.wy)
 
     __call__ = matvec
+
+    def residual(self, b: torch.Tensor, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``b − A x`` in five fused passes (one fewer than a product and a subtraction)."""
+        out = torch.addcmul(b, self.diagonal, x, value=-1.0, out=out)
+        return _add_offdiagonal(out, x, self.wx, self.wy, sign=1.0)
 
     def inverse_diagonal(self) -> torch.Tensor:
         """``1 / diag(A)`` for Jacobi preconditioning (rows with a zero diagonal get 0: they are decoupled and

@@ -70,29 +70,26 @@ class AggregationMultigrid:
                  finest: WeightedLaplacianSystem | None = None):
         self.sweeps, self.coarse_sweeps, self.omega = sweeps, coarse_sweeps, omega
         self.levels = [finest or WeightedLaplacianSystem(d, wx, wy)]
-        self.inverse_diagonals = [self.levels[0].inverse_diagonal()]
         while min(d.shape[-2:]) > coarsest:
             d, wx, wy = _coarsen(d, wx, wy)
             self.levels.append(WeightedLaplacianSystem(d, wx, wy))
-            self.inverse_diagonals.append(self.levels[-1].inverse_diagonal())
+        # the damping is folded into the inverse diagonals once, saving a pass per sweep
+        self.damped_inverse_diagonals = [level.inverse_diagonal().mul_(omega) for level in self.levels]
 
     def _smooth(self, level: int, x: torch.Tensor, b: torch.Tensor, sweeps: int, work: torch.Tensor
                 ) -> torch.Tensor:
-        system, inv = self.levels[level], self.inverse_diagonals[level]
+        system, inv = self.levels[level], self.damped_inverse_diagonals[level]
         for _ in range(sweeps):
-            residual = torch.sub(b, system.matvec(x, out=work), out=work)
-            x.addcmul_(residual, inv, value=self.omega)
+            x.addcmul_(system.residual(b, x, out=work), inv)
         return x
 
     def _cycle(self, level: int, b: torch.Tensor) -> torch.Tensor:
-        inv = self.inverse_diagonals[level]
-        x = torch.mul(b, inv).mul_(self.omega)  # the first Jacobi sweep from x = 0
+        x = torch.mul(b, self.damped_inverse_diagonals[level])  # the first Jacobi sweep from x = 0
         work = torch.empty_like(b)
         if level == len(self.levels) - 1:
             return self._smooth(level, x, b, self.coarse_sweeps - 1, work)
         x = self._smooth(level, x, b, self.sweeps - 1, work)
-        residual = torch.sub(b, self.levels[level].matvec(x, out=work), out=work)
-        correction = self._cycle(level + 1, _block_sum(residual))
+        correction = self._cycle(level + 1, _block_sum(self.levels[level].residual(b, x, out=work)))
         _add_prolonged(x, correction)
         return self._smooth(level, x, b, self.sweeps, work)
 
