@@ -58,7 +58,7 @@ value replaced by ``R·I^(1/γ)`` (the authors' illumination adjustment, γ = 2.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -141,6 +141,7 @@ def jiep_decompose(rgb: torch.Tensor, gray: torch.Tensor, params: Mapping[str, A
     eps = params["eps"]
     with ctx.timed("bright_channel_prior"):
         s = rgb.amax(dim=0, keepdim=True)
+        del rgb  # only S is needed from here on; a caller passing a temporary gets its 3 layers back
         b_prior = bright_channel_prior(s, gray, params["r0"], params["guide_radius"], params["guide_eps"])
     i = s.clone()
     r = torch.ones_like(s)
@@ -192,18 +193,28 @@ def jiep_decompose(rgb: torch.Tensor, gray: torch.Tensor, params: Mapping[str, A
     return i, r, info
 
 
-def compose_outputs(rgb: torch.Tensor, i: torch.Tensor, r: torch.Tensor, gamma: float
-                    ) -> dict[str, torch.Tensor]:
-    """Reflectance and enhanced images: the input with its HSV value V = max(R,G,B) replaced.
+def iter_outputs(rgb: torch.Tensor, i: torch.Tensor, r: torch.Tensor, gamma: float
+                 ) -> Iterator[tuple[str, torch.Tensor]]:
+    """The output layers one at a time (so a caller can convert and drop each before the next is made: at
+    12 MP every colour layer is 144 MB): illumination, reflectance, enhanced.
 
-    Replacing V keeps hue and saturation, so the new colour is ``rgb · V'/V``; where V = 0 hue and saturation
-    are undefined (MATLAB's rgb2hsv gives saturation 0) and the result is grey ``V'``.
+    Reflectance and enhanced are the input with its HSV value V = max(R,G,B) replaced. Replacing V keeps hue and
+    saturation, so the new colour is ``rgb · V'/V``; where V = 0 hue and saturation are undefined (MATLAB's
+    rgb2hsv gives saturation 0) and the result is grey ``V'``.
     """
+    yield "illumination", i
     s = rgb.amax(dim=0, keepdim=True)
     dark = s <= 0
     chroma = torch.where(dark, torch.ones_like(rgb), rgb / torch.where(dark, torch.ones_like(s), s))
-    enhanced_value = i.clamp(min=0).pow_(1.0 / gamma).mul_(r)
-    return {"illumination": i, "reflectance": chroma * r, "enhanced": chroma.mul_(enhanced_value)}
+    del s, dark
+    yield "reflectance", chroma * r
+    yield "enhanced", chroma.mul_(i.clamp(min=0).pow_(1.0 / gamma).mul_(r))
+
+
+def compose_outputs(rgb: torch.Tensor, i: torch.Tensor, r: torch.Tensor, gamma: float
+                    ) -> dict[str, torch.Tensor]:
+    """All output layers as ``(C, H, W)`` tensors; see :func:`iter_outputs`."""
+    return dict(iter_outputs(rgb, i, r, gamma))
 
 
 # --- runner -------------------------------------------------------------------------------------------------------
@@ -214,14 +225,13 @@ def _run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Met
             raise ValueError(f"{name} must be odd")
     ctx.progress(0.0, "bright channel prior")
     with torch.inference_mode():
-        rgb = to_tensor(inputs.image, ctx.device)[0]
         gray = to_tensor(luminance(inputs.image), ctx.device)[0]
-        i, r, info = jiep_decompose(rgb, gray, params, ctx)
+        i, r, info = jiep_decompose(to_tensor(inputs.image, ctx.device)[0], gray, params, ctx)
         del gray
         with ctx.timed("outputs"):
-            outputs = compose_outputs(rgb, i, r, params["gamma"])
+            rgb = to_tensor(inputs.image, ctx.device)[0]
             layers = {name: np.ascontiguousarray(t.permute(1, 2, 0).float().cpu().numpy())
-                      for name, t in outputs.items()}
+                      for name, t in iter_outputs(rgb, i, r, params["gamma"])}
     ctx.progress(1.0, f"done after {info['iterations']} iteration(s)")
     return MethodResult(layers=layers, info=info)
 
