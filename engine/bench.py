@@ -118,9 +118,23 @@ def _jiep_setup(height: int, width: int):
     return setup
 
 
-bench_case("jiep-600x400", "JieP, default parameters, one 600×400 photo")(_jiep_setup(400, 600))
+bench_case("jiep-600x400", "JieP, default parameters, one 600×400 photo (the authors' code: ~1.9 s in Octave)")(_jiep_setup(400, 600))
+bench_case("jiep-1024x680", "JieP, default parameters, one 1024×680 photo (the authors' code: ~7.7 s in Octave)")(
+    _jiep_setup(680, 1024))
 bench_case("jiep-12mp", "JieP, default parameters, one 4000×3000 (12 MP) photo", repeat=1, warmup=False)(
     _jiep_setup(3000, 4000))
+
+
+def _retinexnet_setup(height: int, width: int):
+    def setup(device):
+        image, source = bench_image(height, width)
+        return lambda: {"input": source, **_run_method("retinexnet", image, device)}
+    return setup
+
+
+bench_case("retinexnet-600x400", "RetinexNet, project weights, one 600×400 photo")(_retinexnet_setup(400, 600))
+bench_case("retinexnet-12mp", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled", repeat=1,
+           warmup=False)(_retinexnet_setup(3000, 4000))
 
 
 # --- measuring (inside the per-case subprocess) ---------------------------------------------------------------
