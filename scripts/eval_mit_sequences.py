@@ -43,7 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda")
     parser.add_argument("--no-mask", action="store_true", help="do not give the object mask to the methods")
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 by default: on a shared CPU, extra threads wait on each other in the "
+                             "solver's many small products)")
     return parser.parse_args(argv)
 
 
