@@ -8,10 +8,7 @@ allocates outside Python's allocator. On CUDA the peak is ``torch.cuda.max_memor
 Cases are a small registry: :func:`bench_case` registers ``setup(device) -> run``, where ``run()`` performs one
 timed repetition and returns a dict of diagnostics. To add one (RetinexNet, ...)::
 
-    @bench_case("retinexnet-600x400", "RetinexNet on one 600×400 LOL photo")
-    def _retinexnet_small(device):
-        image = bench_image(400, 600)
-        return lambda: _run_method("retinexnet", image, device)
+    bench_case("mymethod-600x400", "MyMethod on one 600×400 photo")(method_setup("mymethod", 400, 600))
 
 Examples::
 
@@ -108,33 +105,24 @@ def _run_method(name: str, image: np.ndarray, device, params: dict | None = None
 
 # --- cases ----------------------------------------------------------------------------------------------------
 
-def _jiep_setup(height: int, width: int):
+def method_setup(method: str, height: int, width: int, params: dict | None = None):
+    """A case's ``setup``: run registered method ``method`` with ``params`` on :func:`bench_image`."""
     def setup(device):
         image, source = bench_image(height, width)
-
-        def run() -> dict:
-            return {"input": source, **_run_method("jiep", image, device)}
-        return run
+        return lambda: {"input": source, **_run_method(method, image, device, params)}
     return setup
 
 
-bench_case("jiep-600x400", "JieP, default parameters, one 600×400 photo (the authors' code: ~1.9 s in Octave)")(_jiep_setup(400, 600))
+bench_case("jiep-600x400", "JieP, default parameters, one 600×400 photo (the authors' code: ~1.9 s in Octave)")(
+    method_setup("jiep", 400, 600))
 bench_case("jiep-1024x680", "JieP, default parameters, one 1024×680 photo (the authors' code: ~7.7 s in Octave)")(
-    _jiep_setup(680, 1024))
+    method_setup("jiep", 680, 1024))
 bench_case("jiep-12mp", "JieP, default parameters, one 4000×3000 (12 MP) photo", repeat=1, warmup=False)(
-    _jiep_setup(3000, 4000))
-
-
-def _retinexnet_setup(height: int, width: int):
-    def setup(device):
-        image, source = bench_image(height, width)
-        return lambda: {"input": source, **_run_method("retinexnet", image, device)}
-    return setup
-
-
-bench_case("retinexnet-600x400", "RetinexNet, project weights, one 600×400 photo")(_retinexnet_setup(400, 600))
+    method_setup("jiep", 3000, 4000))
+bench_case("retinexnet-600x400", "RetinexNet, project weights, one 600×400 photo")(
+    method_setup("retinexnet", 400, 600))
 bench_case("retinexnet-12mp", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled", repeat=1,
-           warmup=False)(_retinexnet_setup(3000, 4000))
+           warmup=False)(method_setup("retinexnet", 3000, 4000))
 
 
 # --- measuring (inside the per-case subprocess) ---------------------------------------------------------------

@@ -8,9 +8,13 @@ changing (its step is zeroed) while the others continue.
 Stopping rule: ``‖b − A x‖₂ / ‖b‖₂ ≤ tol`` on the (unpreconditioned) residual, or ``maxiter`` iterations; that is
 MATLAB ``pcg``'s rule. With ``tol_reference="initial"`` the test is ``‖b − A x‖ ≤ tol·‖b − A x0‖`` instead: the
 same "reduce the residual by a factor tol" as MATLAB's from a zero start, which keeps a warm start from
-stopping at once when ``x0`` already meets a loose tolerance (the solve would then not move at all). Unlike MATLAB, a run that hits ``maxiter`` returns its last iterate, not the iterate
-of smallest residual: with a warm start and a loose tolerance the two practically coincide, and keeping the
-minimum would cost one more full-size buffer.
+stopping at once when ``x0`` already meets a loose tolerance (the solve would then not move at all).
+Unlike MATLAB, a run that hits ``maxiter`` returns its last iterate, not the iterate of smallest residual:
+with a warm start and a loose tolerance the two practically coincide, and keeping the minimum would cost one
+more full-size buffer.
+
+Preconditioners: ``inv_diag`` (Jacobi, one multiply) or any SPD ``precond`` callable, e.g.
+:class:`engine.ops.multigrid.AggregationMultigrid` for the systems of :mod:`engine.ops.laplacian`.
 """
 
 from __future__ import annotations
