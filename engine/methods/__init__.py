@@ -8,6 +8,7 @@ METHOD_MODULES: tuple[str, ...] = (
     "engine.methods.jiep",
     "engine.methods.laffont_bazin",
     "engine.methods.weiss",
+    "engine.methods.cgintrinsics",
     "engine.methods.baselines_intrinsic",
     "engine.methods.baselines_illuminant",
     "engine.methods.baselines_identity",
