@@ -23,14 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--textures", default=None, help="optional folder of photos used as albedo textures")
     parser.add_argument("--png", action="store_true", help="also write a PNG per layer under previews/")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default 1 on the CPU: the renderer's many small tensor "
+                             "operations run several times slower with more threads; run processes in parallel)")
     parser.add_argument("--benchmark", action="store_true", help="print samples/s and exit")
     parser.add_argument("--figure", default=None, metavar="PNG",
                         help="write a contact sheet of --n samples (seeds from --seed) with all layers, and exit")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if args.threads or device.type == "cpu":
+        torch.set_num_threads(args.threads or 1)
     if args.benchmark:
         result = benchmark(args.size, n=max(1, min(args.n, 20)), device=device, lightings=args.lightings)
         result["device"] = describe_device(device)
