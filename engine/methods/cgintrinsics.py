@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..imaging import from_tensor, srgb_to_linear, to_tensor
+from ..imaging import from_tensor, to_tensor
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 

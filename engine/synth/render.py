@@ -329,7 +329,8 @@ def render_scene(scene: Scene, size: int = 256, device: torch.device | str = "cp
 
     Returns CHW float32 tensors on ``device`` (K = number of lightings):
     ``image`` (K, 3, H, W) sRGB camera image in [0, 1]; ``image_linear``, ``shading``, ``specular`` (K, 3, H, W)
-    linear; ``sun_visibility`` (K, 1, H, W); ``albedo`` (3, H, W) linear; ``normals`` (3, H, W) unit, camera space
+    linear; ``sun_visibility`` (K, 1, H, W) cast-shadow visibility of the sun (1 where the surface faces away, as
+    no shadow ray is traced there); ``albedo`` (3, H, W) linear; ``normals`` (3, H, W) unit, camera space
     (x right, y up, z toward the camera); ``depth`` (1, H, W) distance along the view axis; ``mask`` (1, H, W)
     1 on objects; ``labels`` (H, W) int64 class indices into ``CLASS_NAMES``.
     """

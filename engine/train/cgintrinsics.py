@@ -19,7 +19,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..methods.cgintrinsics import CGIntrinsicsNet, compose, pad_to_multiple
 from .data import Augment, Subset
