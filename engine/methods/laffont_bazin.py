@@ -29,13 +29,23 @@ re-weight windows and pairs from the global solution and solve again. For fixed 
 
 (E_local and E_pair are means over windows and pairs as in the paper; we also take E_reg as a mean over pixels
 and frames rather than a sum, so that γ values do not depend on the image size or the number of frames; C̄ is the
-mean chromaticity over the frames where the pixel is not black). The matrix is symmetric positive definite;
+mean chromaticity over the frames where the pixel is not black).
+
+One deliberate change to the paper's quadratic form: each window's block is A_i − λ_i·Id, λ_i the smallest
+eigenvalue of A_i (its best achievable energy at unit scale), and likewise for each pair's 2×2 block. The
+minimiser of every window and pair, hence every reflectance ratio they imply, is unchanged. Without the shift the
+homogeneous energies keep a residual ∝ ‖R‖² wherever the model fits imperfectly, which the regulariser trades
+against scale, so R shrinks towards 0 in proportion to the local misfit: on the MIT sequences that gave blotchy,
+near-zero reflectance (LMSE ≈ 0.99 on apple); with the shift 0.009. The matrix is symmetric positive definite;
 it is stored as one coefficient image per window offset ((2k−1)² of them, matrix-free product) plus the pair list,
 and solved by Jacobi-preconditioned conjugate gradients (``engine.ops.pcg``, torch, on the GPU when present). S = I / R.
 
 IRLS weights are scale-free: w = 1 / (2·max(sin θ, δ)) where sin θ = ‖M R‖ / ‖R‖ is the sine of the angle between
 a window's reflectance and its frame (for pairs, the analogous normalised residual). That is the IRLS weight of
 ρ = √· once the unknown global scale of R is factored out, and keeps γ_pair and γ_reg meaningful across rounds.
+
+With a mask, windows whose centre lies inside it and pairs of pixels inside it take part; frames in which a window
+is black or has a clipped pixel carry no information and get weight 0.
 
 Large inputs are solved at ``max_solve_megapixels`` (frames averaged down in linear light); the shading found there
 is upsampled and the full-resolution reflectance is its per-pixel least-squares fit over the frames,

@@ -152,3 +152,13 @@ def test_registered_as_a_sequence_method_with_per_frame_shading():
     assert SPEC.output("shading").kind == OutputKind.IMAGE_STACK
     assert {"window_size", "window_step", "gamma_pair", "gamma_reg", "local_irls_iterations", "n_clusters",
             "pairs_per_cluster", "max_solve_megapixels"} <= {p.name for p in SPEC.params}
+
+
+def test_cuda_gives_the_cpu_result(rng, cuda_device):
+    reflectance = textured_reflectance(rng, 20, 20)
+    frames = [reflectance * rng.uniform(0.2, 1.0, 3).astype(np.float32) for _ in range(5)]
+    resolved = SPEC.resolve_params({"input_encoding": "linear"})
+    inputs = MethodInput(frames=tuple(frames))
+    on_cpu = lb.run(inputs, resolved, RunContext(device=torch.device("cpu"))).layers["reflectance"]
+    on_gpu = lb.run(inputs, resolved, RunContext(device=cuda_device)).layers["reflectance"]
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=2e-3)
