@@ -6,6 +6,7 @@ checkpoint key remap (learned methods) → runner → ``register(MethodSpec(...)
 
 METHOD_MODULES: tuple[str, ...] = (
     "engine.methods.jiep",
+    "engine.methods.retinexnet",
     "engine.methods.laffont_bazin",
     "engine.methods.weiss",
     "engine.methods.cgintrinsics",

@@ -25,6 +25,7 @@ cross-faded (``_tiled``), so a 12-megapixel photo runs in bounded memory without
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -53,16 +54,23 @@ class SameConv2d(nn.Conv2d):
     """A convolution with TensorFlow 'SAME' zero padding for any input size and stride.
 
     Symmetric cases use the convolution's own padding (cheaper); the asymmetric ones (stride 2 on even sizes) pad
-    explicitly, because PyTorch's ``padding=`` is always symmetric.
+    explicitly, because PyTorch's ``padding=`` is always symmetric. ``before`` overrides the top/left padding (used
+    by tiles, which must sample on the whole image's grid); the bottom/right padding then keeps ceil(size / stride)
+    outputs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, before: tuple[int, int] | None = None) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
-        top, bottom = same_padding(x.shape[-2], k, s)
-        left, right = same_padding(x.shape[-1], k, s)
+        if before is None:
+            top, bottom = same_padding(x.shape[-2], k, s)
+            left, right = same_padding(x.shape[-1], k, s)
+        else:
+            top, left = before
+            bottom = max((-(-x.shape[-2] // s) - 1) * s + k - x.shape[-2] - top, 0)
+            right = max((-(-x.shape[-1] // s) - 1) * s + k - x.shape[-1] - left, 0)
         if top == bottom and left == right:
             return F.conv2d(x, self.weight, self.bias, s, (top, left))
         return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, s)
@@ -73,6 +81,48 @@ def resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     if x.shape[-2:] == ref.shape[-2:]:
         return x
     return F.interpolate(x, size=tuple(ref.shape[-2:]), mode="nearest")
+
+
+def _nearest_indices(count: int, start: int, out_full: int, in_full: int, in_start: int, in_count: int) -> np.ndarray:
+    """Source rows, local to a tile, that a whole-image nearest resize from ``in_full`` to ``out_full`` samples for
+    the tile's output rows ``start … start + count − 1``. The float32 arithmetic is that of TF1 and PyTorch
+    (``floorf(dst · (float)in / out)``), so a tile reproduces the whole image exactly, rounding included."""
+    scale = np.float32(in_full) / np.float32(out_full)
+    rows = np.floor(np.arange(start, start + count, dtype=np.float32) * scale).astype(np.int64)
+    return np.clip(np.minimum(rows, in_full - 1) - in_start, 0, in_count - 1)
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """Where a tile sits in the whole image: its origin (multiples of 8) and the whole image's size."""
+
+    height: int
+    width: int
+    top: int
+    left: int
+
+    def size(self, level: int) -> tuple[int, int]:
+        """The whole image's size after ``level`` stride-2 steps ('SAME': ceil halving)."""
+        h, w = self.height, self.width
+        for _ in range(level):
+            h, w = -(-h // 2), -(-w // 2)
+        return h, w
+
+    def origin(self, level: int) -> tuple[int, int]:
+        return self.top >> level, self.left >> level
+
+    def down_padding(self, level: int) -> tuple[int, int]:
+        """Top/left padding of the whole image's stride-2 step from ``level`` to ``level + 1``."""
+        h, w = self.size(level)
+        return same_padding(h, 3, 2)[0], same_padding(w, 3, 2)[0]
+
+    def resize(self, x: torch.Tensor, x_level: int, ref: torch.Tensor, ref_level: int) -> torch.Tensor:
+        (out_h, out_w), (in_h, in_w) = self.size(ref_level), self.size(x_level)
+        (oy, ox), (iy, ix) = self.origin(ref_level), self.origin(x_level)
+        rows = _nearest_indices(ref.shape[-2], oy, out_h, in_h, iy, x.shape[-2])
+        cols = _nearest_indices(ref.shape[-1], ox, out_w, in_w, ix, x.shape[-1])
+        rows_t, cols_t = (torch.from_numpy(a).to(x.device) for a in (rows, cols))
+        return x.index_select(-2, rows_t).index_select(-1, cols_t)
 
 
 # --- networks -------------------------------------------------------------------------------------------------
@@ -113,16 +163,36 @@ class RelightNet(nn.Module):
         self.fusion = SameConv2d(channels * 3, channels, 1)
         self.output = SameConv2d(channels, 1, kernel_size)
 
-    def forward(self, reflectance: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+    def forward(self, reflectance: torch.Tensor, illumination: torch.Tensor,
+                tile: TileGeometry | None = None) -> torch.Tensor:
+        """``tile``: compute a tile of a larger image exactly as the whole image would be computed there (the
+        stride-2 grid and the nearest-resize rounding depend on the whole image's size, not the tile's)."""
+        if tile is None:
+            def down(i, x):
+                return self.down[i](x)
+
+            def resize(x, x_level, ref, ref_level):
+                return resize_like(x, ref)
+        else:
+            def down(i, x):
+                return self.down[i](x, before=tile.down_padding(i))
+
+            resize = tile.resize
         x0 = self.conv0(torch.cat([reflectance, illumination], dim=1))
-        x1 = F.relu(self.down[0](x0))
-        x2 = F.relu(self.down[1](x1))
-        x3 = F.relu(self.down[2](x2))
-        d1 = F.relu(self.up[0](resize_like(x3, x2))) + x2
-        d2 = F.relu(self.up[1](resize_like(d1, x1))) + x1
-        d3 = F.relu(self.up[2](resize_like(d2, x0))) + x0
-        gathered = torch.cat([resize_like(d1, d3), resize_like(d2, d3), d3], dim=1)
-        return self.output(self.fusion(gathered))
+        x1 = F.relu(down(0, x0))
+        x2 = F.relu(down(1, x1))
+        x3 = F.relu(down(2, x2))
+        d1 = F.relu(self.up[0](resize(x3, 3, x2, 2))) + x2
+        d2 = F.relu(self.up[1](resize(d1, 2, x1, 1))) + x1
+        d3 = F.relu(self.up[2](resize(d2, 1, x0, 0))) + x0
+        # The authors concatenate [resize(d1), resize(d2), d3] (192 channels at full size) and apply a 1×1 conv.
+        # A 1×1 conv commutes with a nearest resize (both act per pixel), so each part is fused at its own scale
+        # and then resized: the same result with a third of the full-size work and no 192-channel tensor.
+        w = self.fusion.weight
+        c = d3.shape[1]
+        fused = (resize(F.conv2d(d1, w[:, :c]), 2, d3, 0) + resize(F.conv2d(d2, w[:, c:2 * c]), 1, d3, 0)
+                 + F.conv2d(d3, w[:, 2 * c:], self.fusion.bias))
+        return self.output(fused)
 
 
 class RetinexNet(nn.Module):
@@ -133,9 +203,9 @@ class RetinexNet(nn.Module):
         self.decom = DecomNet()
         self.relight = RelightNet()
 
-    def forward(self, image: torch.Tensor):
+    def forward(self, image: torch.Tensor, tile: TileGeometry | None = None):
         reflectance, illumination = self.decom(image)
-        delta = self.relight(reflectance, illumination)
+        delta = self.relight(reflectance, illumination, tile)
         return reflectance, illumination, delta, reflectance * delta
 
 
@@ -311,7 +381,7 @@ def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
         y1 = height if y0 == rows[-1] else min(height, y0 + tile)
         for x0 in cols:
             x1 = width if x0 == cols[-1] else min(width, x0 + tile)
-            r, i, delta, _ = model(image[:, :, y0:y1, x0:x1])
+            r, i, delta, _ = model(image[:, :, y0:y1, x0:x1], TileGeometry(height, width, y0, x0))
             # Keep what lies farther than the halo from interior tile edges (the image border is no edge).
             ky0, ky1 = (y0 + _HALO if y0 > 0 else 0), (y1 - _HALO if y1 < height else height)
             kx0, kx1 = (x0 + _HALO if x0 > 0 else 0), (x1 - _HALO if x1 < width else width)
@@ -425,7 +495,7 @@ def _declare_weights() -> None:
     ))
 
 
-PROJECT_WEIGHTS_SHA256 = None
+PROJECT_WEIGHTS_SHA256 = "6153040432b74af4ed2b17371e0c4d9943a4929aa90a36c1c5296f44c5f6ded0"
 
 _declare_weights()
 

@@ -68,6 +68,25 @@ def test_networks_keep_any_size(size):
     torch.testing.assert_close(enhanced, r * delta)
 
 
+def test_relightnet_matches_the_authors_concatenation_on_odd_sizes():
+    torch.manual_seed(0)
+    net = rn.RelightNet().eval()
+    r, i = torch.rand(1, 3, 21, 13), torch.rand(1, 1, 21, 13)
+    with torch.no_grad():
+        x0 = net.conv0(torch.cat([r, i], 1))
+        x1 = F.relu(_reference_same_conv(x0, net.down[0], 2))
+        x2 = F.relu(_reference_same_conv(x1, net.down[1], 2))
+        x3 = F.relu(_reference_same_conv(x2, net.down[2], 2))
+        def up(x, ref):
+            return F.interpolate(x, size=ref.shape[-2:], mode="nearest")
+
+        d1 = F.relu(net.up[0](up(x3, x2))) + x2
+        d2 = F.relu(net.up[1](up(d1, x1))) + x1
+        d3 = F.relu(net.up[2](up(d2, x0))) + x0
+        expected = net.output(net.fusion(torch.cat([up(d1, d3), up(d2, d3), d3], 1)))
+        torch.testing.assert_close(net(r, i), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_gradient_matches_the_authors_kernel_offsets():
     x = torch.tensor([[1.0, 2.0, 4.0], [0.0, 3.0, 9.0], [5.0, 5.0, 1.0]]).view(1, 1, 3, 3)
     # x-direction: |in[i+1, j+1] − in[i+1, j]|, zero beyond the bottom/right border.
@@ -89,7 +108,7 @@ def test_smoothness_is_zero_for_flat_illumination_and_relaxed_at_reflectance_edg
     assert float(edged) < float(plain)
 
 
-def _synthetic_pairs(n=4, size=48, seed=0):
+def _synthetic_pairs(n=2, size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     high = F.avg_pool2d(torch.rand(n, 3, size, size, generator=g), 5, 1, 2)
     low = high * 0.15 + 0.01 * torch.rand(n, 3, size, size, generator=g)
@@ -106,12 +125,12 @@ def test_a_few_training_steps_reduce_the_loss(phase):
     optimiser = torch.optim.Adam(params, lr=1e-3)
     fn = recipe.decom_loss if phase == "decom" else recipe.relight_loss
     losses = []
-    for _ in range(12):
+    for _ in range(8):
         loss, terms = fn(model, low, high)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.8 * losses[0], losses
     other = model.relight if phase == "decom" else model.decom
     assert all(torch.equal(a, b) for a, b in zip(frozen, other.parameters()))
@@ -135,24 +154,30 @@ def _whole_and_tiled(height, width):
     torch.manual_seed(0)
     model = rn.RetinexNet().eval()
     image = F.avg_pool2d(torch.rand(1, 3, height, width), 5, 1, 2)
-    return rn.enhance_tensor(model, image, tile=1024), rn.enhance_tensor(model, image, tile=200)
+    return rn.enhance_tensor(model, image, tile=1024), rn.enhance_tensor(model, image, tile=160)
 
 
 def test_tiles_match_the_whole_image_without_seams():
-    whole, tiled = _whole_and_tiled(304, 416)  # multiples of 8: tiles sit on the whole image's stride-8 grid
+    whole, tiled = _whole_and_tiled(248, 208)  # multiples of 8: tiles sit on the whole image's stride-8 grid
     for name in whole:
         torch.testing.assert_close(tiled[name], whole[name], atol=1e-5, rtol=0)
 
 
-def test_tiles_on_odd_sizes_stay_close_and_continuous():
-    whole, tiled = _whole_and_tiled(301, 417)
-    torch.testing.assert_close(tiled["reflectance"], whole["reflectance"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(tiled["illumination"], whole["illumination"], atol=1e-5, rtol=0)
-    delta = tiled["enhanced_illumination"][0, 0]
-    # No seam: the tiled result's column-to-column jumps are no larger than the whole image's.
-    jump_tiled = (delta[:, 1:] - delta[:, :-1]).abs().amax(dim=0)
-    jump_whole = (whole["enhanced_illumination"][0, 0, :, 1:] - whole["enhanced_illumination"][0, 0, :, :-1]).abs()
-    assert float(jump_tiled.max()) <= 1.5 * float(jump_whole.amax()) + 1e-6
+@pytest.mark.parametrize("size", [(251, 203), (170, 229)])
+def test_tiles_reproduce_the_whole_image_on_odd_sizes(size):
+    # Odd sizes shift TF's stride-2 grid and make the nearest resizes drift; tiles must follow the whole image.
+    whole, tiled = _whole_and_tiled(*size)
+    for name in whole:
+        torch.testing.assert_close(tiled[name], whole[name], atol=1e-5, rtol=0)
+
+
+def test_tile_geometry_matches_interpolate_and_padding():
+    geometry = rn.TileGeometry(301, 417, 0, 0)
+    assert geometry.size(3) == (38, 53)
+    assert geometry.down_padding(0) == (1, 1) and geometry.down_padding(2) == (0, 1)  # 76×105 at level 2
+    x = torch.rand(1, 2, 76, 105)  # level 2 of 301×417
+    ref = torch.zeros(1, 1, 301, 417)
+    torch.testing.assert_close(geometry.resize(x, 2, ref, 0), F.interpolate(x, size=(301, 417), mode="nearest"))
 
 
 def test_tf_names_map_to_every_parameter():
@@ -210,3 +235,44 @@ def test_cpu_and_gpu_agree(cuda_device):
     gpu = rn.enhance_tensor(model.to(cuda_device), image.to(cuda_device), tile=1024)
     for name in cpu:
         torch.testing.assert_close(gpu[name], cpu[name], atol=2e-4, rtol=1e-3)
+
+
+def _dark_photo(height=45, width=61, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    albedo = np.stack([0.3 + 0.6 * (xx > 0.4), 0.5 + 0.3 * (yy > 0.5), 0.4 + 0.0 * xx], axis=-1)
+    light = 0.08 + 0.1 * np.exp(-((xx - 0.3) ** 2 + (yy - 0.4) ** 2) / 0.1)
+    image = albedo * light[..., None] + rng.normal(0, 0.005, (height, width, 3))
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def test_runner_with_shipped_weights_enhances_a_dark_photo(data_dir):
+    from engine.registry import MethodInput, get_method, run_method
+
+    image = _dark_photo()
+    result, ctx, params = run_method("retinexnet", MethodInput(frames=(image,)), device="cpu")
+    layers = result.layers
+    assert params["weights"] == "project" and not params["denoise"]
+    assert result.info["weights"]["source"] == "shipped"
+    assert {o.name for o in get_method("retinexnet").outputs} == set(layers)
+    assert layers["reflectance"].shape == (45, 61, 3) and layers["illumination"].shape == (45, 61, 1)
+    reconstruction = layers["reflectance"] * layers["illumination"]
+    assert float(np.abs(reconstruction - image).mean()) < 0.03  # 0.006-0.013 on LOL crops; the official: 0.004
+    assert float(layers["enhanced"].mean()) > 2.5 * float(image.mean())
+    denoised, _, _ = run_method("retinexnet", MethodInput(frames=(image,)), {"denoise": True}, device="cpu")
+    smooth = lambda r: float(np.abs(np.diff(r, axis=1)).mean())  # noqa: E731
+    assert smooth(denoised.layers["reflectance"]) < smooth(layers["reflectance"])
+
+
+def test_official_weights_import_and_run(shared_dir, data_dir):
+    from engine.registry import MethodInput, run_method
+    from engine.weights import import_official
+
+    path, provenance = import_official("retinexnet", shared_dir / OFFICIAL)
+    assert path.is_file() and provenance["tensors"] == 14
+    image = _dark_photo(33, 40)
+    result, _, _ = run_method("retinexnet", MethodInput(frames=(image,)), {"weights": "official"}, device="cpu")
+    assert result.info["weights"]["weight_set"] == "retinexnet/official"
+    assert result.info["relight_weights"]["weight_set"] == "retinexnet/project"
+    reconstruction = result.layers["reflectance"] * result.layers["illumination"]
+    assert float(np.abs(reconstruction - image).mean()) < 0.01
