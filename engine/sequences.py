@@ -30,6 +30,8 @@ from .imaging import decode_frames, max_pixels
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 ZIP_SUFFIXES = (".zip",)
+#: File types a sequence upload may have (for file pickers), without dots.
+UPLOAD_TYPES = tuple(s.lstrip(".") for s in IMAGE_SUFFIXES + ZIP_SUFFIXES + VIDEO_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -256,12 +258,20 @@ def _looks_like_video(data: bytes, name: str) -> bool:
             or (head[:4] == b"RIFF" and head[8:12] == b"AVI "))
 
 
+def container_kind(data: bytes, name: str) -> str:
+    """What an uploaded file holds: ``"zip"`` (frames in an archive), ``"video"`` or ``"image"`` (still or animated)."""
+    if data[:4] == b"PK\x03\x04" or name.lower().endswith(ZIP_SUFFIXES):
+        return "zip"
+    return "video" if _looks_like_video(data, name) else "image"
+
+
 def frames_from_upload(data: bytes, name: str, *, n_video_frames: int | None = None,
                        limits: SequenceLimits = DEFAULT_LIMITS) -> list[Frame]:
     """Frames of one uploaded file: a zip of frames, a video, or an (optionally animated) image."""
-    if data[:4] == b"PK\x03\x04" or name.lower().endswith(ZIP_SUFFIXES):
+    kind = container_kind(data, name)
+    if kind == "zip":
         return frames_from_zip(data, name, limits)
-    if _looks_like_video(data, name):
+    if kind == "video":
         return frames_from_video(data, name, n_video_frames, limits)
     decoded = decode_frames(data, name)
     return [Frame(p, name if len(decoded) == 1 else f"{name} frame {k + 1}") for k, p in enumerate(decoded)]
@@ -281,11 +291,6 @@ def decode_sequence(files: list[tuple[str, bytes]], *, n_video_frames: int | Non
             raise ImageTooLargeError(f"the upload holds more than {limits.max_frames} frames")
     check_same_size(frames)
     return [f.pixels for f in frames]
-
-
-def is_container(name: str) -> bool:
-    """Whether a file name is a zip or video (a container of frames rather than one image)."""
-    return name.lower().endswith(ZIP_SUFFIXES + VIDEO_SUFFIXES)
 
 
 # --- splitting a sequence by its reflectance -------------------------------------------------------------------

@@ -130,3 +130,12 @@ def test_shading_and_normalisation_helpers():
     frames = np.stack([reflectance * 0.5, reflectance * 2.0])
     np.testing.assert_allclose(sequences.shading_from_reflectance(frames, reflectance)[:, 0, 0],
                                [[0.5] * 3, [2.0] * 3], rtol=1e-6)
+
+
+def test_container_kind_by_content_and_name():
+    assert sequences.container_kind(make_zip({"1.png": png(0.5)}), "upload") == "zip"
+    assert sequences.container_kind(b"\0\0\0\x18ftypisom", "clip") == "video"
+    assert sequences.container_kind(b"RIFF\0\0\0\0AVI LIST", "clip") == "video"
+    assert sequences.container_kind(png(0.5), "clip.mov") == "video"
+    assert sequences.container_kind(png(0.5), "frame.png") == "image"
+    assert {"zip", "mp4", "avi", "png", "gif"} <= set(sequences.UPLOAD_TYPES)
