@@ -38,7 +38,8 @@ homogeneous energies keep a residual ∝ ‖R‖² wherever the model fits imper
 against scale, so R shrinks towards 0 in proportion to the local misfit: on the MIT sequences that gave blotchy,
 near-zero reflectance (LMSE ≈ 0.99 on apple); with the shift 0.009. The matrix is symmetric positive definite;
 it is stored as one coefficient image per window offset ((2k−1)² of them, matrix-free product) plus the pair list,
-and solved by Jacobi-preconditioned conjugate gradients (``engine.ops.pcg``, torch, on the GPU when present). S = I / R.
+and solved by conjugate gradients (``engine.ops.pcg``, torch, on the GPU when present) preconditioned by
+Jacobi plus a small coarse correction (see ``TwoLevelPreconditioner``). S = I / R.
 
 IRLS weights are scale-free: w = 1 / (2·max(sin θ, δ)) where sin θ = ‖M R‖ / ‖R‖ is the sine of the angle between
 a window's reflectance and its frame (for pairs, the analogous normalised residual). That is the IRLS weight of
@@ -232,6 +233,65 @@ class Stencil:
         return out
 
 
+class TwoLevelPreconditioner:
+    """Jacobi plus a coarse correction: M⁻¹r = r / diag(A) + P (PᵀAP)⁻¹ Pᵀ r (additive two-level Schwarz).
+
+    The slow modes of this system are smooth changes of scale of the reflectance pattern between regions that
+    the windows link only weakly (dark gaps, shadow edges), which Jacobi-CG resolves one by one. The coarse space
+    holds exactly those modes: one column per b×b block, the block's slice of ``pattern`` (the mean frame, which
+    within a block is the reflectance times a near-constant shading) and zero elsewhere.
+    """
+
+    def __init__(self, diagonal: torch.Tensor, pattern: torch.Tensor, block: int, stencil: Stencil, pairs: "Pairs",
+                 local_scale: float, pair_scale: float, gamma: float):
+        c, h, w = pattern.shape
+        device = pattern.device
+        self.inverse_diagonal = 1.0 / diagonal
+        rows, cols = -(-h // block), -(-w // block)
+        self.blocks = rows * cols
+        ids = (torch.arange(h, device=device)[:, None] // block) * cols + torch.arange(w, device=device)[None] // block
+        self.ids = ids.reshape(-1)
+        self.pattern = pattern.reshape(c, -1)
+        nb = self.blocks
+        coarse = torch.zeros(c, nb * nb, device=device, dtype=pattern.dtype)
+        x = pattern
+        # stencil entries L[p, p+o] x_p x_{p+o} summed into (block(p), block(p+o))
+        pad = stencil.k - 1
+        xp = F.pad(x, (pad, pad, pad, pad))
+        idp = F.pad(ids[None].to(torch.float64), (pad, pad, pad, pad))[0].long()
+        for o in range(stencil.span * stencil.span):
+            dy, dx = divmod(o, stencil.span)
+            values = local_scale * stencil.coef[:, o] * x * xp[:, dy:dy + h, dx:dx + w]
+            index = (ids * nb + idp[dy:dy + h, dx:dx + w]).reshape(-1)
+            coarse.index_add_(1, index, values.reshape(c, -1))
+        # pairs, with the same unavoidable-energy shift as Pairs.apply
+        flat = x.reshape(-1)
+        xpp, xqq = flat.index_select(0, pairs.p), flat.index_select(0, pairs.q)
+        channel = torch.arange(c, device=device).repeat_interleave(pairs.p.numel() // max(c, 1))
+        bp, bq = self.ids[pairs.p % (h * w)], self.ids[pairs.q % (h * w)]
+        wgt = pair_scale * pairs.weights
+        entries = [(bp, bp, wgt * (pairs.a - pairs.minimum) * xpp * xpp),
+                   (bq, bq, wgt * (pairs.b - pairs.minimum) * xqq * xqq),
+                   (bp, bq, -wgt * pairs.c * xpp * xqq), (bq, bp, -wgt * pairs.c * xpp * xqq)]
+        flat_coarse = coarse.view(-1)
+        for i, j, v in entries:
+            flat_coarse.index_add_(0, channel * nb * nb + i * nb + j, v)
+        diag_index = (self.ids * nb + self.ids).reshape(-1)
+        coarse.index_add_(1, diag_index, (gamma * x * x).reshape(c, -1))
+        coarse = coarse.view(c, nb, nb).double()
+        # blocks whose pattern is all zero (black) would make the coarse matrix singular; pin them
+        empty = coarse.diagonal(dim1=1, dim2=2) <= 1e-12 * coarse.diagonal(dim1=1, dim2=2).amax(1, keepdim=True)
+        coarse.diagonal(dim1=1, dim2=2).add_(empty.double())
+        self.factor = torch.linalg.cholesky(coarse)
+
+    def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        c = r.shape[0]
+        restricted = torch.zeros(c, self.blocks, device=r.device, dtype=torch.float64)
+        restricted.index_add_(1, self.ids, (self.pattern * r.reshape(c, -1)).double())
+        correction = torch.cholesky_solve(restricted[..., None], self.factor)[..., 0].to(r.dtype)
+        return r * self.inverse_diagonal + (self.pattern * correction[:, self.ids]).reshape(r.shape)
+
+
 def assemble_local(stack: torch.Tensor, window_ok: torch.Tensor, grid: WindowGrid, *, dark: float,
                    saturated: float, iterations: int, delta: float, reflectance: torch.Tensor | None,
                    max_windows: int) -> tuple[Stencil, dict[str, float]]:
@@ -399,7 +459,10 @@ def decompose(frames: np.ndarray, mask: np.ndarray | None, params: Mapping[str, 
     small_mask = None
     if mask is not None:
         small_mask = mask[..., 0] if factor == 1.0 else cv2.resize(mask[..., 0], (w, h), interpolation=cv2.INTER_AREA)
-    device, dtype = ctx.device, torch.float32
+    # float64: the system's slowest mode is a near-cancellation of window blocks whose entries reach 1/δ, held up
+    # only by γ_reg; float32 rounding of the coefficients exceeds γ_reg there, and CG then reports convergence of
+    # its recurrence while the true residual stays O(1).
+    device, dtype = ctx.device, torch.float64
     # One global scale for all channels keeps colours; the model is scale-free, the thresholds are not.
     scale = float(small[small < SATURATED].mean()) if (small < SATURATED).any() else 1.0
     scale = scale if scale > 1e-12 else 1.0
@@ -437,6 +500,7 @@ def decompose(frames: np.ndarray, mask: np.ndarray | None, params: Mapping[str, 
     pair_scale = float(params["gamma_pair"]) * n_pixels / max(1, int(p.numel()))
     gamma_reg = float(params["gamma_reg"])
     target = mean_chromaticity(stack, dark)
+    pattern = stack.mean(0)
     rhs = gamma_reg * target
     reflectance = target.clone()
     solves = []
@@ -457,8 +521,17 @@ def decompose(frames: np.ndarray, mask: np.ndarray | None, params: Mapping[str, 
         diagonal = local_scale * stencil.diagonal() + pair_scale * pairs.diagonal(target.shape) + gamma_reg
         ctx.progress(0.45 + 0.5 * round_index / (rounds + 1), f"global solve {round_index + 1}/{rounds + 1}")
         with ctx.timed("solve"):
-            solved = pcg(apply, rhs, x0=reflectance, inv_diag=1.0 / diagonal, tol=float(params["cg_tolerance"]),
-                         maxiter=int(params["cg_max_iterations"]), record_history=False)
+            if int(params["coarse_unknowns"]) > 0:
+                # a few hundred coarse unknowns: enough for the slow modes, and a dense Cholesky stays cheap
+                block = max(2, math.ceil(math.sqrt(n_pixels / int(params["coarse_unknowns"]))))
+                precond = TwoLevelPreconditioner(diagonal, pattern, block, stencil, pairs, local_scale, pair_scale,
+                                                 gamma_reg)
+                solved = pcg(apply, rhs, x0=reflectance, precond=precond, tol=float(params["cg_tolerance"]),
+                             maxiter=int(params["cg_max_iterations"]), record_history=False)
+            else:
+                solved = pcg(apply, rhs, x0=reflectance, inv_diag=1.0 / diagonal,
+                             tol=float(params["cg_tolerance"]), maxiter=int(params["cg_max_iterations"]),
+                             record_history=False)
         reflectance = solved.x
         solves.append({"cg_iterations": max(solved.iterations), "relative_residual": max(solved.relative_residual),
                        "median_window_sine": stats["median_sine"], "window_frames_used": stats["frames_used"]})
@@ -537,6 +610,8 @@ SPEC = register(MethodSpec(
                   "refitted at full size", minimum=1e-4, maximum=64.0, log_scale=True),
         ParamSpec("cg_tolerance", 1e-3, "relative residual at which conjugate gradients stop", minimum=1e-10,
                   maximum=0.1, log_scale=True),
+        ParamSpec("coarse_unknowns", 400, "unknowns of the conjugate-gradient coarse correction (one per block of "
+                  "pixels); 0 = plain Jacobi preconditioning", type=int, minimum=0, maximum=5000),
         ParamSpec("cg_max_iterations", 3000, "conjugate-gradient iteration cap per solve", type=int, minimum=1,
                   maximum=100_000),
         ParamSpec("dark_level", 0.002, "linear intensity below which a pixel is treated as noise (black)",

@@ -162,3 +162,18 @@ def test_cuda_gives_the_cpu_result(rng, cuda_device):
     on_cpu = lb.run(inputs, resolved, RunContext(device=torch.device("cpu"))).layers["reflectance"]
     on_gpu = lb.run(inputs, resolved, RunContext(device=cuda_device)).layers["reflectance"]
     np.testing.assert_allclose(on_gpu, on_cpu, atol=2e-3)
+
+
+def test_coarse_correction_solves_the_same_system_in_fewer_iterations(rng):
+    h, w = 24, 30
+    reflectance = textured_reflectance(rng, h, w)
+    frames = []
+    for index in range(8):
+        shading = np.full((h, w, 1), rng.uniform(0.5, 1.0), np.float32)
+        shading[:, index * 4:index * 4 + 5] *= 0.25
+        frames.append(reflectance * shading)
+    tight = dict(cg_tolerance=1e-7, global_irls_iterations=0, cg_max_iterations=20000)
+    jacobi = run(frames, coarse_unknowns=0, **tight)
+    two_level = run(frames, coarse_unknowns=30, **tight)
+    np.testing.assert_allclose(two_level.layers["reflectance"], jacobi.layers["reflectance"], atol=1e-4)
+    assert two_level.info["solves"][0]["cg_iterations"] < 0.8 * jacobi.info["solves"][0]["cg_iterations"]
