@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageDecodeError, ImageTooLargeError, InputKindError
-from .imaging import decode_frames, max_pixels
+from .imaging import decode_frames, encode_png, max_pixels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -106,8 +106,10 @@ def _read_member_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget
     return b"".join(chunks)
 
 
-def frames_from_zip(data: bytes, name: str = "frames.zip", limits: SequenceLimits = DEFAULT_LIMITS) -> list[Frame]:
-    """Decode every image member of a zip archive, in natural name order (``2.png`` before ``10.png``)."""
+def zip_members(data: bytes, name: str = "frames.zip", limits: SequenceLimits = DEFAULT_LIMITS
+                ) -> list[tuple[str, bytes]]:
+    """The image members of a zip archive as ``(label, bytes)``, in natural name order (``2.png`` before
+    ``10.png``), after every safety check; nothing is decoded."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -128,6 +130,8 @@ def frames_from_zip(data: bytes, name: str = "frames.zip", limits: SequenceLimit
         ]
         if not images:
             raise ImageDecodeError(f"{name}: the archive holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        if len(images) > limits.max_frames:
+            raise ImageTooLargeError(f"{name}: {len(images)} images, above the limit of {limits.max_frames} frames")
         if any(m.flag_bits & 0x1 for m in images):
             raise ImageDecodeError(f"{name}: encrypted archives are not supported")
         declared = sum(m.file_size for m in images)
@@ -142,9 +146,7 @@ def frames_from_zip(data: bytes, name: str = "frames.zip", limits: SequenceLimit
                     f"{name}: {m.filename} compresses {m.file_size / m.compress_size:.0f}:1, which image files never "
                     f"do; the archive is refused as a possible zip bomb"
                 )
-        frames: list[Frame] = []
-        budget = limits.max_zip_bytes
-        pixel_budget = max_pixels() * 4
+        out, budget = [], limits.max_zip_bytes
         for m in sorted(images, key=lambda m: _natural_key(m.filename)):
             label = f"{name}:{m.filename}"
             try:
@@ -152,14 +154,22 @@ def frames_from_zip(data: bytes, name: str = "frames.zip", limits: SequenceLimit
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
                 raise ImageDecodeError(f"{label}: cannot be read from the archive ({exc})") from None
             budget -= len(payload)
-            decoded = decode_frames(payload, label)
-            for k, pixels in enumerate(decoded):
-                frames.append(Frame(pixels, label if len(decoded) == 1 else f"{label} frame {k + 1}"))
-            pixel_budget -= sum(p.shape[0] * p.shape[1] for p in decoded)
-            if len(frames) > limits.max_frames or pixel_budget < 0:
-                raise ImageTooLargeError(
-                    f"{name}: more than {limits.max_frames} frames or {max_pixels() * 4 / 1e6:.0f} megapixels in all"
-                )
+            out.append((label, payload))
+    return out
+
+
+def frames_from_zip(data: bytes, name: str = "frames.zip", limits: SequenceLimits = DEFAULT_LIMITS) -> list[Frame]:
+    """Decode every image member of a zip archive, in natural name order."""
+    frames: list[Frame] = []
+    pixel_budget = max_pixels() * 4
+    for label, payload in zip_members(data, name, limits):
+        decoded = decode_frames(payload, label)
+        frames.extend(Frame(p, label if len(decoded) == 1 else f"{label} frame {k + 1}") for k, p in enumerate(decoded))
+        pixel_budget -= sum(p.shape[0] * p.shape[1] for p in decoded)
+        if len(frames) > limits.max_frames or pixel_budget < 0:
+            raise ImageTooLargeError(
+                f"{name}: more than {limits.max_frames} frames or {max_pixels() * 4 / 1e6:.0f} megapixels in all"
+            )
     return frames
 
 
@@ -275,6 +285,19 @@ def frames_from_upload(data: bytes, name: str, *, n_video_frames: int | None = N
         return frames_from_video(data, name, n_video_frames, limits)
     decoded = decode_frames(data, name)
     return [Frame(p, name if len(decoded) == 1 else f"{name} frame {k + 1}") for k, p in enumerate(decoded)]
+
+
+def expand_upload(data: bytes, name: str, *, n_video_frames: int | None = None,
+                  limits: SequenceLimits = DEFAULT_LIMITS) -> list[tuple[str, bytes]]:
+    """One upload as image files ``(name, bytes)``: a zip's image members as they are, a video's sampled frames as
+    8-bit PNGs, any other file unchanged. Lets a store keep plain image files whatever the user uploaded."""
+    kind = container_kind(data, name)
+    if kind == "zip":
+        return zip_members(data, name, limits)
+    if kind == "video":
+        return [(f"{f.label}.png", encode_png(f.pixels, bit_depth=8))
+                for f in frames_from_video(data, name, n_video_frames, limits)]
+    return [(name, data)]
 
 
 def decode_sequence(files: list[tuple[str, bytes]], *, n_video_frames: int | None = None,

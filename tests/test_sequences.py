@@ -139,3 +139,14 @@ def test_container_kind_by_content_and_name():
     assert sequences.container_kind(png(0.5), "clip.mov") == "video"
     assert sequences.container_kind(png(0.5), "frame.png") == "image"
     assert {"zip", "mp4", "avi", "png", "gif"} <= set(sequences.UPLOAD_TYPES)
+
+
+def test_expand_upload_gives_plain_image_files(tmp_path):
+    members = sequences.expand_upload(make_zip({"b/2.png": png(0.2), "b/10.png": png(0.9)}), "f.zip")
+    assert [n for n, _ in members] == ["f.zip:b/2.png", "f.zip:b/10.png"] and members[0][1] == png(0.2)
+    path = tmp_path / "clip.avi"
+    write_video(path, [0, 100, 200])
+    frames = sequences.expand_upload(path.read_bytes(), "clip.avi", n_video_frames=2)
+    assert [n for n, _ in frames] == ["clip.avi frame 1.png", "clip.avi frame 3.png"]
+    assert cv2.imdecode(np.frombuffer(frames[1][1], np.uint8), cv2.IMREAD_COLOR).shape == (24, 32, 3)
+    assert sequences.expand_upload(png(0.5), "one.png") == [("one.png", png(0.5))]
