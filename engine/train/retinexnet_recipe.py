@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m engine.train.retinexnet_recipe", description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="LOL-layout folder with low/ and high/")
-    parser.add_argument("--out", required=True, help="output folder (weights, report.json, log)")
+    parser.add_argument("--out", default=None, help="output folder (weights, report.json, log); needed to train")
     parser.add_argument("--epochs", type=int, default=100, help="epochs per phase (paper: 100)")
     parser.add_argument("--relight-epochs", type=int, default=None, help="epochs of the relight phase (default: --epochs)")
     parser.add_argument("--lr-drop-epoch", type=int, default=20, help="lr ×0.1 from this epoch (paper: 20 of 100; "
@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.evaluate:
         return _evaluate_only(args)
+    if not args.out:
+        parser.error("--out is required to train")
 
     if args.threads:
         torch.set_num_threads(args.threads)
