@@ -70,3 +70,8 @@ def methods_key(kind: str) -> str:
 
 def download_key(job_id: int, layer: str) -> str:
     return f"download.{job_id}.{layer}"
+
+
+def frame_key(job_id: int, output: str) -> str:
+    """Widget key of the frame slider of one per-frame output (e.g. the shading of every frame) of a job."""
+    return f"frame.{job_id}.{output}"

@@ -14,10 +14,11 @@ import numpy as np
 from engine.errors import ImageDecodeError, IntrinsicLabError
 from engine.imaging import decode_frames, decode_image
 from engine.registry import InputKind, MethodInput, MethodSpec
+from engine.sequences import UPLOAD_TYPES, container_kind, expand_upload
 
 #: File types offered by the uploader (GIF only where frames of an animation make sense).
 STILL_TYPES = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
-SEQUENCE_TYPES = STILL_TYPES + ("gif",)
+SEQUENCE_TYPES = STILL_TYPES + ("gif",) + tuple(t for t in UPLOAD_TYPES if t not in STILL_TYPES + ("gif",))
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ def _frame_count_problem(kind: InputKind, count: int) -> str | None:
 def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInput:
     """Decode every file for ``kind``; collect messages for the files that cannot be used."""
     prepared = PreparedInput(kind=kind, files=list(files))
+    if kind == InputKind.IMAGE_SEQUENCE:
+        # A zip of frames or a video becomes its image files (engine.sequences), so the store and worker see frames.
+        files = _expand_containers(files, prepared)
+        prepared.files = list(files)
     for upload in files:
         try:
             if kind == InputKind.IMAGE_SEQUENCE:
@@ -101,6 +106,24 @@ def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInp
         sizes = ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
         prepared.errors.append(f"All images must have the same size; got {sizes}.")
     return prepared
+
+
+def _expand_containers(files: Sequence[UploadedFile], prepared: PreparedInput) -> list[UploadedFile]:
+    expanded: list[UploadedFile] = []
+    for upload in files:
+        kind = container_kind(upload.data, upload.name)
+        if kind == "image":
+            expanded.append(upload)
+            continue
+        try:
+            members = expand_upload(upload.data, upload.name)
+        except ImageDecodeError as exc:
+            prepared.errors.append(str(exc))
+            continue
+        source = "sampled from the video" if kind == "video" else "from the archive"
+        prepared.notes.append(f"{upload.name}: {len(members)} frames {source}")
+        expanded.extend(UploadedFile(name, data) for name, data in members)
+    return expanded
 
 
 def method_problems(prepared: PreparedInput, specs: Sequence[MethodSpec]) -> dict[str, str]:

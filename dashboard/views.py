@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -87,7 +89,12 @@ def job_result(job: backend.JobView, input_view: backend.InputView | None) -> No
                    + f" on {job.device or 'an unknown device'} · "
                    + (f"changed settings: {settings}" if settings else "the paper's default settings"))
         images = ([("input", key, "image", None) for key in input_view.frames[:1]] if input_view else [])
-        images += [(layer.layer, layer.artifact_key, layer.kind, layer) for layer in job.layers]
+        stacks: dict[str, list] = {}  # per-frame outputs ("shading/003") are browsed with a slider below
+        for layer in job.layers:
+            if "/" in layer.layer:
+                stacks.setdefault(layer.layer.split("/", 1)[0], []).append(layer)
+            else:
+                images.append((layer.layer, layer.artifact_key, layer.kind, layer))
         for cell, (label, key, kind, layer) in zip(_grid(len(images)), images):
             with cell:
                 st.image(artifact_image(key, kind), caption=label if layer is None else f"{label}: {layer.meaning}",
@@ -97,9 +104,45 @@ def job_result(job: backend.JobView, input_view: backend.InputView | None) -> No
                         "PNG", backend.artifact_bytes(key), file_name=layer.filename, mime="image/png",
                         icon=":material/download:", on_click="ignore", key=state.download_key(job.id, layer.layer),
                     )
+        for name, frames in stacks.items():
+            frame_browser(job.id, name, sorted(frames, key=lambda layer: layer.layer),
+                          input_view.frames if input_view else [])
         for name, value in job.values.items():
             numbers = np.atleast_1d(np.asarray(value, dtype=float)).ravel()
             st.markdown(f"**{name}**: " + ", ".join(f"{v:.4g}" for v in numbers))
+
+
+def _zip_of(layers: Sequence[backend.LayerView]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+        for layer in layers:
+            archive.writestr(layer.filename, backend.artifact_bytes(layer.artifact_key))
+    return buffer.getvalue()
+
+
+def frame_browser(job_id: int, name: str, layers: Sequence[backend.LayerView], input_keys: Sequence[str]) -> None:
+    """A per-frame output (e.g. the shading of every frame) as one image with a frame slider, beside the input
+    frame it belongs to, with downloads of this frame and of all frames."""
+    st.markdown(f"**{name}** · {len(layers)} frames · {layers[0].meaning}")
+    index = 0
+    if len(layers) > 1:
+        index = st.slider("Frame", 1, len(layers), 1, key=state.frame_key(job_id, name)) - 1
+    layer = layers[index]
+    left, right = st.columns(2)
+    if len(input_keys) == len(layers):  # one stored file per frame: show the matching input
+        left.image(artifact_image(input_keys[index], "image"), caption=f"input frame {index + 1}", width="stretch")
+    right.image(artifact_image(layer.artifact_key, layer.kind), caption=f"{name} frame {index + 1}",
+                width="stretch")
+    this, every = st.columns(2)
+    this.download_button(
+        f"PNG of frame {index + 1}", backend.artifact_bytes(layer.artifact_key), file_name=layer.filename,
+        mime="image/png", icon=":material/download:", on_click="ignore", key=state.download_key(job_id, name),
+    )
+    every.download_button(
+        f"All {len(layers)} frames (zip)", lambda: _zip_of(layers), file_name=f"{name}_frames.zip",
+        mime="application/zip", icon=":material/folder_zip:", on_click="ignore",
+        key=state.download_key(job_id, f"{name}/all"),
+    )
 
 
 def _results(sessions: sessionmaker[Session], input_id: int | None, job_ids: Sequence[int]) -> bool:

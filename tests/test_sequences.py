@@ -150,3 +150,43 @@ def test_expand_upload_gives_plain_image_files(tmp_path):
     assert [n for n, _ in frames] == ["clip.avi frame 1.png", "clip.avi frame 3.png"]
     assert cv2.imdecode(np.frombuffer(frames[1][1], np.uint8), cv2.IMREAD_COLOR).shape == (24, 32, 3)
     assert sequences.expand_upload(png(0.5), "one.png") == [("one.png", png(0.5))]
+
+
+def test_dashboard_zip_upload_runs_and_shading_frames_are_browsable(data_dir):
+    """End to end through the Decompose page: a zip of frames → Weiss → a frame slider over the shading."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import state
+    from db.session import make_engine, make_sessions, migrate
+    from engine.worker import Worker, WorkerConfig
+
+    migrate()
+    engine = make_engine()
+    try:
+        rng = np.random.default_rng(0)
+        reflectance = rng.uniform(0.2, 0.9, (12, 16, 3)).astype(np.float32)
+        archive = make_zip({f"f{i}.png": encode_png(reflectance * s, bit_depth=8)
+                            for i, s in enumerate((0.4, 0.7, 1.0))})
+        app = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+        at = AppTest.from_file(app, default_timeout=60).run()
+        at.segmented_control(key=state.INPUT_KIND).set_value("image_sequence").run()
+        at.file_uploader(key=state.upload_key("image_sequence")).set_value(
+            ("frames.zip", archive, "application/zip")).run()
+        assert not at.error, [e.value for e in at.error]
+        captions = " ".join(str(c.value) for c in at.caption)
+        assert "16×12 px × 3 frames" in captions and "frames.zip: 3 frames from the archive" in captions
+        at.multiselect(key=state.methods_key("image_sequence")).set_value(["weiss"])
+        at.button(key=state.RUN).click().run()
+        [job_id] = at.session_state[state.SUBMITTED_JOBS]
+        Worker(WorkerConfig(worker_id="test", device="cpu"), sessions=make_sessions(engine)).run(until_empty=True)
+        at.run()
+        slider = at.slider(key=state.frame_key(job_id, "shading"))
+        assert (slider.min, slider.max, slider.value) == (1, 3, 1)
+        slider.set_value(2).run()
+        shown = [c for image in at.image for c in image.captions]
+        assert "input frame 2" in shown and "shading frame 2" in shown
+        assert {"PNG of frame 2", "All 3 frames (zip)"} <= {b.label for b in at.download_button}
+    finally:
+        engine.dispose()

@@ -31,7 +31,8 @@ files = st.file_uploader(
     f"Upload {kind.label}" + (f" ({low} files)" if high == low and many else " (two or more frames)" if many else ""),
     type=file_types(kind), accept_multiple_files=many, key=state.upload_key(kind.value),
     help="PNG, JPEG, BMP, TIFF or WebP; 8 or 16 bits; transparency and greyscale are fine."
-         + (" An animated GIF counts as a sequence of frames." if kind == InputKind.IMAGE_SEQUENCE else ""),
+         + (" An animated GIF, a zip of frames or a short video (20 frames sampled) count as a sequence of frames."
+            if kind == InputKind.IMAGE_SEQUENCE else ""),
 )
 uploaded = [UploadedFile(f.name, f.getvalue()) for f in (files if many else [files] if files else [])]
 prepared = prepare_input(uploaded, kind)
