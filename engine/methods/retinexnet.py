@@ -442,7 +442,8 @@ def load_model(weights: str | None, device: torch.device) -> tuple[RetinexNet, d
         model.decom.load_state_dict(decom)
         model.relight.load_state_dict(relight)
         _MODEL_CACHE.clear()  # one model at a time: the dashboard switches weights rarely, memory matters more
-        _MODEL_CACHE[key] = (model.eval().to(device), info)
+        # channels_last lets oneDNN run the 64-channel convolutions about a quarter cheaper on the CPU.
+        _MODEL_CACHE[key] = (model.eval().to(device, memory_format=torch.channels_last), info)
     return _MODEL_CACHE[key]
 
 
@@ -454,7 +455,8 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
     if tile < _MIN_TILE:
         raise ParameterError(f"tile_size {tile} is below {_MIN_TILE} (two halos of {_HALO} px plus the blend)")
     with ctx.timed("network"):
-        layers = enhance_tensor(model, to_tensor(inputs.image, ctx.device), tile,
+        image = to_tensor(inputs.image, ctx.device).contiguous(memory_format=torch.channels_last)
+        layers = enhance_tensor(model, image, tile,
                                 progress=lambda f, m: ctx.progress(0.9 * f, m))
     out = {name: from_tensor(value) for name, value in layers.items()}
     reflectance = out["reflectance"]

@@ -171,6 +171,17 @@ def test_tiles_reproduce_the_whole_image_on_odd_sizes(size):
         torch.testing.assert_close(tiled[name], whole[name], atol=1e-5, rtol=0)
 
 
+def test_channels_last_tiles_match_the_default_layout():
+    torch.manual_seed(0)
+    model = rn.RetinexNet().eval()
+    image = torch.rand(1, 3, 171, 229)
+    whole = rn.enhance_tensor(model, image, tile=1024)
+    model = model.to(memory_format=torch.channels_last)  # what the runner uses
+    tiled = rn.enhance_tensor(model, image.contiguous(memory_format=torch.channels_last), tile=160)
+    for name in whole:
+        torch.testing.assert_close(tiled[name], whole[name], atol=1e-5, rtol=0)
+
+
 def test_tile_geometry_matches_interpolate_and_padding():
     geometry = rn.TileGeometry(301, 417, 0, 0)
     assert geometry.size(3) == (38, 53)
