@@ -167,15 +167,31 @@ def frame_sines(unit: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return (1.0 - cos * cos).clamp_min(0.0).sqrt()
 
 
-def local_irls(unit: torch.Tensor, valid: torch.Tensor, iterations: int, delta: float
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The paper's eq. 6 for every window: (unit reflectance, final frame weights, the weighted energy's minimum)."""
+def refine_top_direction(unit: torch.Tensor, weights: torch.Tensor, r: torch.Tensor, steps: int) -> torch.Tensor:
+    """Power iterations r ← ŨᵀŨ r / ‖·‖ towards the minimiser of ``smallest_singular_vector`` from a guess r ≥ 0.
+
+    Inside the IRLS loop the weights move a little per round and the top eigenvalue of ŨᵀŨ dominates (≈ Σ w when
+    the frames agree), so a few warm-started products replace a batched eigen solve, which on the CPU costs
+    ~50 µs of LAPACK overhead per small matrix.
+    """
+    scaled = unit * weights.sqrt()[..., None]
+    for _ in range(steps):
+        r = (scaled.transpose(-1, -2) @ (scaled @ r[..., None]))[..., 0]
+        r = r / r.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    return r
+
+
+def local_irls(unit: torch.Tensor, valid: torch.Tensor, iterations: int, delta: float, steps: int = 3
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's eq. 6 for every window: (unit reflectance, final frame weights). Start from the weighted mean
+    patch direction (exact when all frames agree), then IRLS rounds of re-weighting and power refinement."""
     weights = valid.to(unit.dtype)
-    r, minimum = smallest_singular_vector(unit, weights)
+    r = (unit * weights[..., None]).sum(-2)
+    r = refine_top_direction(unit, weights, r / r.norm(dim=-1, keepdim=True).clamp_min(1e-30), steps)
     for _ in range(iterations):
         weights = robust_weights(frame_sines(unit, r), valid, delta)
-        r, minimum = smallest_singular_vector(unit, weights)
-    return r, weights, minimum
+        r = refine_top_direction(unit, weights, r, steps)
+    return r, weights
 
 
 def block_matrices(unit: torch.Tensor, weights: torch.Tensor, minimum: torch.Tensor) -> torch.Tensor:
@@ -308,7 +324,9 @@ def assemble_local(stack: torch.Tensor, window_ok: torch.Tensor, grid: WindowGri
         row += len(ys)
         positions = window_positions(ys, grid.xs, k, w, stack.device)
         if reflectance is None:
-            r, weights, minimum = local_irls(unit, valid, iterations, delta)
+            # The IRLS weights need no great precision; only the blocks and their shift do (see decompose).
+            _, weights = local_irls(unit.float(), valid, iterations, delta)
+            r, minimum = smallest_singular_vector(unit, weights.to(unit.dtype))
         else:
             r = reflectance.reshape(c, -1)[:, positions]  # (C, n, N): the global R restricted to each window
             weights = robust_weights(frame_sines(unit, r), valid, delta)

@@ -56,13 +56,15 @@ def test_identical_frames_give_a_finite_window_solution():
     """All frames of the window equal: the weighted sum of projectors has an (N−1)-fold degenerate spectrum."""
     patch = torch.linspace(0.2, 0.8, 25, dtype=torch.float64)
     unit, valid = lb.unit_patches(patch.expand(6, 25)[None].clone(), 0.01, 0.99)
-    r, weights, minimum = lb.local_irls(unit, valid, iterations=5, delta=1e-3)
+    r, weights = lb.local_irls(unit, valid, iterations=5, delta=1e-3)
     assert torch.isfinite(r).all() and torch.isfinite(weights).all()
     np.testing.assert_allclose(r[0].numpy(), (patch / patch.norm()).numpy(), atol=1e-6)
+    exact, minimum = lb.smallest_singular_vector(unit, weights)
+    np.testing.assert_allclose(exact[0].numpy(), r[0].numpy(), atol=1e-6)
     assert float(minimum[0]) == pytest.approx(0.0, abs=1e-6)
     # a black window (all frames dark) carries no information: weight 0, still finite
     unit, valid = lb.unit_patches(torch.zeros(1, 6, 25, dtype=torch.float64), 0.01, 0.99)
-    r, weights, _ = lb.local_irls(unit, valid, iterations=3, delta=1e-3)
+    r, weights = lb.local_irls(unit, valid, iterations=3, delta=1e-3)
     assert not valid.any() and torch.isfinite(r).all() and float(weights.abs().sum()) == 0.0
 
 
@@ -81,6 +83,16 @@ def test_stencil_product_equals_the_dense_sum_of_window_blocks(rng):
     expected = np.einsum("cpq,cq->cp", dense, x.reshape(2, -1)).reshape(2, h, w)
     np.testing.assert_allclose(stencil.apply(torch.from_numpy(x)).numpy(), expected, atol=1e-10)
     np.testing.assert_allclose(stencil.diagonal().numpy(), np.diagonal(dense, axis1=1, axis2=2).reshape(2, h, w))
+
+
+def test_power_refined_irls_agrees_with_the_eigen_solution(rng):
+    patches = torch.from_numpy(rng.uniform(0.2, 1.0, (50, 1, 25)) * rng.uniform(0.5, 1.5, (50, 10, 1)))
+    patches[:, :3] *= torch.from_numpy(rng.uniform(0.2, 1.0, (50, 3, 25)))  # three frames with a shadow edge
+    unit, valid = lb.unit_patches(patches, 0.0, 10.0)
+    r, weights = lb.local_irls(unit, valid, iterations=5, delta=1e-3)
+    exact, _ = lb.smallest_singular_vector(unit, weights)
+    np.testing.assert_allclose(r.numpy(), exact.numpy(), atol=1e-4)
+    assert float(weights[:, :3].mean()) < 0.2 * float(weights[:, 3:].mean())  # the shadowed frames count less
 
 
 def test_window_grid_covers_every_pixel():
