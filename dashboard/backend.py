@@ -99,6 +99,7 @@ class LayerView:
     kind: str
     meaning: str
     filename: str
+    colour_space: str = "srgb"  # "linear" layers are tone-mapped to sRGB for display only
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,8 @@ def _job_view(job: Job, with_outputs: bool) -> JobView:
         for out in job.outputs:
             base = out.layer.split("/")[0]
             layers.append(LayerView(out.layer, out.artifact_key, out.kind, str(out.meta.get("meaning", base)),
-                                    f"{job.method}_{job.id}_{out.layer.replace('/', '_')}.png"))
+                                    f"{job.method}_{job.id}_{out.layer.replace('/', '_')}.png",
+                                    str(out.meta.get("colour_space", "srgb"))))
     info = job.info or {}
     return JobView(
         id=job.id, method=job.method, title=_title(job.method), status=job.status, progress=float(job.progress),
@@ -282,6 +284,7 @@ class LayerChoice:
     label: str
     artifact_key: str
     kind: str
+    colour_space: str = "srgb"
 
 
 def layer_choices(entry: GalleryEntry) -> list[LayerChoice]:
@@ -290,7 +293,8 @@ def layer_choices(entry: GalleryEntry) -> list[LayerChoice]:
                for i, key in enumerate(entry.input.frames)]
     for run in entry.runs:
         for layer in run.layers:
-            choices.append(LayerChoice(f"{run.method} · {layer.layer}", layer.artifact_key, layer.kind))
+            choices.append(LayerChoice(f"{run.method} · {layer.layer}", layer.artifact_key, layer.kind,
+                                       layer.colour_space))
     return choices
 
 

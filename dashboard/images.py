@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine.imaging import decode_image, to_display
+from engine.imaging import decode_image, linear_to_srgb, to_display
 from engine.registry import OutputKind
 
 #: Longest side of a thumbnail in the gallery grid.
@@ -22,10 +22,12 @@ def label_palette(count: int = 256) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
 
 
-def layer_display(data: bytes, kind: str = OutputKind.IMAGE.value, name: str = "layer") -> np.ndarray:
+def layer_display(data: bytes, kind: str = OutputKind.IMAGE.value, name: str = "layer",
+                  colour_space: str = "srgb") -> np.ndarray:
     """Decode a stored layer (or an uploaded input) and return ``(H, W, 3) uint8`` for display.
 
     Label maps are stored as class indices (dark when shown as grey), so they are coloured with a palette.
+    Layers stored in linear light are sRGB-encoded for the screen (the stored file keeps linear values).
     """
     if kind == OutputKind.LABELS.value:
         labels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -34,7 +36,10 @@ def layer_display(data: bytes, kind: str = OutputKind.IMAGE.value, name: str = "
         if labels.ndim == 3:
             labels = labels[:, :, 0]
         return label_palette()[labels.astype(np.uint8)]
-    return to_display(decode_image(data, name, allow_animation=True).pixels)
+    pixels = decode_image(data, name, allow_animation=True).pixels
+    if colour_space == "linear":
+        pixels = linear_to_srgb(pixels)
+    return to_display(pixels)
 
 
 def thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:

@@ -39,14 +39,15 @@ DISPLAY_SIDE = 2048
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def artifact_image(key: str, kind: str) -> np.ndarray:
+def artifact_image(key: str, kind: str, colour_space: str = "srgb") -> np.ndarray:
     """A stored artifact as a display array. Artifacts are content-addressed, so the key fixes the result."""
-    return thumbnail(layer_display(backend.artifact_bytes(key), kind, name=key[:12]), DISPLAY_SIDE)
+    return thumbnail(layer_display(backend.artifact_bytes(key), kind, name=key[:12], colour_space=colour_space),
+                     DISPLAY_SIDE)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def artifact_thumbnail(key: str, kind: str) -> np.ndarray:
-    return thumbnail(artifact_image(key, kind))
+def artifact_thumbnail(key: str, kind: str, colour_space: str = "srgb") -> np.ndarray:
+    return thumbnail(artifact_image(key, kind, colour_space))
 
 
 #: The comparison is a pure function of two arrays and the sliders, so repeated slider positions are instant.
@@ -89,6 +90,7 @@ def job_result(job: backend.JobView, input_view: backend.InputView | None) -> No
                    + f" on {job.device or 'an unknown device'} · "
                    + (f"changed settings: {settings}" if settings else "the paper's default settings"))
         images = ([("input", key, "image", None) for key in input_view.frames[:1]] if input_view else [])
+        # (label, artifact key, kind, layer or None for the input)
         stacks: dict[str, list] = {}  # per-frame outputs ("shading/003") are browsed with a slider below
         for layer in job.layers:
             if "/" in layer.layer:
@@ -97,7 +99,8 @@ def job_result(job: backend.JobView, input_view: backend.InputView | None) -> No
                 images.append((layer.layer, layer.artifact_key, layer.kind, layer))
         for cell, (label, key, kind, layer) in zip(_grid(len(images)), images):
             with cell:
-                st.image(artifact_image(key, kind), caption=label if layer is None else f"{label}: {layer.meaning}",
+                space = layer.colour_space if layer is not None else "srgb"
+                st.image(artifact_image(key, kind, space), caption=label if layer is None else f"{label}: {layer.meaning}",
                          width="stretch")
                 if layer is not None:
                     st.download_button(
@@ -131,7 +134,7 @@ def frame_browser(job_id: int, name: str, layers: Sequence[backend.LayerView], i
     left, right = st.columns(2)
     if len(input_keys) == len(layers):  # one stored file per frame: show the matching input
         left.image(artifact_image(input_keys[index], "image"), caption=f"input frame {index + 1}", width="stretch")
-    right.image(artifact_image(layer.artifact_key, layer.kind), caption=f"{name} frame {index + 1}",
+    right.image(artifact_image(layer.artifact_key, layer.kind, layer.colour_space), caption=f"{name} frame {index + 1}",
                 width="stretch")
     this, every = st.columns(2)
     this.download_button(

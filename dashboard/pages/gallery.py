@@ -33,7 +33,7 @@ for entry in entries:
             with cell:
                 if run.layers:
                     layer = run.layers[0]
-                    st.image(views.artifact_thumbnail(layer.artifact_key, layer.kind),
+                    st.image(views.artifact_thumbnail(layer.artifact_key, layer.kind, layer.colour_space),
                              caption=f"{run.method} · {layer.layer}", width="stretch")
                 else:
                     st.caption(f"{views.STATUS_ICONS.get(run.status, '')} {run.method}: {run.status}")
@@ -65,8 +65,8 @@ centre_x = x_col.slider("Zoom centre, left → right", 0.0, 1.0, 0.5, 0.01, key=
 centre_y = y_col.slider("Zoom centre, top → bottom", 0.0, 1.0, 0.5, 0.01, key=state.ZOOM_Y, disabled=zoom == 1)
 
 pick = {choice.label: choice for choice in choices}
-a = views.artifact_image(pick[left].artifact_key, pick[left].kind)
-b = views.artifact_image(pick[right].artifact_key, pick[right].kind)
+a = views.artifact_image(pick[left].artifact_key, pick[left].kind, pick[left].colour_space)
+b = views.artifact_image(pick[right].artifact_key, pick[right].kind, pick[right].colour_space)
 composite = views.composed(a, b, mode, amount, centre_x=centre_x, centre_y=centre_y, zoom_factor=zoom)
 captions = {"wipe": f"left of the line: {left} · right of it: {right}",
             "blend": f"{left} blended with {right}", "difference": f"|{left} − {right}| × {amount:g}"}

@@ -86,3 +86,10 @@ def test_log_grid_holds_default_bounds_and_zero():
 ])
 def test_plan_control_picks_the_widget_from_the_spec(spec, widget):
     assert plan_control(spec).widget == widget
+
+
+def test_linear_layers_are_srgb_encoded_for_display_only():
+    linear = np.full((2, 2, 3), 0.21404, np.float32)  # sRGB 0.5 in linear light
+    assert layer_display(encode_png(linear), "image")[0, 0, 0] == 55  # shown as stored: dark
+    shown = int(layer_display(encode_png(linear), "image", colour_space="linear")[0, 0, 0])
+    assert abs(shown - 128) <= 1
