@@ -25,6 +25,29 @@ def _frame_files(folder: Path) -> list[Path]:
     return files
 
 
+def input_from_files(files: list[tuple[str, bytes]], kind: InputKind, *, label: str = "input") -> MethodInput:
+    """Decode named file contents into a :class:`MethodInput` for a method of input kind ``kind``.
+
+    Sequences take every frame of every file (zip, video, animated image) in order; the alpha channel of a lone
+    image becomes the foreground mask. Shared by the CLI and the worker so both read inputs the same way.
+    """
+    frames: list[np.ndarray] = []
+    mask = None
+    for name, data in files:
+        if kind == InputKind.IMAGE_SEQUENCE:
+            frames.extend(f.pixels for f in frames_from_upload(data, name))
+            continue
+        decoded = decode_image(data, name)
+        frames.append(decoded.pixels)
+        if decoded.alpha is not None and len(files) == 1:
+            mask = (decoded.alpha > 0.5).astype(np.float32)
+    shapes = {f.shape[:2] for f in frames}
+    if len(shapes) > 1:
+        sizes = ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
+        raise InputKindError(f"{label}: all frames must have the same size; got {sizes}")
+    return MethodInput(frames=tuple(frames), mask=mask)
+
+
 def load_input(paths: list[str | Path], kind: InputKind) -> MethodInput:
     """Read the files a user named for a method of input kind ``kind``."""
     paths = [Path(p) for p in paths]
@@ -33,21 +56,8 @@ def load_input(paths: list[str | Path], kind: InputKind) -> MethodInput:
             raise ImageDecodeError(f"{p}: no such file or folder")
     if len(paths) == 1 and paths[0].is_dir():
         paths = _frame_files(paths[0])
-    frames: list[np.ndarray] = []
-    mask = None
     for p in paths:
         if p.is_dir():
             raise ImageDecodeError(f"{p}: is a folder; give either one folder or image files")
-        data = p.read_bytes()
-        if kind == InputKind.IMAGE_SEQUENCE:
-            frames.extend(f.pixels for f in frames_from_upload(data, p.name))
-        else:
-            decoded = decode_image(data, p.name)
-            frames.append(decoded.pixels)
-            if decoded.alpha is not None and mask is None and len(paths) == 1:
-                mask = (decoded.alpha > 0.5).astype(np.float32)
-    shapes = {f.shape[:2] for f in frames}
-    if len(shapes) > 1:
-        sizes = ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
-        raise InputKindError(f"all frames must have the same size; got {sizes}")
-    return MethodInput(frames=tuple(frames), mask=mask)
+    label = str(paths[0].parent if len(paths) > 1 else paths[0])
+    return input_from_files([(p.name, p.read_bytes()) for p in paths], kind, label=label)

@@ -35,8 +35,8 @@ from db.models import Input
 from db.session import default_sessions, session_scope
 
 from .device import describe_device, resolve_device
-from .errors import IntrinsicLabError, InputKindError
-from .imaging import decode_frames, decode_image
+from .errors import IntrinsicLabError
+from .inputs import input_from_files
 from .outputs import encode_result, vector_values
 from .registry import InputKind, MethodInput, all_methods, get_method, run_method
 
@@ -63,25 +63,11 @@ class WorkerConfig:
 
 def load_method_input(record: Input, artifacts: ArtifactStore) -> MethodInput:
     """Decode a stored input's files into frames (sequences: every frame of every file, in order)."""
-    kind = InputKind(record.kind)
-    blobs = [artifacts.get(key) for key in record.frames]
-    frames: list[np.ndarray] = []
-    mask = None
-    for index, data in enumerate(blobs):
-        name = record.original_name if len(blobs) == 1 else f"{record.original_name} (file {index + 1})"
-        if kind == InputKind.IMAGE_SEQUENCE:
-            frames.extend(decode_frames(data, name))
-            continue
-        decoded = decode_image(data, name)
-        frames.append(decoded.pixels)
-        # As in engine.inputs: the alpha of a lone image is the foreground mask.
-        if decoded.alpha is not None and len(blobs) == 1:
-            mask = (decoded.alpha > 0.5).astype(np.float32)
-    sizes = {f.shape[:2] for f in frames}
-    if len(sizes) > 1:
-        listed = ", ".join(f"{w}×{h}" for h, w in sorted(sizes))
-        raise InputKindError(f"{record.original_name}: all frames must have the same size; got {listed}")
-    return MethodInput(frames=tuple(frames), mask=mask)
+    keys = list(record.frames)
+    names = [record.original_name if len(keys) == 1 else f"{record.original_name} (file {i + 1})"
+             for i in range(len(keys))]
+    return input_from_files([(name, artifacts.get(key)) for name, key in zip(names, keys)],
+                            InputKind(record.kind), label=record.original_name)
 
 
 def _jsonable(value: Any) -> Any:
