@@ -1,7 +1,8 @@
 """Intrinsic Lab dashboard: ``streamlit run dashboard/app.py``.
 
 This script owns the page list, the initial session state and the sidebar status line; every page is a thin
-script under ``pages/`` that reads widgets, calls the plain-Python modules of this package, and renders.
+script under ``app_pages/`` (not ``pages/``, which Streamlit would also
+serve as an old-style multipage app) that reads widgets, calls the plain-Python modules of this package, and renders.
 """
 
 import sys
@@ -20,17 +21,14 @@ st.set_page_config(page_title="Intrinsic Lab", page_icon=":material/layers:", la
 state.init(st.session_state)
 
 PAGES = [
-    st.Page("pages/decompose.py", title="Decompose", icon=":material/auto_awesome:", default=True),
-    st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
-    st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
-    st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:"),
-    st.Page("pages/benchmark.py", title="Benchmarks", icon=":material/science:"),
-    st.Page("pages/leaderboard.py", title="Leaderboards", icon=":material/leaderboard:"),
+    st.Page("app_pages/decompose.py", title="Decompose", icon=":material/auto_awesome:", default=True),
+    st.Page("app_pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
+    st.Page("app_pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
+    st.Page("app_pages/methods.py", title="Methods", icon=":material/menu_book:"),
+    st.Page("app_pages/benchmark.py", title="Benchmarks", icon=":material/science:"),
+    st.Page("app_pages/leaderboard.py", title="Leaderboards", icon=":material/leaderboard:"),
 ]
 navigation = st.navigation(PAGES)
-resume = st.session_state.pop(state.RESUME_PAGE, None)
-if resume is not None:  # see views.require_app
-    st.switch_page(resume)
 
 
 @st.fragment(run_every=5)

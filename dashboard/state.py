@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any, MutableMapping
 
 # --- App ------------------------------------------------------------------------------------------------
-APP_READY = "app.ready"  # state: app.py has run in this session (see views.require_app)
-RESUME_PAGE = "app.resume_page"  # state: the page a visitor asked for before app.py had run
 
 # --- Decompose --------------------------------------------------------------------------------------------
 INPUT_KIND = "decompose.input_kind"  # widget: which InputKind (value string)
@@ -41,7 +39,6 @@ JOBS_CANCEL = "jobs.cancel"  # widget: cancel button
 JOBS_NOTE = "jobs.note"  # state: result of the last retry/cancel (str | None)
 
 _INITIAL: dict[str, Any] = {
-    APP_READY: True,
     SUBMITTED_INPUT: None,
     SUBMITTED_JOBS: [],
     SUBMIT_NOTE: None,

@@ -22,18 +22,6 @@ STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/progress_
                 "cancelled": ":material/cancel:"}
 
 
-def require_app(page_file: str) -> None:
-    """Make sure ``app.py`` (navigation, session state, sidebar) ran before this page, at its first line.
-
-    Streamlit still has its old folder-based multipage mode: until some session has run ``app.py`` (which calls
-    ``st.navigation``), a fresh server answers a page URL such as ``/gallery`` by running ``pages/gallery.py``
-    alone. Then we remember the page, go through ``app.py`` once, and ``app.py`` switches back to it.
-    """
-    if not st.session_state.get(state.APP_READY):
-        st.session_state[state.RESUME_PAGE] = page_file
-        st.switch_page("app.py")
-
-
 #: Longest side of a layer as sent to the browser; the PNG download keeps the full resolution.
 DISPLAY_SIDE = 2048
 

@@ -102,7 +102,7 @@ def test_upload_run_jiep_and_see_its_layers(served, photo_png, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             # The fresh server's first visitor opens a page URL directly: app.py must still own navigation
-            # (see dashboard.views.require_app), so the sidebar lists our pages and not the raw file names.
+            # (pages live in app_pages/, so Streamlit has no folder-based pages of its own to serve instead).
             page.goto(f"{url}/methods")
             expect(page.get_by_role("heading", name="Methods", exact=True)).to_be_visible(timeout=30_000)
             expect(page.get_by_role("heading", name="JieP: joint intrinsic-extrinsic prior Retinex (2017)")).to_be_visible(

@@ -35,7 +35,7 @@ def frame_with(at: AppTest, column: str):
 
 
 def test_leaderboard_ranks_by_direction_and_keeps_reported_rows_apart(scored):
-    at = open_page("pages/leaderboard.py")
+    at = open_page("app_pages/leaderboard.py")
     assert [t.value for t in at.title] == ["Leaderboards"]
     assert at.selectbox(key="leaderboard.sort").value == "grosse_lmse"  # MIT's primary score
     table = frame_with(at, "rank")
@@ -53,7 +53,7 @@ def test_leaderboard_ranks_by_direction_and_keeps_reported_rows_apart(scored):
 
 
 def test_drill_down_opens_the_gallery_on_that_image(scored):
-    at = open_page("pages/leaderboard.py")
+    at = open_page("app_pages/leaderboard.py")
     at.selectbox(key="leaderboard.item").set_value("box").run()
     at.button(key="leaderboard.open").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -64,7 +64,7 @@ def test_drill_down_opens_the_gallery_on_that_image(scored):
 
 
 def test_benchmark_page_lists_runs_and_validates_folders(scored, tmp_path):
-    at = open_page("pages/benchmark.py")
+    at = open_page("app_pages/benchmark.py")
     runs = frame_with(at, "progress")
     assert list(runs["status"]) == ["complete"] and runs["progress"].iloc[0] == 1.0
     at.text_input(key="benchmark.register_name").input("broken")

@@ -92,7 +92,7 @@ def test_decompose_shows_decoder_message_and_blocks_run(sessions):
 
 
 def test_methods_page_lists_registered_methods():
-    at = open_page("pages/methods.py")
+    at = open_page("app_pages/methods.py")
     assert texts(at.title) == ["Methods"]
     headers = texts(at.subheader)
     assert any(h.startswith("JieP") and "(2017)" in h for h in headers)
@@ -108,7 +108,7 @@ def test_jobs_page_shows_jobs_and_retries_a_failed_one(sessions, photo_png):
         claimed = store.claim_next_job(session, "w1", 60)
         assert claimed.id == failed
         store.fail_job(session, failed, "w1", "the input is too dark to decompose", retryable=False)
-    at = open_page("pages/jobs.py")
+    at = open_page("app_pages/jobs.py")
     assert texts(at.title) == ["Jobs"]
     table = at.dataframe[0].value
     assert list(table["job"]) == [failed] and list(table["status"]) == ["failed"]
@@ -130,7 +130,7 @@ def test_jobs_page_shows_jobs_and_retries_a_failed_one(sessions, photo_png):
 def test_gallery_lists_outputs_and_compares(sessions, photo_png):
     queue_job(sessions, photo_png)
     run_worker(sessions)
-    at = open_page("pages/gallery.py")
+    at = open_page("app_pages/gallery.py")
     assert texts(at.title) == ["Gallery"]
     assert any("photo.png" in m and "64×48" in m for m in texts(at.markdown))
     labels = at.selectbox(key=state.COMPARE_RIGHT).options

@@ -8,7 +8,6 @@ from dashboard.uploads import UploadedFile, file_types, method_problems, prepare
 from engine.errors import IntrinsicLabError
 from engine.registry import InputKind, methods_for
 
-views.require_app("pages/decompose.py")
 
 st.title("Decompose an image")
 st.caption("Upload a photo, choose one or more methods and press **Run**. Every result is kept in the Gallery.")

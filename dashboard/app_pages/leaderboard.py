@@ -94,7 +94,7 @@ if st.button("Compare in the gallery", key=OPEN, icon=":material/compare:"):
     st.session_state[state.GALLERY_INPUT] = input_id
     st.session_state[state.GALLERY_METHODS] = sorted(picked.loc[picked["input_id"] == input_id, "method"])
     st.query_params["input"] = str(input_id)
-    st.switch_page("pages/gallery.py")
+    st.switch_page("app_pages/gallery.py")
 
 reported = leaderboard.reported_table(adapter.kind)
 st.subheader("Reported in papers (not measured here)")

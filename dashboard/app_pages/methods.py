@@ -5,7 +5,6 @@ import streamlit as st
 
 from dashboard import catalog, views
 
-views.require_app("pages/methods.py")
 
 st.title("Methods")
 st.caption("Every method the lab can run, as the method itself declares it: paper, input, outputs and settings.")

@@ -5,7 +5,6 @@ import streamlit as st
 from dashboard import backend, compare, resources, state, views
 from engine.registry import all_methods
 
-views.require_app("pages/gallery.py")
 
 st.title("Gallery")
 st.caption("Every uploaded image and what each method made of it. Compare any two layers further down.")

@@ -8,7 +8,6 @@ from db.store import JobStateError
 
 REFRESH_SECONDS = 3
 
-views.require_app("pages/jobs.py")
 
 st.title("Jobs")
 st.caption("Every run, newest first. The table refreshes by itself while this page is open.")
