@@ -29,6 +29,12 @@ class MethodCard:
     provenance: str
     is_baseline: bool
     min_side: int
+    model_cards: list[tuple[str, str]]  # (weight set name, markdown of its model card)
+
+    @property
+    def heading(self) -> str:
+        year = f" ({self.year})" if self.year else ""
+        return f"{self.title}{year}" + (" · baseline" if self.is_baseline else "")
 
 
 def _range_label(minimum, maximum) -> str:
@@ -53,6 +59,15 @@ def _weights_rows(spec: MethodSpec) -> list[dict]:
     return rows
 
 
+def _model_cards(spec: MethodSpec) -> list[tuple[str, str]]:
+    cards = []
+    for ws in weight_sets_for(spec.name):
+        path = ws.model_card_path
+        if path is not None and path.is_file():
+            cards.append((ws.name, path.read_text(encoding="utf-8")))
+    return cards
+
+
 def method_card(spec: MethodSpec) -> MethodCard:
     outputs = [{"output": o.name, "kind": o.kind.value, "meaning": o.meaning, "colour space": o.colour_space}
                for o in spec.outputs]
@@ -65,6 +80,7 @@ def method_card(spec: MethodSpec) -> MethodCard:
         summary=spec.summary, input_label=spec.input_kind.label, outputs=outputs, params=params,
         devices=spec.devices, learned=spec.learned, weights=_weights_rows(spec), licence=spec.licence,
         provenance=spec.provenance, is_baseline=spec.is_baseline, min_side=spec.min_side,
+        model_cards=_model_cards(spec),
     )
 
 

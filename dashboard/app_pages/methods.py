@@ -18,8 +18,7 @@ def table(rows: list[dict]) -> None:
 
 for card in catalog.method_cards():
     with st.container(border=True):
-        badge = " · baseline" if card.is_baseline else ""
-        st.subheader(f"{card.title} ({card.year}){badge}", anchor=card.name)
+        st.subheader(card.heading, anchor=card.name)
         st.caption(f"`{card.name}` · task: {card.task} · input: {card.input_label}")
         st.write(card.summary)
         paper = f"[{card.paper}]({card.url})" if card.url else card.paper
@@ -35,6 +34,9 @@ for card in catalog.method_cards():
         if card.weights:
             st.markdown("**Weights**")
             table(card.weights)
+        for weight_set, markdown in card.model_cards:
+            with st.expander(f"Model card: {weight_set} weights (training data, steps, scores, how to reproduce)"):
+                st.markdown(markdown)
         with st.expander(f"Parameters ({len(card.params)}), with the paper's defaults"):
             if card.params:
                 table(card.params)

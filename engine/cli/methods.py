@@ -27,6 +27,7 @@ def handle(args) -> int:
     for s in specs:
         tag = " [baseline]" if s.is_baseline else ""
         outputs = ", ".join(o.name for o in s.outputs)
-        print(f"{s.name:<{width}}  {s.title} ({s.year}){tag}\n{'':<{width}}  input: {s.input_kind.label}; "
+        year = f" ({s.year})" if s.year else ""
+        print(f"{s.name:<{width}}  {s.title}{year}{tag}\n{'':<{width}}  input: {s.input_kind.label}; "
               f"outputs: {outputs}")
     return 0

@@ -100,6 +100,9 @@ def test_methods_page_lists_registered_methods():
     # The output table carries each layer's meaning from the spec.
     tables = [t.value for t in at.table]
     assert any("illumination" in t.index and "reflectance" in t.index for t in tables)
+    # Shipped weights come with their model card; baselines without a year show none.
+    assert any(e.label.startswith("Model card: project weights") for e in at.expander)
+    assert not any(h.endswith("(0)") or "(0) ·" in h for h in headers)
 
 
 def test_jobs_page_shows_jobs_and_retries_a_failed_one(sessions, photo_png):
