@@ -59,8 +59,10 @@ class Submission:
 
 def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
            requests: Sequence[tuple[MethodSpec, Mapping[str, Any]]],
-           artifacts: ArtifactStore | None = None) -> Submission:
+           artifacts: ArtifactStore | None = None, weights: Mapping[str, str] | None = None) -> Submission:
     """Store the original files and one queued job per (method, parameters) in one transaction.
+
+    ``weights`` maps a learned method's name to the weight set chosen for it (default: the method's first).
 
     Parameters are resolved (defaults filled, ranges checked: ``ParameterError``) and every method's own input
     rules are checked (``InputKindError``) before anything is written.
@@ -84,7 +86,7 @@ def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
         )
         job_ids, reused = [], 0
         for spec, params in resolved:
-            job = store.enqueue_job(session, row.id, spec.name, params)
+            job = store.enqueue_job(session, row.id, spec.name, params, weights=(weights or {}).get(spec.name))
             reused += job.id <= newest_before
             job_ids.append(job.id)
         return Submission(row.id, job_ids, existed is not None, reused)

@@ -68,6 +68,16 @@ def _model_cards(spec: MethodSpec) -> list[tuple[str, str]]:
     return cards
 
 
+def weight_choices(spec: MethodSpec) -> list[tuple[str, str]]:
+    """(name, label) of the weight sets a user can pick for a learned method whose settings do not already
+    choose them; empty when there is nothing to choose."""
+    if not spec.learned or any(p.name == "weights" for p in spec.params):
+        return []
+    sets = weight_sets_for(spec.name)
+    return [(ws.name, f"{ws.name}: {ws.description}" if ws.description else ws.name) for ws in sets] \
+        if len(sets) > 1 else []
+
+
 def method_card(spec: MethodSpec) -> MethodCard:
     outputs = [{"output": o.name, "kind": o.kind.value, "meaning": o.meaning, "colour space": o.colour_space}
                for o in spec.outputs]

@@ -72,3 +72,8 @@ def download_key(job_id: int, layer: str) -> str:
 def frame_key(job_id: int, output: str) -> str:
     """Widget key of the frame slider of one per-frame output (e.g. the shading of every frame) of a job."""
     return f"frame.{job_id}.{output}"
+
+
+def weights_key(method: str) -> str:
+    """Widget: the weight set chosen for a learned method on the Decompose page."""
+    return f"decompose.weights.{method}"

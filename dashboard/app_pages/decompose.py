@@ -47,11 +47,16 @@ chosen = st.multiselect(
     "Methods", list(by_name), default=[specs[0].name], key=state.methods_key(kind.value),
     format_func=lambda name: by_name[name].title, placeholder="Choose one or more methods",
 )
-requests = []
+requests, weights = [], {}
 for name in chosen:
     spec = by_name[name]
     with st.expander(f"Settings · {spec.title}"):
         st.caption(spec.summary)
+        choices = dict(catalog.weight_choices(spec))
+        if choices:
+            weights[name] = st.selectbox("Weights", list(choices), format_func=choices.get,
+                                         key=state.weights_key(name),
+                                         help="Which trained weights to use; the Methods page has each model card.")
         requests.append((spec, render_params(spec)))
 
 problems = method_problems(prepared, [spec for spec, _ in requests])
@@ -64,7 +69,7 @@ hint = ("Upload an image first." if not uploaded else "Fix the upload first." if
 if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=hint is not None, key=state.RUN,
              help=hint):
     try:
-        submission = backend.submit(resources.sessions(), prepared, runnable)
+        submission = backend.submit(resources.sessions(), prepared, runnable, weights=weights)
     except IntrinsicLabError as exc:
         st.error(str(exc), icon=":material/error:")
     else:
