@@ -7,88 +7,13 @@ Set INTRINSIC_LAB_SCREENSHOTS to a folder to keep the screenshots for a look.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from db.session import migrate
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 40
-RESULT_TIMEOUT_MS = 45_000
+from helpers.browser import CHROMIUM, CHROMIUM_ARGS, RESULT_TIMEOUT_MS, served  # noqa: F401 (served is a fixture)
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen, grace_s: float) -> None:
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"streamlit did not answer {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture
-def served(data_dir, tmp_path):
-    """Dashboard + one CPU worker on a fresh migrated store; both stopped in teardown."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"chromium is not installed at {CHROMIUM} (Debian package 'chromium'; make test-system-deps)")
-    env = {**os.environ, "INTRINSIC_LAB_DATA": str(data_dir), "INTRINSIC_LAB_DEVICE": "cpu",
-           "PYTHONPATH": str(REPO)}
-    migrate()  # in-process: data_dir already points INTRINSIC_LAB_DATA at the temporary folder
-    port = _free_port()
-    logs = {name: tmp_path / f"{name}.log" for name in ("dashboard", "worker")}
-    processes = []
-    try:
-        with open(logs["dashboard"], "wb") as out:
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-                 "--server.address", "127.0.0.1", "--server.headless", "true",
-                 "--browser.gatherUsageStats", "false"],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
-        with open(logs["worker"], "wb") as out:
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "engine", "worker", "--device", "cpu", "--poll", "0.5",
-                 "--worker-id", "browser-test"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
-        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", processes[0], logs["dashboard"])
-        yield f"http://127.0.0.1:{port}", logs
-    finally:
-        for process in processes:  # signal both first: they shut down in parallel
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        # The worker exits at once on SIGTERM; streamlit lingers for seconds and holds nothing we need to keep.
-        for process, grace_s in zip(processes, (2, 10)):
-            _stop(process, grace_s)
 
 
 def test_upload_run_jiep_and_see_its_layers(served, photo_png, tmp_path):

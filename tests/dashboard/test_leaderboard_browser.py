@@ -2,12 +2,11 @@
 the per-image drill-down into the gallery, in chromium driven by Playwright.
 
 Reuses the dashboard tests' browser setup (``served``: dashboard + worker processes on a fresh store; chromium
-path and flags) from ``test_browser.py``. Set INTRINSIC_LAB_SCREENSHOTS to a folder to keep the screenshots.
+path and flags) from ``tests/helpers/browser.py``. Set INTRINSIC_LAB_SCREENSHOTS to a folder to keep the screenshots.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import time
@@ -17,11 +16,7 @@ import pytest
 
 from benchmark.tiny_data import BASELINES, write_tiny_mit
 
-_spec = importlib.util.spec_from_file_location("dashboard_browser_helpers", Path(__file__).with_name("test_browser.py"))
-_browser = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_browser)
-served = _browser.served  # the fixture: streamlit + worker processes, both stopped in teardown
-CHROMIUM, CHROMIUM_ARGS = _browser.CHROMIUM, _browser.CHROMIUM_ARGS
+from helpers.browser import CHROMIUM, CHROMIUM_ARGS, served  # noqa: F401 (served is a fixture)
 
 pytestmark = pytest.mark.browser
 
