@@ -25,6 +25,8 @@ from .uploads import PreparedInput
 FINISHED = {s.value for s in JobStatus if s.finished}
 #: A queued job older than this with no live worker lease means nobody is working the queue.
 STALE_QUEUE_SECONDS = 20.0
+#: A worker whose heartbeat is older than this is taken as gone (workers beat every few seconds while idle).
+WORKER_ALIVE_SECONDS = 20.0
 
 
 def _now() -> datetime:
@@ -324,10 +326,10 @@ def database_label(url: str) -> str:
 
 
 def system_status(sessions: sessionmaker[Session]) -> SystemStatus:
-    """The database in use and whether a worker is taking jobs, inferred from job leases.
+    """The database in use and whether a worker is taking jobs.
 
-    A worker holding an unexpired lease is alive. With no lease, a job that has waited longer than
-    :data:`STALE_QUEUE_SECONDS` means no worker is running; an empty queue says nothing either way.
+    A worker holding an unexpired lease is busy; one whose heartbeat is recent (:data:`WORKER_ALIVE_SECONDS`) is
+    idle and waiting. With neither, queued jobs wait for nobody.
     """
     url = str(sessions.kw["bind"].url.render_as_string(hide_password=True))
     now = _now()
@@ -335,11 +337,15 @@ def system_status(sessions: sessionmaker[Session]) -> SystemStatus:
         running = [j for j in store.list_jobs(session, status=JobStatus.RUNNING.value, limit=None)
                    if j.lease_expires_at is not None and j.lease_expires_at > now]
         queued = store.list_jobs(session, status=JobStatus.QUEUED.value, limit=None)
+        idle = [w.worker_id for w in store.live_workers(session, WORKER_ALIVE_SECONDS, now=now)]
     database = f"Database: {database_label(url)}"
     if running:
         workers = sorted({j.worker_id or "?" for j in running})
         return SystemStatus(database, True, f"Worker busy: {len(running)} job(s) running on {', '.join(workers)}"
                                             + (f"; {len(queued)} waiting" if queued else ""))
+    if idle:
+        return SystemStatus(database, True, f"{len(idle)} worker(s) ready"
+                                            + (f"; {len(queued)} job(s) about to start" if queued else ", no jobs waiting"))
     if queued:
         oldest = min(j.created_at for j in queued)
         waited = (now - oldest).total_seconds()
@@ -347,4 +353,4 @@ def system_status(sessions: sessionmaker[Session]) -> SystemStatus:
             return SystemStatus(database, False, f"No worker is running: {len(queued)} job(s) waiting for "
                                                  f"{waited:.0f} s. Start one with `make worker`.")
         return SystemStatus(database, True, f"{len(queued)} job(s) waiting for a worker")
-    return SystemStatus(database, True, "Worker: no jobs waiting")
+    return SystemStatus(database, False, "No worker is running; jobs will wait until one starts (`make worker`).")

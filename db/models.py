@@ -194,3 +194,16 @@ class Metric(Base):
 
     def __repr__(self) -> str:
         return f"Metric({self.name}={self.value:.4g}, method={self.method!r}, job_id={self.job_id})"
+
+
+class WorkerRecord(Base):
+    """A worker process's heartbeat: the dashboard tells "no worker running" from "idle worker" with it."""
+
+    __tablename__ = "workers"
+
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device: Mapped[str] = mapped_column(String(200))
+    methods: Mapped[list[Any]] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column()

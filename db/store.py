@@ -24,7 +24,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from .artifacts import ArtifactStore
-from .models import REUSABLE_STATUSES, Input, Job, JobStatus, Metric, Output, utcnow
+from .models import REUSABLE_STATUSES, Input, Job, JobStatus, Metric, Output, WorkerRecord, utcnow
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (s.value for s in JobStatus)
 _MESSAGE_LIMIT = 512
@@ -435,3 +435,34 @@ def list_metrics(session: Session, *, name: str | None = None, method: str | Non
     if input_id is not None:
         query = query.where(Metric.input_id == input_id)
     return list(session.scalars(query))
+
+
+# --- worker heartbeats ---------------------------------------------------------------------------------------
+
+def record_heartbeat(session: Session, worker_id: str, device: str, methods: Sequence[str], *,
+                     now: datetime | None = None) -> None:
+    """Say that this worker is alive (insert on its first beat, then refresh ``seen_at``)."""
+    now = now or utcnow()
+    row = session.get(WorkerRecord, worker_id)
+    if row is None:
+        session.add(WorkerRecord(worker_id=worker_id, device=device, methods=list(methods), started_at=now,
+                                 seen_at=now))
+    else:
+        row.device, row.methods, row.seen_at, row.stopped_at = device, list(methods), now, None
+    session.flush()
+
+
+def record_worker_stopped(session: Session, worker_id: str) -> None:
+    row = session.get(WorkerRecord, worker_id)
+    if row is not None:
+        row.stopped_at = utcnow()
+        session.flush()
+
+
+def live_workers(session: Session, within_seconds: float, *, now: datetime | None = None) -> list[WorkerRecord]:
+    """Workers that beat within the last ``within_seconds`` and did not say they stopped."""
+    since = (now or utcnow()) - timedelta(seconds=within_seconds)
+    return list(session.scalars(
+        select(WorkerRecord).where(WorkerRecord.seen_at >= since, WorkerRecord.stopped_at.is_(None))
+        .order_by(WorkerRecord.worker_id)
+    ))

@@ -51,6 +51,10 @@ class _StopRequested(BaseException):
     """The worker is shutting down: give the job back to the queue."""
 
 
+#: How often an idle worker refreshes its heartbeat; the dashboard counts a worker alive for a few of these.
+HEARTBEAT_SECONDS = 5.0
+
+
 @dataclass
 class WorkerConfig:
     worker_id: str | None = None  # default: host:pid:device
@@ -141,6 +145,7 @@ class Worker:
         self.methods = tuple(runnable)
         self._stop = threading.Event()
         self._current: _JobRun | None = None
+        self._last_beat = -math.inf
 
     def check_schema(self) -> None:
         """Refuse to start on a database without tables (an unmigrated one would fail every poll)."""
@@ -183,6 +188,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
+                    self._beat()
                     claimed = self.run_next()
                 except OperationalError as exc:
                     # The database is unreachable or locked for longer than the busy timeout: wait and retry.
@@ -202,7 +208,22 @@ class Worker:
                 self._stop.wait(self.config.poll_seconds)
         except _StopRequested:
             log.info("stopped")
+        finally:
+            try:
+                with session_scope(self.sessions) as session:
+                    store.record_worker_stopped(session, self.worker_id)
+            except OperationalError:
+                pass  # the database is gone; the heartbeat simply goes stale
         return taken
+
+    def _beat(self) -> None:
+        """Record that this worker is alive, at most every ``HEARTBEAT_SECONDS``."""
+        now = time.monotonic()
+        if now - self._last_beat < HEARTBEAT_SECONDS:
+            return
+        with session_scope(self.sessions) as session:
+            store.record_heartbeat(session, self.worker_id, self.device_label, self.methods)
+        self._last_beat = now
 
     def run_next(self) -> bool:
         """Claim and process one job. False when there was nothing to claim."""

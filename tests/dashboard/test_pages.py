@@ -183,3 +183,14 @@ def test_decompose_shows_vector_outputs_as_numbers(sessions, photo_png):
     expected, _, _ = run_method("baseline_grey_world", MethodInput((decode_image(photo_png).pixels,)), device="cpu")
     numbers = ", ".join(f"{v:.4g}" for v in np.ravel(expected.values["illuminant"]))
     assert f"**illuminant**: {numbers}" in texts(at.markdown)
+
+
+def test_sidebar_tells_an_idle_worker_from_none(sessions):
+    with session_scope(sessions) as session:
+        store.record_heartbeat(session, "gpu-box:1:cuda", "cuda:0 (test)", ["jiep"])
+    sidebar = " ".join(texts(open_page().sidebar.caption))
+    assert "1 worker(s) ready" in sidebar and "no jobs waiting" in sidebar
+    with session_scope(sessions) as session:
+        store.record_worker_stopped(session, "gpu-box:1:cuda")
+    sidebar = " ".join(texts(open_page().sidebar.caption))
+    assert "No worker is running" in sidebar

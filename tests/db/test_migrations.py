@@ -98,3 +98,22 @@ def test_default_database_is_a_sqlite_file_in_the_data_folder(data_dir):
     finally:
         engine.dispose()
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30_000}
+
+
+def test_migration_0003_builds_the_workers_table_of_the_models(empty_db_url):
+    migrate(empty_db_url)
+    engine = make_engine(empty_db_url)
+
+    def workers_only(obj, name, type_, reflected, compare_to):
+        table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+        return table == "workers"
+
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True, "include_object": workers_only})
+            diff = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == [], f"migration 0003_workers and db/models.py disagree: {diff}"
+    downgrade(empty_db_url, "0002_benchmarks")
+    assert "workers" not in _tables(empty_db_url)
