@@ -119,10 +119,14 @@ bench_case("jiep-1024x680", "JieP, default parameters, one 1024×680 photo (the 
     method_setup("jiep", 680, 1024))
 bench_case("jiep-12mp", "JieP, default parameters, one 4000×3000 (12 MP) photo", repeat=1, warmup=False)(
     method_setup("jiep", 3000, 4000))
-bench_case("retinexnet-600x400", "RetinexNet, project weights, one 600×400 photo")(
+bench_case("retinexnet-600x400", "RetinexNet, project weights, one 600×400 photo, default precision (auto)")(
     method_setup("retinexnet", 400, 600))
-bench_case("retinexnet-12mp", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled", repeat=1,
-           warmup=False)(method_setup("retinexnet", 3000, 4000))
+bench_case("retinexnet-600x400-fp32", "RetinexNet, project weights, one 600×400 photo, float32")(
+    method_setup("retinexnet", 400, 600, {"precision": "float32"}))
+bench_case("retinexnet-12mp", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled, default precision",
+           repeat=1, warmup=False)(method_setup("retinexnet", 3000, 4000))
+bench_case("retinexnet-12mp-fp32", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled, float32",
+           repeat=1, warmup=False)(method_setup("retinexnet", 3000, 4000, {"precision": "float32"}))
 
 
 # --- measuring (inside the per-case subprocess) ---------------------------------------------------------------
@@ -195,8 +199,8 @@ def _format(record: dict) -> str:
     mem = f"peak RSS +{record['peak_rss_extra_mb']:.0f} MB"
     if "peak_cuda_extra_mb" in record:
         mem += f", peak CUDA +{record['peak_cuda_extra_mb']:.0f} MB"
-    extra = ", ".join(f"{k}={info[k]}" for k in ("iterations", "cg_iterations_total", "input") if k in info)
-    return (f"{record['case']:<16} {record['device']:<28} threads={record['threads']:<2} "
+    extra = ", ".join(f"{k}={info[k]}" for k in ("iterations", "cg_iterations_total", "precision", "input") if k in info)
+    return (f"{record['case']:<22} {record['device']:<28} threads={record['threads']:<2} "
             f"median {record['median_s']:8.3f} s  (min {record['min_s']:.3f}, n={len(record['times_s'])}; "
             f"CPU {record['cpu_median_s']:.3f} s; load {record['load_average']})  {mem}  {extra}")
 
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.list:
         for case in BENCH_CASES.values():
-            print(f"{case.name:<16} {case.description}")
+            print(f"{case.name:<22} {case.description}")
         return 0
     if args.worker:
         case = BENCH_CASES[args.worker]
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             if proc.returncode != 0 or not lines:
                 failures += 1
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-                print(f"{name:<16} {device:<28} FAILED: {tail[0]}", flush=True)
+                print(f"{name:<22} {device:<28} FAILED: {tail[0]}", flush=True)
                 continue
             record = json.loads(lines[-1][len("BENCH_RESULT "):])
             records.append(record)

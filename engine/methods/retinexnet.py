@@ -128,6 +128,22 @@ class TileGeometry:
 # --- networks -------------------------------------------------------------------------------------------------
 
 
+def _float32(x: torch.Tensor):
+    """Leave autocast (if on) for a network's cheap output layer, so bfloat16 runs still give float32-fine outputs."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def tf_default_init(module: nn.Module) -> None:
+    """Initialise like TF1's ``tf.layers.conv2d`` defaults, which the authors trained with: Glorot-uniform kernels,
+    zero biases. PyTorch's default (Kaiming-uniform with a = √5, uniform biases) starts DecomNet far slower: after
+    300 steps on LOL its reflectance of a normal-light image is still nearly grey (mean max−min over RGB 0.05 against
+    0.17), because colour is a small part of the reconstruction loss."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
 class DecomNet(nn.Module):
     """(N, 3, H, W) image in [0, 1] → reflectance (N, 3, H, W) and illumination (N, 1, H, W), both in (0, 1)."""
 
@@ -136,6 +152,7 @@ class DecomNet(nn.Module):
         self.shallow = SameConv2d(4, channels, kernel_size * 3)
         self.activated = nn.ModuleList(SameConv2d(channels, channels, kernel_size) for _ in range(layers))
         self.recon = SameConv2d(channels, 4, kernel_size)
+        tf_default_init(self)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if image.ndim != 4 or image.shape[1] != 3:
@@ -144,8 +161,9 @@ class DecomNet(nn.Module):
         x = self.shallow(x)  # the authors leave this layer linear
         for conv in self.activated:
             x = F.relu(conv(x))
-        x = self.recon(x)
-        return torch.sigmoid(x[:, :3]), torch.sigmoid(x[:, 3:4])
+        with _float32(x):  # the output layer is 2% of the work; float32 keeps R and I finer than 8-bit steps
+            x = torch.sigmoid(self.recon(x.float()))
+        return x[:, :3], x[:, 3:4]
 
 
 class RelightNet(nn.Module):
@@ -162,6 +180,7 @@ class RelightNet(nn.Module):
         self.up = nn.ModuleList(SameConv2d(channels, channels, kernel_size) for _ in range(3))
         self.fusion = SameConv2d(channels * 3, channels, 1)
         self.output = SameConv2d(channels, 1, kernel_size)
+        tf_default_init(self)
 
     def forward(self, reflectance: torch.Tensor, illumination: torch.Tensor,
                 tile: TileGeometry | None = None) -> torch.Tensor:
@@ -192,7 +211,8 @@ class RelightNet(nn.Module):
         c = d3.shape[1]
         fused = (resize(F.conv2d(d1, w[:, :c]), 2, d3, 0) + resize(F.conv2d(d2, w[:, c:2 * c]), 1, d3, 0)
                  + F.conv2d(d3, w[:, 2 * c:], self.fusion.bias))
-        return self.output(fused)
+        with _float32(fused):
+            return self.output(fused.float())
 
 
 class RetinexNet(nn.Module):
@@ -361,13 +381,22 @@ def _tile_starts(size: int, tile: int) -> list[int]:
 
 @torch.inference_mode()
 def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
-                   progress=lambda fraction, message: None) -> dict[str, torch.Tensor]:
+                   progress=lambda fraction, message: None,
+                   precision: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """Run RetinexNet on a (1, 3, H, W) image, whole if it fits in one ``tile``×``tile`` window, else in tiles.
+
+    ``precision`` bfloat16 runs the 64-channel layers under autocast (about 3× faster on a CPU with AVX512-BF16; the
+    enhanced image differs from float32 by about 0.002 on average); the output layers stay float32.
 
     Returns ``reflectance`` (1, 3, H, W), ``illumination``, ``enhanced_illumination`` (1, 1, H, W) on the CPU.
     Tiles overlap by ``2·_HALO + _BLEND`` pixels; each keeps only its part farther than ``_HALO`` from an interior
     tile edge, and kept parts are cross-faded, so memory is bounded by one tile and there are no seams.
     """
+    with torch.autocast(image.device.type, dtype=precision, enabled=precision != torch.float32):
+        return _enhance(model, image, tile, progress)
+
+
+def _enhance(model: RetinexNet, image: torch.Tensor, tile: int, progress) -> dict[str, torch.Tensor]:
     _, _, height, width = image.shape
     if height <= tile and width <= tile:
         r, i, delta, _ = model(image)
@@ -448,7 +477,13 @@ def load_model(weights: str | None, device: torch.device) -> tuple[RetinexNet, d
 
 
 def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
+    from ..device import resolve_precision
+
     weights = ctx.weights or params["weights"]
+    try:
+        precision = resolve_precision(params["precision"], ctx.device)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
     with ctx.timed("load"):
         model, weight_info = load_model(weights, ctx.device)
     tile = int(params["tile_size"]) or _DEFAULT_TILE.get(ctx.device.type, 768)
@@ -456,8 +491,8 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
         raise ParameterError(f"tile_size {tile} is below {_MIN_TILE} (two halos of {_HALO} px plus the blend)")
     with ctx.timed("network"):
         image = to_tensor(inputs.image, ctx.device).contiguous(memory_format=torch.channels_last)
-        layers = enhance_tensor(model, image, tile,
-                                progress=lambda f, m: ctx.progress(0.9 * f, m))
+        layers = enhance_tensor(model, image, tile, progress=lambda f, m: ctx.progress(0.9 * f, m),
+                                precision=precision)
     out = {name: from_tensor(value) for name, value in layers.items()}
     reflectance = out["reflectance"]
     if params["denoise"]:
@@ -467,6 +502,7 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
     delta = out["enhanced_illumination"]
     enhanced = reflectance * delta
     info = {**weight_info, "tile_size": tile, "denoised": bool(params["denoise"]),
+            "precision": str(precision).removeprefix("torch."),
             "enhanced_clipped_fraction": float(np.mean((enhanced < 0) | (enhanced > 1))),
             "enhanced_illumination_range": [float(delta.min()), float(delta.max())]}
     return MethodResult(
@@ -525,6 +561,9 @@ register(MethodSpec(
                   "the paper denoises it with BM3D", type=bool),
         ParamSpec("denoise_strength", 10.0, "non-local means filter strength h (8-bit units)", minimum=1.0,
                   maximum=40.0),
+        ParamSpec("precision", "auto", "compute precision: auto = bfloat16 on a CPU with native bfloat16 "
+                  "(AVX512-BF16/AMX; about 3× faster, mean difference 0.002), float32 elsewhere", type=str,
+                  choices=("auto", "float32", "bfloat16")),
         ParamSpec("tile_size", 0, "tile side in pixels for large photos (0: 768 on CPU, 2048 on GPU)", type=int,
                   minimum=0, maximum=8192),
     ),

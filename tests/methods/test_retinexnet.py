@@ -115,8 +115,17 @@ def _synthetic_pairs(n=2, size=32, seed=0):
     return low, high
 
 
+def _needs_native_bfloat16(precision):
+    from engine.device import native_bfloat16
+
+    if precision == torch.bfloat16 and not native_bfloat16(torch.device("cpu")):
+        pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
+
+
+@pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("phase", ["decom", "relight"])
-def test_a_few_training_steps_reduce_the_loss(phase):
+def test_a_few_training_steps_reduce_the_loss(phase, precision):
+    _needs_native_bfloat16(precision)
     torch.manual_seed(0)
     model = rn.RetinexNet()
     low, high = _synthetic_pairs()
@@ -126,7 +135,9 @@ def test_a_few_training_steps_reduce_the_loss(phase):
     fn = recipe.decom_loss if phase == "decom" else recipe.relight_loss
     losses = []
     for _ in range(8):
-        loss, terms = fn(model, low, high)
+        with torch.autocast("cpu", dtype=precision, enabled=precision != torch.float32):
+            loss, terms = fn(model, low, high)
+        assert loss.dtype == torch.float32  # losses stay float32 under autocast
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -134,6 +145,17 @@ def test_a_few_training_steps_reduce_the_loss(phase):
     assert losses[-1] < 0.8 * losses[0], losses
     other = model.relight if phase == "decom" else model.decom
     assert all(torch.equal(a, b) for a, b in zip(frozen, other.parameters()))
+
+
+def test_networks_start_from_tensorflows_default_initialisation():
+    # tf.layers.conv2d: Glorot-uniform kernels, zero biases (what the authors trained from).
+    torch.manual_seed(0)
+    for name, conv in rn.RetinexNet().named_modules():
+        if isinstance(conv, torch.nn.Conv2d):
+            out_c, in_c, kh, kw = conv.weight.shape
+            bound = (6.0 / ((in_c + out_c) * kh * kw)) ** 0.5
+            assert torch.count_nonzero(conv.bias) == 0, name
+            assert 0.9 * bound < float(conv.weight.detach().abs().max()) <= bound, name
 
 
 def test_recipe_lr_schedule_and_split_are_the_papers():
@@ -246,6 +268,40 @@ def test_cpu_and_gpu_agree(cuda_device):
     gpu = rn.enhance_tensor(model.to(cuda_device), image.to(cuda_device), tile=1024)
     for name in cpu:
         torch.testing.assert_close(gpu[name], cpu[name], atol=2e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(45, 61), (171, 229)])
+def test_bfloat16_inference_stays_close_to_float32(size, data_dir):
+    _needs_native_bfloat16(torch.bfloat16)
+    model, _ = rn.load_model("project", torch.device("cpu"))
+    image = torch.from_numpy(_dark_photo(*size).transpose(2, 0, 1).copy())[None]
+    exact = rn.enhance_tensor(model, image)
+    fast = rn.enhance_tensor(model, image, precision=torch.bfloat16)
+    tiled = rn.enhance_tensor(model, image, tile=_small_tile(), precision=torch.bfloat16)
+    for name in exact:
+        assert fast[name].dtype == torch.float32  # output layers leave autocast
+        difference = (fast[name] - exact[name]).abs()
+        assert float(difference.mean()) < 0.01 and float(difference.max()) < 0.08, name
+        torch.testing.assert_close(tiled[name], fast[name], atol=0.03, rtol=0)
+
+
+def _small_tile():
+    return rn._MIN_TILE
+
+
+def test_runner_records_and_checks_its_precision(data_dir):
+    from engine.errors import ParameterError
+    from engine.registry import MethodInput, run_method
+
+    image = _dark_photo(24, 30)
+    result, _, _ = run_method("retinexnet", MethodInput(frames=(image,)), {"precision": "float32"}, device="cpu")
+    assert result.info["precision"] == "float32"
+    auto, _, _ = run_method("retinexnet", MethodInput(frames=(image,)), device="cpu")
+    from engine.device import native_bfloat16
+    assert auto.info["precision"] == ("bfloat16" if native_bfloat16(torch.device("cpu")) else "float32")
+    if not native_bfloat16(torch.device("cpu")):
+        with pytest.raises(ParameterError, match="no native bfloat16"):
+            run_method("retinexnet", MethodInput(frames=(image,)), {"precision": "bfloat16"}, device="cpu")
 
 
 def _dark_photo(height=45, width=61, seed=0):
