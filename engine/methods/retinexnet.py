@@ -533,7 +533,7 @@ def _declare_weights() -> None:
     ))
 
 
-PROJECT_WEIGHTS_SHA256 = "6153040432b74af4ed2b17371e0c4d9943a4929aa90a36c1c5296f44c5f6ded0"
+PROJECT_WEIGHTS_SHA256 = "64bd61ef0cfc439aa6575de4f0bbc6e00120710db552ad2626da9ddc52d5335a"
 
 _declare_weights()
 
