@@ -363,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                         "scaled in proportion when a phase has fewer epochs)")
     parser.add_argument("--phases", default="decom,relight")
     parser.add_argument("--init", default=None, help="start from this safetensors (e.g. to train relight only)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation, patches and shuffling")
+    parser.add_argument("--split-seed", type=int, default=None,
+                        help="seed of the validation split (default: --seed), to vary training without moving the split")
     parser.add_argument("--val-count", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps-per-epoch", type=int, default=None,
@@ -402,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         log_file.write(line + "\n")
         log_file.flush()
 
-    train_pairs, val_pairs = split_pairs(lol_pairs(args.data), args.val_count, args.seed)
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    train_pairs, val_pairs = split_pairs(lol_pairs(args.data), args.val_count, split_seed)
     log(f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs: {[p[0].name for p in val_pairs]}")
     model = RetinexNet().to(device)
     if args.init:
@@ -448,7 +451,8 @@ def _evaluate_only(args) -> int:
         source = Path(args.decom)
         state = load_state_dict(source) if source.suffix == ".safetensors" else convert_official(source)
         model.decom.load_state_dict(split_state(state)[0])
-    _, val_pairs = split_pairs(lol_pairs(args.data), args.val_count, args.seed)
+    _, val_pairs = split_pairs(lol_pairs(args.data), args.val_count,
+                               args.seed if args.split_seed is None else args.split_seed)
     precision = resolve_precision(args.precision, device)
     result = evaluate(model.to(device), FullPairs(val_pairs), device, precision, args.denoise)
     for row in result["per_image"]:

@@ -30,10 +30,13 @@ def lol_folder(tmp_path):
 def test_training_command_runs_both_phases_and_exports(lol_folder, tmp_path, capsys):
     out = tmp_path / "run"
     code = recipe.main(["--data", str(lol_folder), "--out", str(out), "--epochs", "2", "--steps-per-epoch", "3",
-                        "--batch-size", "2", "--patch-size", "32", "--val-count", "1", "--precision", "float32"])
+                        "--batch-size", "2", "--patch-size", "32", "--val-count", "1", "--precision", "float32",
+                        "--seed", "3", "--split-seed", "0"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["train_pairs"] == 4 and len(report["val_pairs"]) == 1
+    # The training seed moved, the split did not: --evaluate (seed 0) scores the same held-out pair.
+    assert report["val_pairs"] == [p[0].name for p in recipe.split_pairs(recipe.lol_pairs(lol_folder), 1, 0)[1]]
     for phase in ("decom", "relight"):
         assert report["phases"][phase]["steps"] == 6  # 2 epochs × 3 steps, more than one pass over 4 pairs / 2
         assert report["phases"][phase]["precision"] == "float32"
