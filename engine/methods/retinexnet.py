@@ -18,8 +18,12 @@ Faithfulness to the authors' TensorFlow 1 code (see ``../shared/docs/methods.md`
   PyTorch's ``mode="nearest"``;
 * DecomNet's input is ``[max over RGB, R, G, B]``; its outputs are sigmoids; RelightNet's output has no activation.
 
+* convolutions start from TF1's defaults (Glorot-uniform kernels, zero biases), which matters for training.
+
 Large photos are processed in overlapping tiles whose halo exceeds the receptive field and whose seams are
-cross-faded (``_tiled``), so a 12-megapixel photo runs in bounded memory without visible seams.
+cross-faded (``enhance_tensor``), so a 12-megapixel photo runs in bounded memory without visible seams. On CPUs with
+native bfloat16 (AVX512-BF16, AMX) the 64-channel layers run under bfloat16 autocast by default (parameter
+``precision``), about 2.4× faster at 600×400; the output layers stay float32.
 """
 
 from __future__ import annotations
