@@ -56,8 +56,8 @@ def native_bfloat16(device: torch.device) -> bool:
 
 def resolve_precision(preference: str | None, device: torch.device) -> torch.dtype:
     """The dtype to compute in: ``float32``; ``bfloat16`` (refused where the hardware lacks it, since emulation is
-    slower than float32); ``auto`` = bfloat16 on a CPU with native support (2.4× faster for RetinexNet on an AVX512-BF16 CPU), else float32
-    (on CUDA, float32 with TF32 is already fast and bit-for-bit closer to the reference)."""
+    slower than float32); ``auto`` = bfloat16 on a CPU with native support (RetinexNet: 2.4× faster on an AVX512-BF16
+    CPU), else float32 (on CUDA, float32 with TF32 is already fast and closer to the reference)."""
     pref = (preference or "auto").strip().lower()
     if pref not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {preference!r}")
@@ -69,3 +69,15 @@ def resolve_precision(preference: str | None, device: torch.device) -> torch.dty
                              "(it would be emulated, slower than float32)")
         return torch.bfloat16
     return torch.bfloat16 if device.type == "cpu" and native_bfloat16(device) else torch.float32
+
+
+def precision_name(precision: torch.dtype) -> str:
+    """``torch.bfloat16`` → ``"bfloat16"``, as results and reports record it."""
+    return str(precision).removeprefix("torch.")
+
+
+def autocast(device: torch.device | str, precision: torch.dtype):
+    """Autocast to ``precision`` on ``device`` (a no-op context for float32): the one place runs and training switch
+    to reduced precision, so weights, optimisers and anything outside stay float32."""
+    device_type = device if isinstance(device, str) else device.type
+    return torch.autocast(device_type, dtype=precision, enabled=precision != torch.float32)

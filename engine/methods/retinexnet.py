@@ -7,7 +7,8 @@ with S ≈ R·I. DecomNet is trained without ground-truth decompositions, only f
 same scene: both must share one reflectance, each must be reconstructed, and the illumination must be smooth except
 where the reflectance has edges. **RelightNet** (the paper's Enhance-Net) then maps (R, I) of the low image to a
 brightened illumination I_delta, and the enhanced image is R·I_delta. The paper denoises R with BM3D before the
-recombination; here that step is optional, off by default, and done with OpenCV's non-local means (see ``_denoise``).
+recombination; here that step is optional, off by default, and done with OpenCV's non-local means
+(``denoise_reflectance``).
 
 Faithfulness to the authors' TensorFlow 1 code (see ``../shared/docs/methods.md`` §9):
 
@@ -38,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..device import PRECISIONS
 from ..errors import ParameterError, WeightsUnavailableError
 from ..imaging import from_tensor, to_tensor
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
@@ -389,15 +391,17 @@ def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
                    precision: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """Run RetinexNet on a (1, 3, H, W) image, whole if it fits in one ``tile``×``tile`` window, else in tiles.
 
-    ``precision`` bfloat16 runs the 64-channel layers under autocast (2.4× faster at 600×400 on the build machine's AVX512-BF16
-    CPU, ``python -m engine.bench``; validation PSNR 16.22 dB against 16.23 in float32); the output layers stay
-    float32.
+    ``precision`` bfloat16 runs the 64-channel layers under autocast (2.4× faster at 600×400 on the build machine's
+    AVX512-BF16 CPU, ``python -m engine.bench``; validation PSNR 16.22 dB against 16.23 in float32); the output
+    layers stay float32.
 
     Returns ``reflectance`` (1, 3, H, W), ``illumination``, ``enhanced_illumination`` (1, 1, H, W) on the CPU.
     Tiles overlap by ``2·_HALO + _BLEND`` pixels; each keeps only its part farther than ``_HALO`` from an interior
     tile edge, and kept parts are cross-faded, so memory is bounded by one tile and there are no seams.
     """
-    with torch.autocast(image.device.type, dtype=precision, enabled=precision != torch.float32):
+    from ..device import autocast
+
+    with autocast(image.device, precision):
         return _enhance(model, image, tile, progress)
 
 
@@ -431,7 +435,7 @@ def _enhance(model: RetinexNet, image: torch.Tensor, tile: int, progress) -> dic
     return {name: value / weight_sum for name, value in acc.items()}
 
 
-def _denoise(reflectance: np.ndarray, illumination: np.ndarray, strength: float) -> np.ndarray:
+def denoise_reflectance(reflectance: np.ndarray, illumination: np.ndarray, strength: float) -> np.ndarray:
     """Illumination-aware reflectance denoising (the paper's joint denoising step, with a different denoiser).
 
     The paper runs BM3D on R with a strength that follows the illumination, because dividing by a dark I amplifies
@@ -482,7 +486,7 @@ def load_model(weights: str | None, device: torch.device) -> tuple[RetinexNet, d
 
 
 def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
-    from ..device import resolve_precision
+    from ..device import precision_name, resolve_precision
 
     weights = ctx.weights or params["weights"]
     try:
@@ -503,11 +507,11 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
     if params["denoise"]:
         ctx.progress(0.9, "denoising the reflectance")
         with ctx.timed("denoise"):
-            reflectance = _denoise(reflectance, out["illumination"], float(params["denoise_strength"]))
+            reflectance = denoise_reflectance(reflectance, out["illumination"], float(params["denoise_strength"]))
     delta = out["enhanced_illumination"]
     enhanced = reflectance * delta
     info = {**weight_info, "tile_size": tile, "denoised": bool(params["denoise"]),
-            "precision": str(precision).removeprefix("torch."),
+            "precision": precision_name(precision),
             "enhanced_clipped_fraction": float(np.mean((enhanced < 0) | (enhanced > 1))),
             "enhanced_illumination_range": [float(delta.min()), float(delta.max())]}
     return MethodResult(
@@ -567,8 +571,8 @@ register(MethodSpec(
         ParamSpec("denoise_strength", 10.0, "non-local means filter strength h (8-bit units)", minimum=1.0,
                   maximum=40.0),
         ParamSpec("precision", "auto", "compute precision: auto = bfloat16 on a CPU with native bfloat16 "
-                  "(AVX512-BF16/AMX; about 2.4× faster, same validation score within 0.01 dB), float32 elsewhere", type=str,
-                  choices=("auto", "float32", "bfloat16")),
+                  "(AVX512-BF16/AMX; about 2.4× faster, same validation score within 0.01 dB), float32 elsewhere",
+                  type=str, choices=PRECISIONS),
         ParamSpec("tile_size", 0, "tile side in pixels for large photos (0: 768 on CPU, 2048 on GPU)", type=int,
                   minimum=0, maximum=8192),
     ),

@@ -213,18 +213,19 @@ def evaluate(model: RetinexNet, val: FullPairs, device: torch.device,
     Each image also gets ``psnr_best_gain``: its PSNR after the one global gain that best matches the reference, a
     diagnostic (not a score) of how much of the error is overall exposure rather than structure or colour.
     """
-    from ..methods.retinexnet import _denoise
+    from ..device import autocast, precision_name
+    from ..methods.retinexnet import denoise_reflectance
 
     model.eval()
     per_image = []
     for item in val:
-        with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
+        with autocast(device, precision):
             reflectance, illumination, delta, enhanced = model(item["low"][None].to(device))
         target = item["high"].numpy().transpose(1, 2, 0)
         if denoise > 0:
             r = reflectance[0].float().cpu().numpy().transpose(1, 2, 0)
             i = illumination[0].float().cpu().numpy().transpose(1, 2, 0)
-            output = _denoise(r, i, denoise) * delta[0].float().cpu().numpy().transpose(1, 2, 0)
+            output = denoise_reflectance(r, i, denoise) * delta[0].float().cpu().numpy().transpose(1, 2, 0)
         else:
             output = enhanced[0].float().cpu().numpy().transpose(1, 2, 0)
         p, s = psnr_ssim(output, target)
@@ -232,12 +233,12 @@ def evaluate(model: RetinexNet, val: FullPairs, device: torch.device,
         gain = float((clipped * target).sum() / max(float((clipped * clipped).sum()), 1e-12))
         per_image.append({"name": item["name"], "psnr": p, "ssim": s,
                           "psnr_best_gain": fidelity.psnr(target, np.clip(clipped * gain, 0.0, 1.0), PROTOCOL),
-                          "best_gain": gain, "output_mean": float(clipped.mean()), "reference_mean": float(target.mean())})
+                          "best_gain": gain, "output_mean": float(clipped.mean()),
+                          "reference_mean": float(target.mean())})
     return {"psnr": float(np.mean([r["psnr"] for r in per_image])),
             "ssim": float(np.mean([r["ssim"] for r in per_image])),
             "psnr_best_gain": float(np.mean([r["psnr_best_gain"] for r in per_image])), "per_image": per_image,
-            "precision": str(precision).removeprefix("torch."), "denoise": denoise,
-            "protocol": PROTOCOL.describe()}
+            "precision": precision_name(precision), "denoise": denoise, "protocol": PROTOCOL.describe()}
 
 
 # --- the recipe for the shared loop ---------------------------------------------------------------------------
@@ -316,6 +317,8 @@ def train_phase(model: RetinexNet, phase: str, train: PatchPairs, *, epochs: int
     batch_size``, as the authors' loop) lets an epoch run as many steps as the paper's larger training set had; the
     patches keep cycling through freshly shuffled passes, as the authors' loop does when it runs out of images.
     """
+    from ..device import autocast, precision_name
+
     params = RECIPE.trainable_parameters(model, Phase(phase))
     optimiser = torch.optim.Adam(params, lr=lr)
     fn = decom_loss if phase == "decom" else relight_loss
@@ -337,7 +340,7 @@ def train_phase(model: RetinexNet, phase: str, train: PatchPairs, *, epochs: int
         losses = []
         for _ in range(per_epoch):
             batch = next(stream)
-            with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
+            with autocast(device, precision):
                 loss, _ = fn(model, batch["low"].to(device), batch["high"].to(device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -347,7 +350,8 @@ def train_phase(model: RetinexNet, phase: str, train: PatchPairs, *, epochs: int
         history.append(float(np.mean(losses)))
         log(f"{phase} epoch {epoch + 1}/{epochs} step {step} loss {history[-1]:.5f} ({time.time() - start:.0f} s)")
     return {"steps": step, "wall_s": time.time() - start, "loss_first_epoch": history[0],
-            "loss_last_epoch": history[-1], "epochs": epochs, "steps_per_epoch": per_epoch, "precision": str(precision).removeprefix("torch.")}
+            "loss_last_epoch": history[-1], "epochs": epochs, "steps_per_epoch": per_epoch,
+            "precision": precision_name(precision)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", default=None, help="start from this safetensors (e.g. to train relight only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation, patches and shuffling")
     parser.add_argument("--split-seed", type=int, default=None,
-                        help="seed of the validation split (default: --seed), to vary training without moving the split")
+                        help="seed of the validation split (default: --seed): vary training, keep the split")
     parser.add_argument("--val-count", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps-per-epoch", type=int, default=None,
@@ -404,8 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         log_file.write(line + "\n")
         log_file.flush()
 
-    split_seed = args.seed if args.split_seed is None else args.split_seed
-    train_pairs, val_pairs = split_pairs(lol_pairs(args.data), args.val_count, split_seed)
+    train_pairs, val_pairs = split_pairs(lol_pairs(args.data), args.val_count, _split_seed(args))
     log(f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs: {[p[0].name for p in val_pairs]}")
     model = RetinexNet().to(device)
     if args.init:
@@ -437,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _split_seed(args) -> int:
+    return args.seed if args.split_seed is None else args.split_seed
+
+
 def _evaluate_only(args) -> int:
     from ..device import resolve_device, resolve_precision
     from ..methods.retinexnet import convert_official, split_state
@@ -451,8 +458,7 @@ def _evaluate_only(args) -> int:
         source = Path(args.decom)
         state = load_state_dict(source) if source.suffix == ".safetensors" else convert_official(source)
         model.decom.load_state_dict(split_state(state)[0])
-    _, val_pairs = split_pairs(lol_pairs(args.data), args.val_count,
-                               args.seed if args.split_seed is None else args.split_seed)
+    _, val_pairs = split_pairs(lol_pairs(args.data), args.val_count, _split_seed(args))
     precision = resolve_precision(args.precision, device)
     result = evaluate(model.to(device), FullPairs(val_pairs), device, precision, args.denoise)
     for row in result["per_image"]:

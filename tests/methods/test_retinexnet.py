@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.device import autocast
 from engine.methods import retinexnet as rn
 from engine.train import retinexnet_recipe as recipe
 
@@ -135,7 +136,7 @@ def test_a_few_training_steps_reduce_the_loss(phase, precision):
     fn = recipe.decom_loss if phase == "decom" else recipe.relight_loss
     losses = []
     for _ in range(8):
-        with torch.autocast("cpu", dtype=precision, enabled=precision != torch.float32):
+        with autocast("cpu", precision):
             loss, terms = fn(model, low, high)
         assert loss.dtype == torch.float32  # losses stay float32 under autocast
         optimiser.zero_grad()
@@ -277,16 +278,12 @@ def test_bfloat16_inference_stays_close_to_float32(size, data_dir):
     image = torch.from_numpy(_dark_photo(*size).transpose(2, 0, 1).copy())[None]
     exact = rn.enhance_tensor(model, image)
     fast = rn.enhance_tensor(model, image, precision=torch.bfloat16)
-    tiled = rn.enhance_tensor(model, image, tile=_small_tile(), precision=torch.bfloat16)
+    tiled = rn.enhance_tensor(model, image, tile=rn._MIN_TILE, precision=torch.bfloat16)
     for name in exact:
         assert fast[name].dtype == torch.float32  # output layers leave autocast
         difference = (fast[name] - exact[name]).abs()
         assert float(difference.mean()) < 0.01 and float(difference.max()) < 0.08, name
         torch.testing.assert_close(tiled[name], fast[name], atol=0.03, rtol=0)
-
-
-def _small_tile():
-    return rn._MIN_TILE
 
 
 def test_runner_records_and_checks_its_precision(data_dir):
