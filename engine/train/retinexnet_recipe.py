@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..imaging import read_image
+from ..imaging import linear_to_srgb, read_image, srgb_to_linear
 from ..metrics import fidelity
 from ..metrics.fidelity import Protocol
 from ..methods.retinexnet import RetinexNet
@@ -130,9 +130,18 @@ def augment(image: np.ndarray, mode: int) -> np.ndarray:
     return np.rot90(image, k=mode % 4)
 
 
-def random_patch_pair(low: np.ndarray, high: np.ndarray, patch: int, rng: np.random.Generator
-                      ) -> dict[str, torch.Tensor]:
-    """The same random ``patch``×``patch`` crop and dihedral transform of both (H, W, 3) images, as CHW tensors."""
+def rescale_exposure(image: np.ndarray, gain: float) -> np.ndarray:
+    """``image`` (sRGB in [0, 1]) as if exposed ``gain`` times as long: scaled in linear light, clipped, re-encoded."""
+    return linear_to_srgb(np.clip(srgb_to_linear(image) * gain, 0.0, 1.0)).astype(np.float32)
+
+
+def random_patch_pair(low: np.ndarray, high: np.ndarray, patch: int, rng: np.random.Generator,
+                      exposure_jitter: float = 1.0) -> dict[str, torch.Tensor]:
+    """The same random ``patch``×``patch`` crop and dihedral transform of both (H, W, 3) images, as CHW tensors.
+
+    ``exposure_jitter`` F > 1 re-exposes the low-light crop by a gain drawn log-uniformly from [1/F, F] (the
+    normal-light target is unchanged), so the low-light level alone stops predicting the target's level.
+    """
     h, w = low.shape[:2]
     y = int(rng.integers(0, h - patch + 1))
     x = int(rng.integers(0, w - patch + 1))
@@ -140,6 +149,8 @@ def random_patch_pair(low: np.ndarray, high: np.ndarray, patch: int, rng: np.ran
     out = {}
     for name, image in (("low", low), ("high", high)):
         crop = augment(image[y:y + patch, x:x + patch], mode)
+        if name == "low" and exposure_jitter > 1.0:
+            crop = rescale_exposure(crop, float(np.exp(rng.uniform(-1.0, 1.0) * np.log(exposure_jitter))))
         out[name] = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
     return out
 
@@ -147,17 +158,18 @@ def random_patch_pair(low: np.ndarray, high: np.ndarray, patch: int, rng: np.ran
 class PatchPairs(torch.utils.data.Dataset):
     """Item i: one random patch of pair i (same crop and transform for low and high) as CHW float tensors."""
 
-    def __init__(self, pairs: list[tuple[Path, Path]], patch: int = 48, seed: int = 0):
+    def __init__(self, pairs: list[tuple[Path, Path]], patch: int = 48, seed: int = 0, exposure_jitter: float = 1.0):
         self.images = [(read_image(lo).pixels, read_image(hi).pixels) for lo, hi in pairs]
         self.patch = patch
         self.rng = np.random.default_rng(seed)
+        self.exposure_jitter = exposure_jitter
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         low, high = self.images[index]
-        return random_patch_pair(low, high, self.patch, self.rng)
+        return random_patch_pair(low, high, self.patch, self.rng, self.exposure_jitter)
 
 
 class FullPairs(torch.utils.data.Dataset):
@@ -234,11 +246,32 @@ def evaluate(model: RetinexNet, val: FullPairs, device: torch.device,
         per_image.append({"name": item["name"], "psnr": p, "ssim": s,
                           "psnr_best_gain": fidelity.psnr(target, np.clip(clipped * gain, 0.0, 1.0), PROTOCOL),
                           "best_gain": gain, "output_mean": float(clipped.mean()),
-                          "reference_mean": float(target.mean())})
+                          "reference_mean": float(target.mean()), "input_mean": float(item["low"].mean())})
     return {"psnr": float(np.mean([r["psnr"] for r in per_image])),
             "ssim": float(np.mean([r["ssim"] for r in per_image])),
             "psnr_best_gain": float(np.mean([r["psnr_best_gain"] for r in per_image])), "per_image": per_image,
+            "level_correlation": level_correlation(per_image),
             "precision": precision_name(precision), "denoise": denoise, "protocol": PROTOCOL.describe()}
+
+
+def exposure_statistics(pairs: list[tuple[Path, Path]]) -> dict[str, float]:
+    """How the normal-light level relates to the low-light level over ``pairs``: the correlation of their mean levels
+    and the 10th/50th/90th percentiles of the ratio normal / low (a fact of the data, printed by ``--evaluate``)."""
+    levels = np.array([(read_image(lo).pixels.mean(), read_image(hi).pixels.mean()) for lo, hi in pairs])
+    ratio = levels[:, 1] / np.maximum(levels[:, 0], 1e-6)
+    p10, p50, p90 = np.percentile(ratio, [10, 50, 90])
+    return {"pairs": len(pairs), "correlation": float(np.corrcoef(levels[:, 0], levels[:, 1])[0, 1]),
+            "ratio_p10": float(p10), "ratio_p50": float(p50), "ratio_p90": float(p90)}
+
+
+def level_correlation(per_image: list[dict[str, Any]]) -> dict[str, float]:
+    """Pearson correlations, over images, of the output's mean level with the low-light input's and with the
+    reference's (a diagnostic of where the exposure error comes from; NaN with fewer than 3 images)."""
+    if len(per_image) < 3:
+        return {"output_vs_input": float("nan"), "output_vs_reference": float("nan")}
+    out, inp, ref = (np.array([r[k] for r in per_image]) for k in ("output_mean", "input_mean", "reference_mean"))
+    return {"output_vs_input": float(np.corrcoef(out, inp)[0, 1]),
+            "output_vs_reference": float(np.corrcoef(out, ref)[0, 1])}
 
 
 # --- the recipe for the shared loop ---------------------------------------------------------------------------
@@ -376,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="steps per epoch (default: one pass over the training pairs, as the authors' loop; the "
                         "paper's 485 LOL pairs made 485 // 16 = 30)")
     parser.add_argument("--patch-size", type=int, default=48)
+    parser.add_argument("--exposure-jitter", type=float, default=1.0, metavar="F",
+                        help="re-expose each low-light patch by a gain drawn log-uniformly from [1/F, F] (1: off, "
+                        "the authors' loop); a stand-in for the paper's synthetic exposure-adjusted pairs")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
@@ -415,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..weights import load_state_dict
 
         model.load_state_dict(load_state_dict(args.init))
-    train = PatchPairs(train_pairs, args.patch_size, args.seed)
+    train = PatchPairs(train_pairs, args.patch_size, args.seed, args.exposure_jitter)
     report: dict[str, Any] = {"command": "python -m engine.train.retinexnet_recipe " + " ".join(argv or __import__("sys").argv[1:]),
                               "train_pairs": len(train_pairs), "val_pairs": [p[0].name for p in val_pairs],
                               "device": str(device), "threads": torch.get_num_threads(), "phases": {}}
@@ -458,17 +494,25 @@ def _evaluate_only(args) -> int:
         source = Path(args.decom)
         state = load_state_dict(source) if source.suffix == ".safetensors" else convert_official(source)
         model.decom.load_state_dict(split_state(state)[0])
-    _, val_pairs = split_pairs(lol_pairs(args.data), args.val_count, _split_seed(args))
+    pairs = lol_pairs(args.data)
+    _, val_pairs = split_pairs(pairs, args.val_count, _split_seed(args))
     precision = resolve_precision(args.precision, device)
     result = evaluate(model.to(device), FullPairs(val_pairs), device, precision, args.denoise)
     for row in result["per_image"]:
         print(f"{row['name']:>10}  PSNR {row['psnr']:6.2f} dB  SSIM {row['ssim']:.4f}  mean level "
-              f"{row['output_mean']:.3f} (reference {row['reference_mean']:.3f}; at the best global gain "
-              f"×{row['best_gain']:.2f}: {row['psnr_best_gain']:6.2f} dB)")
+              f"{row['output_mean']:.3f} (input {row['input_mean']:.3f}, reference {row['reference_mean']:.3f}; "
+              f"at the best global gain ×{row['best_gain']:.2f}: {row['psnr_best_gain']:6.2f} dB)")
     denoised = f", reflectance denoised at strength {args.denoise:g}" if args.denoise > 0 else ""
     print(f"validation ({len(val_pairs)} pairs, {PROTOCOL.describe()}, {result['precision']}{denoised}): "
           f"PSNR {result['psnr']:.3f} dB, SSIM {result['ssim']:.4f}; "
           f"diagnostic, PSNR at each image's best global gain: {result['psnr_best_gain']:.3f} dB")
+    corr = result["level_correlation"]
+    print(f"diagnostic, correlation over images of the output's mean level with the input's: "
+          f"{corr['output_vs_input']:.2f}, with the reference's: {corr['output_vs_reference']:.2f}")
+    data = exposure_statistics(pairs)
+    print(f"data, over all {data['pairs']} pairs of {args.data}: correlation of the low-light mean level with the "
+          f"normal-light's {data['correlation']:.2f}; normal / low level ratio, 10th/50th/90th percentile "
+          f"{data['ratio_p10']:.1f} / {data['ratio_p50']:.1f} / {data['ratio_p90']:.1f}")
     return 0
 
 

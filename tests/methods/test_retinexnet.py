@@ -173,6 +173,26 @@ def test_recipe_lr_schedule_and_split_are_the_papers():
     assert len(modes) == 8  # the 8 dihedral transforms are distinct
 
 
+def test_exposure_jitter_rescales_only_the_low_patch_in_linear_light():
+    from engine.imaging import srgb_to_linear
+
+    rng = np.random.default_rng(0)
+    low = rng.uniform(0.0, 0.3, (40, 40, 3)).astype(np.float32)
+    high = rng.uniform(0.2, 0.9, (40, 40, 3)).astype(np.float32)
+    np.testing.assert_allclose(recipe.rescale_exposure(low, 1.0), low, atol=1e-5)
+    doubled = srgb_to_linear(recipe.rescale_exposure(low, 2.0))
+    np.testing.assert_allclose(doubled, np.minimum(2 * srgb_to_linear(low), 1), atol=1e-5)
+    gains = []
+    for seed in range(40):
+        plain = recipe.random_patch_pair(low, high, 16, np.random.default_rng(seed))
+        jittered = recipe.random_patch_pair(low, high, 16, np.random.default_rng(seed), exposure_jitter=2.0)
+        torch.testing.assert_close(jittered["high"], plain["high"])  # same crop and transform, target untouched
+        ratio = srgb_to_linear(jittered["low"].numpy()) / np.maximum(srgb_to_linear(plain["low"].numpy()), 1e-6)
+        gains.append(float(np.median(ratio)))
+    assert 0.5 - 1e-3 <= min(gains) and max(gains) <= 2.0 + 1e-3
+    assert min(gains) < 0.8 and max(gains) > 1.25  # both darker and brighter re-exposures occur
+
+
 def _whole_and_tiled(height, width):
     torch.manual_seed(0)
     model = rn.RetinexNet().eval()

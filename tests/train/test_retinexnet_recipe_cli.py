@@ -48,6 +48,23 @@ def test_training_command_runs_both_phases_and_exports(lol_folder, tmp_path, cap
                         "--evaluate", str(out / "retinexnet.safetensors")]) == 0
     printed = capsys.readouterr().out
     assert f"PSNR {report['validation']['psnr']:.3f} dB" in printed and "float32" in printed
+    assert "data, over all 5 pairs" in printed
+
+
+def test_exposure_statistics_describe_the_pairs(lol_folder):
+    stats = recipe.exposure_statistics(recipe.lol_pairs(lol_folder))
+    assert stats["pairs"] == 5
+    assert stats["correlation"] > 0.95  # the fixture's low images are the normal ones × 0.1, plus noise
+    assert 9.0 < stats["ratio_p10"] <= stats["ratio_p50"] <= stats["ratio_p90"] < 11.0
+
+
+def test_level_correlation_separates_input_from_reference():
+    rows = [{"output_mean": 0.2 + k / 10, "input_mean": 0.02 + k / 100, "reference_mean": (0.5, 0.3, 0.6, 0.4)[k]}
+            for k in range(4)]
+    corr = recipe.level_correlation(rows)
+    assert corr["output_vs_input"] == pytest.approx(1.0)
+    assert abs(corr["output_vs_reference"]) < 0.5
+    assert np.isnan(recipe.level_correlation(rows[:2])["output_vs_input"])
 
 
 def test_training_command_needs_an_output_folder(lol_folder):
