@@ -360,3 +360,15 @@ def test_official_weights_import_and_run(shared_dir, data_dir):
     assert result.info["relight_weights"]["weight_set"] == "retinexnet/project"
     reconstruction = result.layers["reflectance"] * result.layers["illumination"]
     assert float(np.abs(reconstruction - image).mean()) < 0.01
+
+
+def test_one_output_pixel_sees_53_by_53_input_pixels():
+    """The receptive field the model card quotes (DecomNet's 9×9 + six 3×3, then RelightNet's stride-8 U): what
+    limits RelightNet to local exposure decisions."""
+    torch.manual_seed(0)
+    model = rn.RetinexNet().eval()
+    image = torch.rand(1, 3, 256, 256, requires_grad=True)
+    _, _, delta, _ = model(image)
+    delta[0, 0, 128, 128].backward()
+    rows, cols = torch.nonzero(image.grad.abs().sum((0, 1)), as_tuple=True)
+    assert (int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1) == (53, 53)
