@@ -52,12 +52,61 @@ class OutputKind(str, enum.Enum):
     IMAGE_STACK = "image_stack"  # (T, H, W, C): one layer per frame (per-frame shading)
 
 
+class Task(str, enum.Enum):
+    """What a method is for; leaderboards group by it. A ``str`` enum, so ``Task.INTRINSIC == "intrinsic"``."""
+
+    INTRINSIC = "intrinsic"  # reflectance × shading
+    RETINEX = "retinex"  # illumination × reflectance of one photo, with enhancement
+    ENHANCE = "enhance"  # low-light enhancement
+    ILLUMINANT = "illuminant"  # colour constancy
+    FACE = "face"  # face shape, albedo, lighting
+    DERAIN = "derain"  # raindrop / rain removal
+    TEST = "test"  # methods registered by the tests only
+
+
+class Role(str, enum.Enum):
+    """What an output *is*. The benchmark scores outputs by role (never by name); the dashboard orders and
+    explains layers by role."""
+
+    REFLECTANCE = "reflectance"  # albedo: the scene's colours without the lighting
+    SHADING = "shading"  # the lighting's effect at each pixel (image = reflectance × shading)
+    ILLUMINATION = "illumination"  # Retinex illumination (the shading of a Retinex model)
+    ENHANCED = "enhanced"  # an enhanced (brightened) photo
+    ENHANCED_ILLUMINATION = "enhanced_illumination"  # the brightened illumination of a Retinex model
+    CLEAN = "clean"  # the photo with a degradation removed (raindrops)
+    WHITE_BALANCED = "white_balanced"  # the photo with the illuminant's colour removed
+    ILLUMINANT = "illuminant"  # the colour of the light (a vector)
+    NORMALS = "normals"  # surface normals
+    SEGMENTATION = "segmentation"  # a class label per pixel
+    CONFIDENCE = "confidence"  # how sure the method is, per pixel or per class
+    ATTENTION = "attention"  # where the method looked (attention map, gradient-assignment mask)
+    MASK = "mask"  # a binary or soft region mask
+    LIGHTING = "lighting"  # lighting coefficients (e.g. spherical harmonics) or a picture of the lighting
+    RECONSTRUCTION = "reconstruction"  # the input re-rendered from the decomposition
+    OTHER = "other"
+
+
+#: metric input (what a benchmark metric compares) → the output roles that fill it, in order of preference
+SCORED_ROLES: dict[str, tuple[Role, ...]] = {
+    "reflectance": (Role.REFLECTANCE,),
+    "shading": (Role.SHADING, Role.ILLUMINATION),
+    "restored": (Role.ENHANCED, Role.CLEAN),
+    "illuminant": (Role.ILLUMINANT,),
+    "normals": (Role.NORMALS,),
+}
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     name: str
     kind: OutputKind
     meaning: str
     colour_space: str = "srgb"  # "srgb", "linear", "none"
+    role: Role = Role.OTHER
+
+    def __post_init__(self):
+        object.__setattr__(self, "kind", OutputKind(self.kind))
+        object.__setattr__(self, "role", Role(self.role))
 
 
 @dataclass(frozen=True)
@@ -152,7 +201,7 @@ class MethodSpec:
     title: str
     paper: str  # full citation
     year: int
-    task: str  # e.g. "retinex", "intrinsic", "illuminant", "face", "derain", "enhance"
+    task: Task  # a Task (strings are accepted and converted)
     summary: str
     input_kind: InputKind
     outputs: tuple[OutputSpec, ...]
@@ -166,6 +215,10 @@ class MethodSpec:
     is_baseline: bool = False
     min_side: int = 8  # smallest accepted image side, in pixels
     url: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "task", Task(self.task))
+        object.__setattr__(self, "input_kind", InputKind(self.input_kind))
 
     def output(self, name: str) -> OutputSpec:
         for out in self.outputs:

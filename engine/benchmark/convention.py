@@ -17,7 +17,8 @@ Inputs are stored as 16-bit PNGs, so the conversion loses nothing that matters.
 **Outputs.** Each output declares its colour space. Before scoring, image layers are converted into the colour
 space of the dataset's ground truth (sRGB outputs of a photo method are linearised for MIT, whose ground truth is
 linear; per the sRGB curve, a product I·R of encoded layers stays, to a good approximation, a product of linear
-ones). Output *names* map to metric *roles* through :data:`ROLE_OUTPUTS` (JieP's ``illumination`` is its shading).
+ones). Each output declares its role (:class:`engine.registry.Role`); :data:`engine.registry.SCORED_ROLES` says which
+roles fill which metric input (a Retinex illumination is scored as shading).
 """
 
 from __future__ import annotations
@@ -28,16 +29,7 @@ import numpy as np
 
 from ..datasets import Sample
 from ..imaging import decode_image, encode_png, linear_to_srgb, srgb_to_linear
-from ..registry import InputKind, MethodSpec, OutputKind
-
-#: role a metric needs → the output names that fill it, in order of preference
-ROLE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "reflectance": ("reflectance", "albedo"),
-    "shading": ("shading", "illumination"),
-    "restored": ("enhanced", "clean", "derained", "restored"),
-    "illuminant": ("illuminant",),
-    "normals": ("normals",),
-}
+from ..registry import SCORED_ROLES, InputKind, MethodSpec, OutputKind
 
 INPUT_CONVENTION = "linear→sRGB: divide by the item's max, sRGB-encode; sRGB→linear: IEC 61966-2-1; 16-bit PNG"
 
@@ -55,13 +47,13 @@ def compatible(spec: MethodSpec, dataset_kind: InputKind) -> bool:
 
 
 def output_roles(spec: MethodSpec) -> dict[str, str]:
-    """role → the method's output name that fills it."""
-    names = {out.name for out in spec.outputs}
+    """metric role → the method's output name that fills it, from the outputs' declared roles."""
     roles = {}
-    for role, candidates in ROLE_OUTPUTS.items():
-        for name in candidates:
-            if name in names:
-                roles[role] = name
+    for metric_role, output_roles_ in SCORED_ROLES.items():
+        for wanted in output_roles_:
+            match = next((out.name for out in spec.outputs if out.role == wanted), None)
+            if match is not None:
+                roles[metric_role] = match
                 break
     return roles
 

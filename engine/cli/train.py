@@ -27,6 +27,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--fresh", action="store_true", help="start over even if RUN_DIR has a checkpoint")
     p.add_argument("--install", action="store_true", help="store the export in the weights cache under --name")
     p.add_argument("--log-every", type=int, default=10, help="steps between rows of metrics.csv")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop early once this much training time has passed (the card records the steps done)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--list", action="store_true", help="list trainable methods and their hyper-parameters")
     p.set_defaults(handler=handle)
@@ -60,7 +62,8 @@ def handle(args) -> int:
         raise ParameterError(str(exc.args[0])) from None
     request = TrainRequest(method=args.method, data=args.data, steps=args.steps, out=Path(args.out),
                            device=args.device, seed=args.seed, overrides=overrides, name=args.name, amp=args.amp,
-                           log_every=args.log_every, fresh=args.fresh, install=args.install)
+                           log_every=args.log_every, fresh=args.fresh, install=args.install,
+                           max_seconds=args.max_seconds)
     result = train(request)
     summary = {"weights": str(result.weights), "sha256": result.sha256, "model_card": str(result.card),
                "steps": result.steps, "seconds": round(result.seconds, 1), "first_loss": result.first_loss,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, RunContext,
+from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, RunContext,
                         register)
 
 
@@ -19,15 +19,15 @@ def _identity(layer: str):
     return lambda: run
 
 
-for _name, _task, _layer, _what in (
-    ("baseline_identity_enhance", "enhance", "enhanced", "low-light enhancement"),
-    ("baseline_identity_derain", "derain", "clean", "raindrop removal"),
+for _name, _task, _layer, _ROLE, _what in (
+    ("baseline_identity_enhance", "enhance", "enhanced", Role.ENHANCED, "low-light enhancement"),
+    ("baseline_identity_derain", "derain", "clean", Role.CLEAN, "raindrop removal"),
 ):
     register(MethodSpec(
         name=_name, title=f"Baseline: identity ({_what})", paper="—", year=0, task=_task,
         summary=f"Returns the input unchanged: the do-nothing reference for {_what} scores.",
         input_kind=InputKind.IMAGE,
-        outputs=(OutputSpec(_layer, OutputKind.IMAGE, "the input image, unchanged", colour_space="srgb"),),
+        outputs=(OutputSpec(_layer, OutputKind.IMAGE, "the input image, unchanged", colour_space="srgb", role=_ROLE),),
         params=(), runner=_identity(_layer), is_baseline=True, min_side=1,
         provenance="Written for Intrinsic Lab.",
     ))

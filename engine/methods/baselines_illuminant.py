@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputKindError
-from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
+from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
 
@@ -96,9 +96,9 @@ def _runner(order: int, fixed_p: float | None):
 
 _OUTPUTS = (
     OutputSpec("illuminant", OutputKind.VECTOR, "estimated illuminant RGB (unit norm, raw camera space)",
-               colour_space="linear"),
+               colour_space="linear", role=Role.ILLUMINANT),
     OutputSpec("white_balanced", OutputKind.IMAGE, "the input divided by the estimate (von Kries)",
-               colour_space="linear"),
+               colour_space="linear", role=Role.WHITE_BALANCED),
 )
 _SATURATION = ParamSpec("saturation", 0.98, "leave out pixels with any channel at or above this", float, 0.01, 1.0)
 _WEIJER = ("J. van de Weijer, T. Gevers, A. Gijsenij. Edge-based color constancy. IEEE TIP 16(9), 2007.")

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..imaging import srgb_to_linear
-from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
+from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
 GROSSE_2009 = ("R. Grosse, M. K. Johnson, E. H. Adelson, W. T. Freeman. Ground truth dataset and baseline "
@@ -147,8 +147,8 @@ register(MethodSpec(
     summary="Reflectance is the input image and shading is constant: the lower bound every decomposition must beat.",
     input_kind=InputKind.IMAGE,
     outputs=(
-        OutputSpec("reflectance", OutputKind.IMAGE, "the input image itself", colour_space="srgb"),
-        OutputSpec("shading", OutputKind.GREY, "constant 1", colour_space="linear"),
+        OutputSpec("reflectance", OutputKind.IMAGE, "the input image itself", colour_space="srgb", role=Role.REFLECTANCE),
+        OutputSpec("shading", OutputKind.GREY, "constant 1", colour_space="linear", role=Role.SHADING),
     ),
     params=(),
     runner=lambda: _run_image_as_albedo,
@@ -170,9 +170,9 @@ register(MethodSpec(
     input_kind=InputKind.IMAGE,
     outputs=(
         OutputSpec("reflectance", OutputKind.IMAGE, "input / shading, scaled to max 1 in the mask",
-                   colour_space="linear"),
+                   colour_space="linear", role=Role.REFLECTANCE),
         OutputSpec("shading", OutputKind.GREY, "grey image / integrated reflectance, scaled to max 1 in the mask",
-                   colour_space="linear"),
+                   colour_space="linear", role=Role.SHADING),
     ),
     params=(
         ParamSpec("threshold_gray", 1.0, "keep a gradient whose grey log-gradient magnitude exceeds this",

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..imaging import from_tensor, to_tensor
-from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
+from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
 LEVELS = 7
@@ -261,8 +261,8 @@ SPEC = register(MethodSpec(
           "Rendering. ECCV 2018.",
     summary="U-Net predicting log reflectance intensity and log shading; colour from the input's chromaticity.",
     input_kind=InputKind.IMAGE,
-    outputs=(OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), up to scale", "linear"),
-             OutputSpec("shading", OutputKind.GREY, "grey shading, up to scale", "linear")),
+    outputs=(OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), up to scale", "linear", role=Role.REFLECTANCE),
+             OutputSpec("shading", OutputKind.GREY, "grey shading, up to scale", "linear", role=Role.SHADING)),
     params=(ParamSpec("max_side", 512, "longest side the network sees (larger inputs are downscaled, the outputs "
                                        "upscaled back)", int, 128, 2048),),
     runner=lambda: run, learned=True, weights=("synthetic", "official"),

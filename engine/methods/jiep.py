@@ -71,7 +71,7 @@ import torch
 from ..imaging import luminance, to_tensor
 from ..ops import (AggregationMultigrid, WeightedLaplacianSystem, box_mean_symmetric, forward_diff_x,
                    forward_diff_y, guided_filter, max_filter_replicate, pcg)
-from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
+from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
 _ODD_WINDOWS = (1, 3, 5, 7, 9, 11, 13, 15)
@@ -254,9 +254,9 @@ SPEC = register(MethodSpec(
              "enhancement."),
     input_kind=InputKind.IMAGE,
     outputs=(
-        OutputSpec("illumination", OutputKind.GREY, "illumination I (HSV value channel), not clipped"),
-        OutputSpec("reflectance", OutputKind.IMAGE, "the input with its HSV value replaced by reflectance R"),
-        OutputSpec("enhanced", OutputKind.IMAGE, "the input with its HSV value replaced by R·I^(1/γ)"),
+        OutputSpec("illumination", OutputKind.GREY, "illumination I (HSV value channel), not clipped", role=Role.ILLUMINATION),
+        OutputSpec("reflectance", OutputKind.IMAGE, "the input with its HSV value replaced by reflectance R", role=Role.REFLECTANCE),
+        OutputSpec("enhanced", OutputKind.IMAGE, "the input with its HSV value replaced by R·I^(1/γ)", role=Role.ENHANCED),
     ),
     params=(
         ParamSpec("alpha", 0.001, "weight α of the shape prior on I (LVD)", float, 0.0, 10.0, log_scale=True),

@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from scipy.cluster.vq import kmeans2
 
 from ..ops.pcg import pcg
-from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
+from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 from ..sequences import normalise_reflectance, shading_from_reflectance
 from .weiss import linear_stack
@@ -599,9 +599,9 @@ SPEC = register(MethodSpec(
             "and a chromaticity regulariser, solved as a sparse least-squares problem.",
     input_kind=InputKind.IMAGE_SEQUENCE,
     outputs=(
-        OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), scaled so its bright end is 1", "linear"),
+        OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), scaled so its bright end is 1", "linear", role=Role.REFLECTANCE),
         OutputSpec("shading", OutputKind.IMAGE_STACK, "shading of each frame (frame / reflectance, per channel)",
-                   "linear"),
+                   "linear", role=Role.SHADING),
     ),
     params=(
         ParamSpec("input_encoding", "srgb", "how the frames are encoded: sRGB photos or linear (raw, 16-bit linear "

@@ -42,7 +42,7 @@ from torch import nn
 from ..device import PRECISIONS
 from ..errors import ParameterError, WeightsUnavailableError
 from ..imaging import from_tensor, to_tensor
-from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
+from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
 # --- building blocks ------------------------------------------------------------------------------------------
@@ -557,10 +557,10 @@ register(MethodSpec(
             "brightening of the illumination; trained on LOL low/normal-light pairs.",
     input_kind=InputKind.IMAGE,
     outputs=(
-        OutputSpec("reflectance", OutputKind.IMAGE, "R: the scene's colours without the lighting (DecomNet)"),
-        OutputSpec("illumination", OutputKind.GREY, "I: the low-light illumination, S ≈ R·I (DecomNet)", "none"),
-        OutputSpec("enhanced_illumination", OutputKind.GREY, "I_delta: brightened illumination (RelightNet)", "none"),
-        OutputSpec("enhanced", OutputKind.IMAGE, "R·I_delta: the enhanced photo"),
+        OutputSpec("reflectance", OutputKind.IMAGE, "R: the scene's colours without the lighting (DecomNet)", role=Role.REFLECTANCE),
+        OutputSpec("illumination", OutputKind.GREY, "I: the low-light illumination, S ≈ R·I (DecomNet)", "none", role=Role.ILLUMINATION),
+        OutputSpec("enhanced_illumination", OutputKind.GREY, "I_delta: brightened illumination (RelightNet)", "none", role=Role.ENHANCED_ILLUMINATION),
+        OutputSpec("enhanced", OutputKind.IMAGE, "R·I_delta: the enhanced photo", role=Role.ENHANCED),
     ),
     params=(
         ParamSpec("weights", "project", "which weights: the project's (trained on LOL) or the authors' official "

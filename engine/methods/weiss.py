@@ -20,7 +20,7 @@ import torch
 from scipy import fft
 
 from ..imaging import srgb_to_linear
-from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
+from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 from ..sequences import normalise_reflectance, shading_from_reflectance
 
@@ -108,8 +108,8 @@ SPEC = register(MethodSpec(
             "solve; shading of each frame as image / reflectance.",
     input_kind=InputKind.IMAGE_SEQUENCE,
     outputs=(
-        OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), scaled so its bright end is 1", "linear"),
-        OutputSpec("shading", OutputKind.IMAGE_STACK, "shading of each frame (frame / reflectance)", "linear"),
+        OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), scaled so its bright end is 1", "linear", role=Role.REFLECTANCE),
+        OutputSpec("shading", OutputKind.IMAGE_STACK, "shading of each frame (frame / reflectance)", "linear", role=Role.SHADING),
     ),
     params=(
         ParamSpec("input_encoding", "srgb", "how the frames are encoded: sRGB photos or linear (raw, 16-bit "

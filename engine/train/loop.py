@@ -52,6 +52,7 @@ class TrainRequest:
     fresh: bool = False  # ignore an existing checkpoint
     install: bool = False  # also store the export in the weights cache as a selectable weight set
     progress: bool = True
+    max_seconds: float | None = None  # stop early (and export) once this much training time has passed
 
     def command(self) -> str:
         import shlex
@@ -63,6 +64,8 @@ class TrainRequest:
             parts += ["--set", f"{key}={value}"]
         if not self.amp:
             parts.append("--no-amp")
+        if self.max_seconds:
+            parts += ["--max-seconds", f"{self.max_seconds:g}"]
         parts += ["--out", str(self.out)]
         return shlex.join(parts)
 
@@ -268,11 +271,15 @@ def train(request: TrainRequest) -> TrainResult:
             bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_val.items()))
         if checkpoint_every and step % checkpoint_every == 0:
             save()
+        if request.max_seconds and elapsed >= request.max_seconds and step < request.steps:
+            bar.write(f"time budget of {request.max_seconds:g} s reached at step {step} of {request.steps}")
+            break
     bar.close()
+    steps_done = step
     last_val = run_validation()
     save()
     return export_run(recipe, model, config, request, run_dir, device, elapsed, metrics.rows, validation.rows,
-                      last_val)
+                      last_val, steps_done=steps_done)
 
 
 def write_curves(run_dir: Path, metric_rows: list[dict], validation_rows: list[dict]) -> None:
@@ -292,24 +299,27 @@ def _loss_summary(rows: list[dict]) -> tuple[float, float, dict[str, float]]:
 
 def export_run(recipe: TrainingRecipe, model: torch.nn.Module, config: Mapping[str, Any], request: TrainRequest,
                run_dir: Path, device: torch.device, seconds: float, metric_rows: list[dict],
-               validation_rows: list[dict], validation: dict[str, float]) -> TrainResult:
+               validation_rows: list[dict], validation: dict[str, float],
+               steps_done: int | None = None) -> TrainResult:
     """Write the safetensors file and its model card into ``RUN_DIR/export`` (and the cache with ``install``)."""
     state, card_fields = recipe.export(model, config)
+    steps = request.steps if steps_done is None else steps_done
     stem = f"{request.method}-{request.name}"
     export_dir = run_dir / "export"
     weights_path = export_dir / f"{stem}.safetensors"
     digest = save_state_dict(state, weights_path, metadata={
-        "method": request.method, "weight_set": request.name, "steps": str(request.steps), "seed": str(request.seed),
+        "method": request.method, "weight_set": request.name, "steps": str(steps), "seed": str(request.seed),
         "command": request.command()})
     first, final, final_parts = _loss_summary(metric_rows)
     card_path = export_dir / f"{stem}.md"
     card_path.write_text(model_card(
         recipe, request, config, digest, weights_path.name, seconds, describe_device(device), first, final_parts,
-        validation, validation_rows, card_fields, recipe.data_licence(None if request.data in (None, "", "synthetic")
+        validation, validation_rows, ({**card_fields, "steps done": steps} if steps != request.steps else card_fields),
+        recipe.data_licence(None if request.data in (None, "", "synthetic")
                                                                       else Path(request.data))))
     if request.install:
         install_weights(request.method, request.name, weights_path, card_path, run_dir)
-    return TrainResult(run_dir=run_dir, weights=weights_path, card=card_path, sha256=digest, steps=request.steps,
+    return TrainResult(run_dir=run_dir, weights=weights_path, card=card_path, sha256=digest, steps=steps,
                        seconds=seconds, first_loss=first, final_loss=final, validation=validation)
 
 
