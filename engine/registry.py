@@ -96,6 +96,13 @@ SCORED_ROLES: dict[str, tuple[Role, ...]] = {
 }
 
 
+#: the value range an output of each kind has unless its OutputSpec declares ``value_range``
+DEFAULT_RANGES: dict[OutputKind, tuple[float | None, float | None]] = {
+    OutputKind.IMAGE: (0.0, None), OutputKind.GREY: (0.0, None), OutputKind.IMAGE_STACK: (0.0, None),
+    OutputKind.NORMALS: (-1.0, 1.0), OutputKind.LABELS: (0, None), OutputKind.VECTOR: (None, None),
+}
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     name: str
@@ -103,10 +110,17 @@ class OutputSpec:
     meaning: str
     colour_space: str = "srgb"  # "srgb", "linear", "none"
     role: Role = Role.OTHER
+    #: (low, high) every value lies in, None = unbounded; ``None`` takes the kind's default (:data:`DEFAULT_RANGES`:
+    #: non-negative layers, normals in [-1, 1], unbounded vectors). The contract tests check it on every method.
+    value_range: tuple[float | None, float | None] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "kind", OutputKind(self.kind))
         object.__setattr__(self, "role", Role(self.role))
+
+    @property
+    def range(self) -> tuple[float | None, float | None]:
+        return self.value_range if self.value_range is not None else DEFAULT_RANGES[self.kind]
 
 
 @dataclass(frozen=True)
@@ -215,6 +229,10 @@ class MethodSpec:
     is_baseline: bool = False
     min_side: int = 8  # smallest accepted image side, in pixels
     url: str = ""
+    #: A zero-argument factory of a tiny valid input for the contract tests (``tests/contract/``); ``None`` uses
+    #: :func:`engine.examples.example_input` for the input kind at ``max(32, min_side)`` pixels a side. Set it only
+    #: when that input does not suit the method (e.g. a face method needing a larger crop).
+    example_input: Callable[[], MethodInput] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "task", Task(self.task))
@@ -225,6 +243,14 @@ class MethodSpec:
             if out.name == name:
                 return out
         raise KeyError(name)
+
+    def example(self) -> MethodInput:
+        """A tiny valid input for this method (see ``example_input``)."""
+        if self.example_input is not None:
+            return self.example_input()
+        from .examples import EXAMPLE_SIDE, example_input
+
+        return example_input(self.input_kind, max(EXAMPLE_SIDE, self.min_side))
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
@@ -310,9 +336,12 @@ def run_method(name: str, inputs: MethodInput, params: Mapping[str, Any] | None 
     dev = resolve_device(device)
     if dev.type not in spec.devices:
         raise InputKindError(f"{name} does not run on {dev.type}; supported: {', '.join(spec.devices)}")
-    ctx = RunContext(device=dev, progress=progress or (lambda f, m: None), weights=weights)
+    report = progress or (lambda f, m: None)
+    ctx = RunContext(device=dev, progress=report, weights=weights)
     runner = spec.runner()
     start = time.perf_counter()
+    report(0.0, f"starting {name}")
     result = runner(inputs, resolved, ctx)
     ctx.timings["total"] = time.perf_counter() - start
+    report(1.0, "done")
     return result, ctx, resolved

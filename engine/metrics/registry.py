@@ -29,6 +29,9 @@ class MetricSpec:
     unit: str = ""
     summary: str = "mean"  # "mean" (± std), or "angular" (mean, median, tri-mean, best/worst 25 %)
     reference: str = ""
+    #: optional ``(rng) -> (perfect pred, random pred, truth)`` for the contract tests, needed only when a role is
+    #: not one :mod:`engine.metrics.examples` can build
+    example: Callable[[Any], tuple[dict, dict, dict]] | None = None
 
     def __post_init__(self):
         if self.direction not in (LOWER, HIGHER):
