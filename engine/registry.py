@@ -222,8 +222,7 @@ class MethodSpec:
     params: tuple[ParamSpec, ...]
     runner: Callable[[], Runner]  # factory: called lazily, may import heavy things
     devices: tuple[str, ...] = ("cpu", "cuda")
-    learned: bool = False
-    weights: tuple[str, ...] = ()  # names of weight sets (engine.weights), default first
+    learned: bool = False  # True: it runs with a weight set; declare those with engine.weights.declare_weights
     licence: str = "MIT (this implementation)"
     provenance: str = ""
     is_baseline: bool = False
@@ -237,6 +236,16 @@ class MethodSpec:
     def __post_init__(self):
         object.__setattr__(self, "task", Task(self.task))
         object.__setattr__(self, "input_kind", InputKind(self.input_kind))
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """The names of the weight sets this method can run with, the default first: the sets it declared
+        (``engine.weights.declare_weights``), then those installed or imported into the cache. Named once, there."""
+        if not self.learned:
+            return ()
+        from .weights import weight_sets_for
+
+        return tuple(ws.name for ws in weight_sets_for(self.name))
 
     def output(self, name: str) -> OutputSpec:
         for out in self.outputs:

@@ -452,49 +452,47 @@ def denoise_reflectance(reflectance: np.ndarray, illumination: np.ndarray, stren
     return (lit * reflectance + (1.0 - lit) * denoised).astype(np.float32)
 
 
-_MODEL_CACHE: dict[tuple, tuple[RetinexNet, dict[str, Any]]] = {}
+def build_model(state: Mapping[str, torch.Tensor], resolved) -> tuple[RetinexNet, dict[str, Any]]:
+    """RetinexNet from a state dict (the builder given to :func:`engine.models.load_model`).
+
+    The official release's RelightNet data file is not always at hand (only its index is, here): when the official
+    set holds DecomNet alone, RelightNet comes from the project set and the returned info says so.
+    """
+    from ..weights import load_weights
+
+    decom, relight = split_state(state)
+    info: dict[str, Any] = {}
+    if not decom:
+        raise WeightsUnavailableError(f"{resolved.path}: holds no DecomNet weights (decom.*)")
+    if not relight:
+        project, project_resolved = load_weights("retinexnet", "project")
+        relight = split_state(project)[1]
+        info["relight_weights"] = project_resolved.describe()
+        info["note"] = "DecomNet from the selected weights, RelightNet from the project's (none in the file)"
+    model = RetinexNet()
+    model.decom.load_state_dict(decom)
+    model.relight.load_state_dict(relight)
+    # channels_last lets oneDNN run the 64-channel convolutions about a quarter cheaper on the CPU.
+    return model.to(memory_format=torch.channels_last), info
 
 
 def load_model(weights: str | None, device: torch.device) -> tuple[RetinexNet, dict[str, Any]]:
-    """Build RetinexNet with a weight set (``project``, ``official``) or a file path; cached per file and device.
+    """RetinexNet with a weight set (``project``, ``official``, an installed one) or a file path, loaded once per
+    file and device (:func:`engine.models.load_model`)."""
+    from ..models import load_model as load
 
-    The official release's RelightNet data file is not always at hand (only its index is, here): when the official
-    set holds DecomNet alone, RelightNet comes from the project set and ``info`` says so.
-    """
-    from ..weights import load_state_dict, load_weights, resolve_weights
-
-    resolved = resolve_weights("retinexnet", weights)
-    key = (str(resolved.path), resolved.sha256, str(device))
-    if key not in _MODEL_CACHE:
-        state = load_state_dict(resolved.path)
-        decom, relight = split_state(state)
-        info: dict[str, Any] = {"weights": resolved.describe()}
-        if not decom:
-            raise WeightsUnavailableError(f"{resolved.path}: holds no DecomNet weights (decom.*)")
-        if not relight:
-            project, project_resolved = load_weights("retinexnet", "project")
-            relight = split_state(project)[1]
-            info["relight_weights"] = project_resolved.describe()
-            info["note"] = "DecomNet from the selected weights, RelightNet from the project's (none in the file)"
-        model = RetinexNet()
-        model.decom.load_state_dict(decom)
-        model.relight.load_state_dict(relight)
-        _MODEL_CACHE.clear()  # one model at a time: the dashboard switches weights rarely, memory matters more
-        # channels_last lets oneDNN run the 64-channel convolutions about a quarter cheaper on the CPU.
-        _MODEL_CACHE[key] = (model.eval().to(device, memory_format=torch.channels_last), info)
-    return _MODEL_CACHE[key]
+    return load("retinexnet", weights, device, build_model)
 
 
 def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
     from ..device import precision_name, resolve_precision
 
-    weights = ctx.weights or params["weights"]
     try:
         precision = resolve_precision(params["precision"], ctx.device)
     except ValueError as exc:
         raise ParameterError(str(exc)) from None
     with ctx.timed("load"):
-        model, weight_info = load_model(weights, ctx.device)
+        model, weight_info = load_model(ctx.weights, ctx.device)
     tile = int(params["tile_size"]) or _DEFAULT_TILE.get(ctx.device.type, 768)
     if tile < _MIN_TILE:
         raise ParameterError(f"tile_size {tile} is below {_MIN_TILE} (two halos of {_HALO} px plus the blend)")
@@ -563,9 +561,6 @@ register(MethodSpec(
         OutputSpec("enhanced", OutputKind.IMAGE, "R·I_delta: the enhanced photo", role=Role.ENHANCED),
     ),
     params=(
-        ParamSpec("weights", "project", "which weights: the project's (trained on LOL) or the authors' official "
-                  "ones once imported with `python -m engine weights import retinexnet PATH`", type=str,
-                  choices=("project", "official")),
         ParamSpec("denoise", False, "denoise the reflectance (OpenCV non-local means, stronger where it is dark); "
                   "the paper denoises it with BM3D", type=bool),
         ParamSpec("denoise_strength", 10.0, "non-local means filter strength h (8-bit units)", minimum=1.0,
@@ -578,7 +573,6 @@ register(MethodSpec(
     ),
     runner=lambda: run,
     learned=True,
-    weights=("project", "official"),
     licence="MIT (this implementation)",
     provenance="Architecture and losses re-implemented from the paper and the facts of the authors' TensorFlow code "
                "(TF 'SAME' padding, nearest resizes to the skip size); no code copied.",

@@ -336,7 +336,7 @@ def test_runner_with_shipped_weights_enhances_a_dark_photo(data_dir):
     image = _dark_photo()
     result, ctx, params = run_method("retinexnet", MethodInput(frames=(image,)), device="cpu")
     layers = result.layers
-    assert params["weights"] == "project" and not params["denoise"]
+    assert "weights" not in params and not params["denoise"]  # weights are chosen by name, never a parameter
     assert result.info["weights"]["source"] == "shipped"
     assert {o.name for o in get_method("retinexnet").outputs} == set(layers)
     assert layers["reflectance"].shape == (45, 61, 3) and layers["illumination"].shape == (45, 61, 1)
@@ -355,7 +355,7 @@ def test_official_weights_import_and_run(shared_dir, data_dir):
     path, provenance = import_official("retinexnet", shared_dir / OFFICIAL)
     assert path.is_file() and provenance["tensors"] == 14
     image = _dark_photo(33, 40)
-    result, _, _ = run_method("retinexnet", MethodInput(frames=(image,)), {"weights": "official"}, device="cpu")
+    result, _, _ = run_method("retinexnet", MethodInput(frames=(image,)), device="cpu", weights="official")
     assert result.info["weights"]["weight_set"] == "retinexnet/official"
     assert result.info["relight_weights"]["weight_set"] == "retinexnet/project"
     reconstruction = result.layers["reflectance"] * result.layers["illumination"]
