@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .registries import Registry
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("INTRINSIC_LAB_SHARED", REPO.parent / "shared"))
 _LOL_PHOTO = "data/lol/our485/low/102.png"
@@ -46,15 +48,13 @@ class BenchCase:
     warmup: bool = True  # one untimed run first (one-off costs: kernel loading, allocator growth)
 
 
-BENCH_CASES: dict[str, BenchCase] = {}
+BENCH_CASES: Registry[BenchCase] = Registry("bench case")
 
 
 def bench_case(name: str, description: str, *, repeat: int = 3, warmup: bool = True):
     """Register ``setup(device) -> run`` as a bench case; a duplicate name is an error."""
     def register(setup: Callable[[Any], Callable[[], dict]]):
-        if name in BENCH_CASES:
-            raise ValueError(f"bench case {name!r} is already registered")
-        BENCH_CASES[name] = BenchCase(name, description, setup, repeat, warmup)
+        BENCH_CASES.add(name, BenchCase(name, description, setup, repeat, warmup))
         return setup
     return register
 

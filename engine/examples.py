@@ -1,6 +1,6 @@
 """Tiny synthetic inputs, one per :class:`~engine.registry.InputKind`, for the registry contract tests.
 
-The contract tests (``tests/contract/``) run every registered method on ``spec.example()``: by default the input
+The contract tests (``tests/contract/``) run every registered method on ``method_example(spec)``: by default the input
 built here for the method's input kind, at ``max(32, spec.min_side)`` pixels a side. A method that needs something
 else (a face detector's minimum size, a particular frame count) sets ``MethodSpec.example_input`` to a
 zero-argument factory returning a :class:`~engine.registry.MethodInput`, and never has to write the checks itself.
@@ -94,3 +94,11 @@ def example_input(kind: InputKind, side: int = EXAMPLE_SIDE) -> MethodInput:
         image, mask = example_face(side)
         return MethodInput(frames=(image,), mask=mask)
     raise ValueError(f"no example input for {kind}")
+
+
+def method_example(spec) -> MethodInput:
+    """A tiny valid input for a method: its spec's ``example_input()`` if it declares one, else
+    :func:`example_input` for its input kind at ``max(EXAMPLE_SIDE, spec.min_side)`` pixels a side."""
+    if spec.example_input is not None:
+        return spec.example_input()
+    return example_input(spec.input_kind, max(EXAMPLE_SIDE, spec.min_side))

@@ -10,7 +10,6 @@ A method's runner is a callable ``run(inputs: MethodInput, params: dict, ctx: Ru
 from __future__ import annotations
 
 import enum
-import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
@@ -18,6 +17,7 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 
 from .errors import InputKindError, ParameterError, UnknownMethodError
+from .registries import Registry
 
 
 class InputKind(str, enum.Enum):
@@ -228,9 +228,10 @@ class MethodSpec:
     is_baseline: bool = False
     min_side: int = 8  # smallest accepted image side, in pixels
     url: str = ""
-    #: A zero-argument factory of a tiny valid input for the contract tests (``tests/contract/``); ``None`` uses
-    #: :func:`engine.examples.example_input` for the input kind at ``max(32, min_side)`` pixels a side. Set it only
-    #: when that input does not suit the method (e.g. a face method needing a larger crop).
+    #: A zero-argument factory of a tiny valid input for the contract tests (``tests/contract/``, through
+    #: :func:`engine.examples.method_example`); ``None`` uses :func:`engine.examples.example_input` for the input kind
+    #: at ``max(32, min_side)`` pixels a side. Set it only when that input does not suit the method (e.g. a face
+    #: method needing a larger crop).
     example_input: Callable[[], MethodInput] | None = None
 
     def __post_init__(self):
@@ -252,14 +253,6 @@ class MethodSpec:
             if out.name == name:
                 return out
         raise KeyError(name)
-
-    def example(self) -> MethodInput:
-        """A tiny valid input for this method (see ``example_input``)."""
-        if self.example_input is not None:
-            return self.example_input()
-        from .examples import EXAMPLE_SIDE, example_input
-
-        return example_input(self.input_kind, max(EXAMPLE_SIDE, self.min_side))
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
@@ -289,41 +282,26 @@ class MethodSpec:
             )
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
-_loaded = False
+def _method_modules() -> tuple[str, ...]:
+    from .methods import METHOD_MODULES
+
+    return METHOD_MODULES
+
+
+METHODS: Registry[MethodSpec] = Registry("method", UnknownMethodError, modules=_method_modules)
 
 
 def register(spec: MethodSpec) -> MethodSpec:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"method {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        from .methods import METHOD_MODULES
-
-        for module in METHOD_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    return METHODS.add(spec.name, spec)
 
 
 def all_methods(include_baselines: bool = True) -> list[MethodSpec]:
-    _ensure_loaded()
-    specs = sorted(_REGISTRY.values(), key=lambda s: (s.is_baseline, s.year, s.name))
+    specs = sorted(METHODS.values(), key=lambda s: (s.is_baseline, s.year, s.name))
     return [s for s in specs if include_baselines or not s.is_baseline]
 
 
 def get_method(name: str) -> MethodSpec:
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownMethodError(
-            f"unknown method {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    return METHODS.get(name)
 
 
 def methods_for(kind: InputKind, include_baselines: bool = True) -> list[MethodSpec]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .errors import WeightsUnavailableError
+from .registries import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSETS_WEIGHTS = REPO_ROOT / "assets" / "weights"
@@ -103,16 +104,16 @@ class WeightSet:
         return f"restore assets/weights/{self.filename} from the repository (git checkout){card}"
 
 
-_WEIGHTS: dict[str, dict[str, WeightSet]] = {}
+_WEIGHTS: dict[str, Registry[WeightSet]] = {}  # method → its declared weight sets
+
+
+def _registry(method: str) -> Registry[WeightSet]:
+    return Registry("weight set", WeightsUnavailableError, owner=method)
 
 
 def declare_weights(weight_set: WeightSet) -> WeightSet:
     """Add a weight set to the registry. A duplicate (method, name) is an error, never a silent overwrite."""
-    sets = _WEIGHTS.setdefault(weight_set.method, {})
-    if weight_set.name in sets:
-        raise ValueError(f"weight set {weight_set.key} is already declared")
-    sets[weight_set.name] = weight_set
-    return weight_set
+    return _WEIGHTS.setdefault(weight_set.method, _registry(weight_set.method)).add(weight_set.name, weight_set)
 
 
 def installed_weight_sets(method: str) -> list[WeightSet]:
@@ -143,17 +144,12 @@ def all_weight_sets() -> list[WeightSet]:
 
 
 def get_weight_set(method: str, name: str | None = None) -> WeightSet:
-    sets = {ws.name: ws for ws in weight_sets_for(method)}
+    sets = _registry(method)
+    for ws in weight_sets_for(method):
+        sets.add(ws.name, ws)
     if not sets:
         raise WeightsUnavailableError(f"{method}: no weight sets are declared for this method")
-    if name is None:
-        return next(iter(sets.values()))
-    try:
-        return sets[name]
-    except KeyError:
-        raise WeightsUnavailableError(
-            f"{method}: unknown weight set {name!r}; declared: {', '.join(sets)}"
-        ) from None
+    return next(iter(sets.values())) if name is None else sets.get(name)
 
 
 # --- files -----------------------------------------------------------------------------------------------------
@@ -385,9 +381,10 @@ def import_official(method: str, source: str | Path, name: str | None = None) ->
 
 
 def ensure_declarations_loaded() -> None:
-    """Import every module that may declare weights: the registered methods and the training recipes."""
-    from .registry import all_methods
-    from .train.recipe import load_recipe_modules
+    """Import every module that may declare weights: the method modules and the training recipes (by their lists,
+    so this module never imports the registries)."""
+    from .methods import METHOD_MODULES
+    from .train import RECIPE_MODULES
 
-    all_methods()
-    load_recipe_modules()
+    for module in (*METHOD_MODULES, *RECIPE_MODULES):
+        importlib.import_module(module)

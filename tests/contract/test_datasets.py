@@ -41,7 +41,7 @@ def test_broken_folder_is_refused_naming_the_file(adapter, tmp_path):
 
 
 def test_unknown_kind_lists_the_known_ones():
-    with pytest.raises(DatasetError, match="known: "):
+    with pytest.raises(DatasetError, match="registered: "):
         from engine.datasets import get_adapter
 
         get_adapter("no-such-kind")

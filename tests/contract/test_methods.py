@@ -1,6 +1,6 @@
 """The method contract, checked on every registered method (as timm tests every ``list_models()`` entry).
 
-Each method runs on the CPU on ``spec.example()`` -- a tiny synthetic input of its input kind (``engine.examples``),
+Each method runs on the CPU on ``method_example(spec)`` -- a tiny synthetic input of its input kind (``engine.examples``),
 or the factory the spec declares in ``example_input`` -- and every output is checked against ``spec.outputs``:
 presence, kind, dtype, shape, declared value range (``OutputSpec.range``), finiteness and role. Progress must stay in
 [0, 1] and never go back; every parameter with a range or choices must refuse a value outside it with the
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ParameterError, WeightsUnavailableError
+from engine.examples import method_example
 from engine.registry import OutputKind, ParamSpec, Role, Task, all_methods, run_method
 from engine.weights import resolve_weights, weight_sets_for
 
@@ -36,7 +37,7 @@ def _first_available_weights(spec):
 def ran(request):
     """(spec, input, result, progress calls) for one method, run once per module."""
     spec = request.param
-    inputs = spec.example()
+    inputs = method_example(spec)
     calls: list[tuple[float, str]] = []
     weights = None
     if spec.learned:
@@ -125,7 +126,7 @@ def _outside(param: ParamSpec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_out_of_range_parameters_are_refused_by_name(spec):
-    inputs = spec.example()
+    inputs = method_example(spec)
     for param in spec.params:
         for value in _outside(param):
             with pytest.raises(ParameterError) as err:

@@ -30,6 +30,7 @@ def test_locally_trained_retinexnet_is_picked_alike_on_decompose_cli_and_benchma
     import shutil
 
     from engine.benchmark.runner import weights_of
+    from engine.examples import method_example
     from engine.registry import run_method
     from engine.train.loop import install_weights
     from engine.weights import ASSETS_WEIGHTS
@@ -44,5 +45,5 @@ def test_locally_trained_retinexnet_is_picked_alike_on_decompose_cli_and_benchma
     assert "mine" in dict(catalog.weight_choices(spec))  # Decompose's selectbox
     assert spec.weights[0] == "project" and "mine" in spec.weights  # the default stays the shipped set
     assert weights_of(spec, "mine") == "mine" and weights_of(spec, None) == "project"  # benchmarks
-    result, _, _ = run_method("retinexnet", spec.example(), device="cpu", weights="mine")  # the CLI's --weights
+    result, _, _ = run_method("retinexnet", method_example(spec), device="cpu", weights="mine")  # the CLI's --weights
     assert result.info["weights"]["source"] == "cache" and result.info["weights"]["weight_set"] == "retinexnet/mine"
