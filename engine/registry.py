@@ -153,6 +153,15 @@ class ParamSpec:
         return out
 
 
+def frame_size_problem(frames) -> str | None:
+    """``None`` when every frame (array) has the first one's height and width, else the one message for it:
+    ``all frames must have the same size; got 8×8, 32×24``. Callers prefix what the frames are."""
+    shapes = {np.shape(f)[:2] for f in frames}
+    if len(shapes) <= 1:
+        return None
+    return "all frames must have the same size; got " + ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
+
+
 @dataclass(frozen=True)
 class MethodInput:
     """Frames in the project convention: float32 (H, W, 3) in [0, 1], all the same size."""
@@ -271,10 +280,9 @@ class MethodSpec:
         n = len(inputs.frames)
         if n < low or (high is not None and n > high):
             raise InputKindError(f"{self.name} needs {self.input_kind.label}; got {n} image(s)")
-        shapes = {f.shape[:2] for f in inputs.frames}
-        if len(shapes) > 1:
-            sizes = ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
-            raise InputKindError(f"{self.name}: all frames must have the same size; got {sizes}")
+        problem = frame_size_problem(inputs.frames)
+        if problem:
+            raise InputKindError(f"{self.name}: {problem}")
         h, w = inputs.frames[0].shape[:2]
         if min(h, w) < self.min_side:
             raise InputKindError(

@@ -187,6 +187,15 @@ def _cached_paths(ws: WeightSet) -> tuple[Path, Path]:
     return folder / f"{ws.name}.safetensors", folder / f"{ws.name}.json"
 
 
+def write_provenance(method: str, name: str, record: Mapping) -> Path:
+    """Write the provenance record of a weight set stored in the cache (``<cache>/<method>/<name>.json``, beside
+    ``<name>.safetensors``): its ``sha256`` is what resolution checks the file against."""
+    path = cache_dir() / method / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(record), indent=2))
+    return path
+
+
 def _read_provenance(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -368,7 +377,7 @@ def import_official(method: str, source: str | Path, name: str | None = None) ->
             f"{ws.sha256[:16]}…; refusing to import a different file"
         )
     state = resolve_converter(ws.converter)(source)
-    target, provenance_path = _cached_paths(ws)
+    target, _ = _cached_paths(ws)
     digest = save_state_dict(state, target, metadata={"method": method, "weight_set": ws.name})
     provenance = {
         "weight_set": asdict(ws), "sha256": digest, "source_file": str(source.resolve()),
@@ -376,7 +385,7 @@ def import_official(method: str, source: str | Path, name: str | None = None) ->
         "converter": ws.converter, "tensors": len(state),
         "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    provenance_path.write_text(json.dumps(provenance, indent=2))
+    write_provenance(ws.method, ws.name, provenance)
     return target, provenance
 
 

@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 
 from ..errors import IntrinsicLabError
+from ..imaging import IMAGE_SUFFIXES
 from ..registry import InputKind
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 class DatasetError(IntrinsicLabError):

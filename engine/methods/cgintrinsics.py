@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..imaging import from_tensor, to_tensor
+from ..imaging import from_tensor, srgb_to_linear, to_tensor
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
@@ -125,8 +125,7 @@ def chromaticity(linear_rgb: torch.Tensor) -> torch.Tensor:
 
 def compose(srgb: torch.Tensor, log_r: torch.Tensor, log_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB reflectance = chromaticity(linear input) · exp(log R); shading = exp(log S). Linear, (N, 3/1, H, W)."""
-    linear = torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb.clamp(min=0) + 0.055) / 1.055) ** 2.4)
-    return chromaticity(linear) * torch.exp(log_r), torch.exp(log_s)
+    return chromaticity(srgb_to_linear(srgb)) * torch.exp(log_r), torch.exp(log_s)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -392,7 +392,7 @@ def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
     """Run RetinexNet on a (1, 3, H, W) image, whole if it fits in one ``tile``×``tile`` window, else in tiles.
 
     ``precision`` bfloat16 runs the 64-channel layers under autocast (2.4× faster at 600×400 on the build machine's
-    AVX512-BF16 CPU, ``python -m engine.bench``; validation PSNR 16.22 dB against 16.23 in float32); the output
+    AVX512-BF16 CPU, ``python -m engine.speed``; validation PSNR 16.22 dB against 16.23 in float32); the output
     layers stay float32.
 
     Returns ``reflectance`` (1, 3, H, W), ``illumination``, ``enhanced_illumination`` (1, 1, H, W) on the CPU.
