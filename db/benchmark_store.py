@@ -13,7 +13,6 @@ Like :mod:`db.store`, functions take a session and never commit; the caller owns
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import select

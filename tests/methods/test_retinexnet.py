@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from engine.device import autocast
 from engine.methods import retinexnet as rn
+from engine.ops.tiling import same_padding
 from engine.train import retinexnet_recipe as recipe
 
 OFFICIAL = "weights/retinexnet-official"
@@ -38,9 +39,9 @@ def test_same_conv_matches_explicit_padding(size, kernel, stride):
 
 
 def test_stride2_padding_is_asymmetric_on_even_sizes():
-    assert rn.same_padding(8, 3, 2) == (0, 1)  # TF pads after only; PyTorch's padding=1 would pad both sides
-    assert rn.same_padding(7, 3, 2) == (1, 1)
-    assert rn.same_padding(6, 9, 1) == (4, 4)
+    assert same_padding(8, 3, 2) == (0, 1)  # TF pads after only; PyTorch's padding=1 would pad both sides
+    assert same_padding(7, 3, 2) == (1, 1)
+    assert same_padding(6, 9, 1) == (4, 4)
     # With a kernel picking the top-left tap, output row 0 must read input row 0 (no padding row before it).
     conv = rn.SameConv2d(1, 1, 3, 2)
     with torch.no_grad():
