@@ -201,18 +201,24 @@ def list_jobs(session: Session, *, status: str | Iterable[str] | None = None,
               limit: int | None = 100, offset: int = 0) -> list[Job]:
     """Jobs, newest first, filtered by status(es), method(s), input and creation time."""
     query = select(Job).options(selectinload(Job.input)).order_by(Job.created_at.desc(), Job.id.desc())
+    query = _filter_jobs(query, status, method, since, until)
+    if input_id is not None:
+        query = query.where(Job.input_id == input_id)
+    return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def _filter_jobs(query, status, method, since: datetime | None, until: datetime | None):
+    """``query`` restricted to jobs of the given status(es) and method(s), created in [since, until)."""
     statuses, methods = _as_set(status), _as_set(method)
     if statuses is not None:
         query = query.where(Job.status.in_(statuses))
     if methods is not None:
         query = query.where(Job.method.in_(methods))
-    if input_id is not None:
-        query = query.where(Job.input_id == input_id)
     if since is not None:
         query = query.where(Job.created_at >= since)
     if until is not None:
         query = query.where(Job.created_at < until)
-    return list(session.scalars(query.offset(offset).limit(limit)))
+    return query
 
 
 def count_jobs_by_status(session: Session) -> dict[str, int]:
@@ -246,16 +252,7 @@ def gallery(session: Session, *, method: str | Iterable[str] | None = None, sinc
     Rows come newest input first; ``row.jobs`` maps method → job with ``job.outputs`` loaded.
     ``status=None`` shows the latest job whatever its state (e.g. to show failures in the grid).
     """
-    latest = select(func.max(Job.id)).group_by(Job.input_id, Job.method)
-    statuses, methods = _as_set(status), _as_set(method)
-    if statuses is not None:
-        latest = latest.where(Job.status.in_(statuses))
-    if methods is not None:
-        latest = latest.where(Job.method.in_(methods))
-    if since is not None:
-        latest = latest.where(Job.created_at >= since)
-    if until is not None:
-        latest = latest.where(Job.created_at < until)
+    latest = _filter_jobs(select(func.max(Job.id)).group_by(Job.input_id, Job.method), status, method, since, until)
     input_query = (select(Input).where(Input.id.in_(select(Job.input_id).where(Job.id.in_(latest))))
                    .order_by(Input.created_at.desc(), Input.id.desc()).offset(offset).limit(limit))
     if kind is not None:
