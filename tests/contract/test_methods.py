@@ -72,8 +72,8 @@ def _check_range(label: str, values: np.ndarray, value_range) -> None:
         assert float(values.max()) <= high + TOLERANCE, f"{label}: maximum {values.max():g} above {high}"
 
 
-def test_outputs_match_the_spec(ran):
-    spec, inputs, result, _ = ran
+def check_outputs(spec, inputs, result) -> None:
+    """Every declared output present, and each of its kind, dtype, shape, range and finite; nothing undeclared."""
     height, width = inputs.frames[0].shape[:2]
     produced = set(result.layers) | set(result.values)
     declared = {out.name for out in spec.outputs}
@@ -101,13 +101,22 @@ def test_outputs_match_the_spec(ran):
         _check_range(label, values, out.range)
 
 
-def test_progress_is_reported_in_order(ran):
-    spec, _, _, calls = ran
+def check_progress(name: str, calls) -> None:
+    """Progress reported, ending at 1, within [0, 1], never going back."""
     fractions = [f for f, _ in calls]
-    assert fractions and fractions[-1] == pytest.approx(1.0), f"{spec.name}: progress {fractions}"
-    assert all(0.0 <= f <= 1.0 for f in fractions), f"{spec.name}: progress outside [0, 1]: {fractions}"
-    assert all(b >= a for a, b in zip(fractions, fractions[1:])), f"{spec.name}: progress goes back: {fractions}"
+    assert fractions and fractions[-1] == pytest.approx(1.0), f"{name}: progress {fractions}"
+    assert all(0.0 <= f <= 1.0 for f in fractions), f"{name}: progress outside [0, 1]: {fractions}"
+    assert all(b >= a for a, b in zip(fractions, fractions[1:])), f"{name}: progress goes back: {fractions}"
     assert all(isinstance(m, str) for _, m in calls)
+
+
+def test_outputs_match_the_spec(ran):
+    spec, inputs, result, _ = ran
+    check_outputs(spec, inputs, result)
+
+
+def test_progress_is_reported_in_order(ran):
+    check_progress(ran[0].name, ran[3])
 
 
 def _outside(param: ParamSpec):
@@ -145,3 +154,35 @@ def test_every_weight_set_resolves_or_says_why(spec):
             assert str(exc), f"{ws.key}: empty message"
             continue
         assert resolved.path.is_file() and len(resolved.sha256) == 64, ws.key
+
+
+def test_the_contract_catches_a_broken_method():
+    """The checks above can fail: a result with a wrong shape, a NaN, an out-of-range value, an undeclared or a
+    missing output, or progress going back, is each refused."""
+    from dataclasses import replace
+
+    from engine.examples import example_input
+    from engine.registry import InputKind, MethodResult, OutputSpec
+
+    spec = next(s for s in SPECS if s.name == "baseline_image_albedo")
+    inputs = example_input(InputKind.IMAGE)
+    good = {"reflectance": inputs.image.copy(), "shading": np.ones(inputs.image.shape[:2] + (1,), np.float32)}
+    check_outputs(spec, inputs, MethodResult(layers=good))
+    bounded = replace(spec, outputs=(replace(spec.outputs[0], value_range=(0.0, 0.5)), spec.outputs[1]))
+    broken = [
+        (spec, {**good, "shading": good["shading"][..., 0]}, "shape"),
+        (spec, {**good, "shading": good["shading"] * np.nan}, "non-finite"),
+        (spec, {**good, "shading": -good["shading"]}, "below"),
+        (bounded, good, "above 0.5"),
+        (spec, {**good, "extra": good["shading"]}, "undeclared"),
+        (spec, {"reflectance": good["reflectance"]}, "missing"),
+        (spec, {**good, "reflectance": good["reflectance"].astype(np.float64)}, "float32"),
+    ]
+    for bad_spec, layers, message in broken:
+        with pytest.raises(AssertionError, match=message):
+            check_outputs(bad_spec, inputs, MethodResult(layers=layers))
+    with pytest.raises(AssertionError, match="goes back"):
+        check_progress("x", [(0.0, ""), (0.6, ""), (0.4, ""), (1.0, "")])
+    with pytest.raises(AssertionError, match="progress"):
+        check_progress("x", [])
+    assert OutputSpec("a", "grey", "m").range == (0.0, None)  # the default range of a layer: non-negative
