@@ -14,10 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from db import benchmark_store as bstore
 from db import store
 from db.artifacts import ArtifactStore
 from db.models import Input, Job, JobStatus
 from db.session import session_scope
+from engine.benchmark import BenchConfig, collect, leaderboard, start
+from engine.datasets import get_adapter
 from engine.registry import MethodSpec, OutputKind, UnknownMethodError, get_method
 
 from .uploads import PreparedInput
@@ -304,6 +307,61 @@ def layer_choices(entry: GalleryEntry) -> list[LayerChoice]:
 
 def artifact_bytes(key: str, artifacts: ArtifactStore | None = None) -> bytes:
     return (artifacts or ArtifactStore()).get(key)
+
+
+# --- benchmarks and leaderboards ----------------------------------------------------------------------------
+
+def register_dataset(sessions: sessionmaker[Session], name: str, kind: str, folder: str) -> str:
+    """Validate ``folder`` with the adapter of ``kind`` and bind ``name`` to it; returns the line to show
+    (``DatasetError`` names every problem of a folder that does not fit)."""
+    adapter = get_adapter(kind)
+    path = adapter.validate(folder)
+    with session_scope(sessions) as session:
+        bstore.register_dataset(session, name.strip(), kind, str(path.resolve()))
+    counts = ", ".join(f"{s}: {len(adapter.item_ids(path, s))}" for s in adapter.splits)
+    return f"Registered **{name.strip()}** ({counts} items)."
+
+
+def registered_datasets(sessions: sessionmaker[Session]) -> dict[str, tuple[str, str]]:
+    """name → (adapter kind, folder) of the datasets registered for benchmarking."""
+    with session_scope(sessions) as session:
+        return {d.name: (d.kind, d.folder) for d in bstore.list_datasets(session)}
+
+
+def start_benchmark(sessions: sessionmaker[Session], methods: Sequence[str], dataset: str, split: str) -> str:
+    """Queue a benchmark run (its jobs go on the ordinary queue); returns the line to show."""
+    report = start(BenchConfig(tuple(methods), dataset, split), sessions=sessions)
+    return (f"Run {report.run_id}: {report.queued_now} job(s) queued, {report.succeeded} already scored"
+            + (" (this configuration ran before; its results are re-used)" if report.reused else ""))
+
+
+def benchmark_runs(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
+    """One row per benchmark run, newest first, after scoring whatever the workers finished since the last look."""
+    with session_scope(sessions) as session:
+        unfinished = [r.id for r in bstore.list_runs(session) if r.status != "complete"]
+    for run_id in unfinished:
+        collect(run_id, sessions=sessions)
+    table = []
+    with session_scope(sessions) as session:
+        for r in bstore.list_runs(session):
+            entries = bstore.entries(session, r.id)
+            done = sum(e.status != "pending" for e in entries)
+            table.append({"run": r.id, "dataset": r.dataset, "split": r.split, "methods": ", ".join(r.methods),
+                          "progress": done / max(1, len(entries)), "failed": sum(e.status == "failed" for e in entries),
+                          "status": r.status, "started": r.created_at})
+    return table
+
+
+def leaderboards(sessions: sessionmaker[Session]):
+    """The (task, dataset, split) boards that have runs, as a DataFrame (see :mod:`engine.benchmark.leaderboard`)."""
+    with session_scope(sessions) as session:
+        return leaderboard.boards(session)
+
+
+def leaderboard_rows(sessions: sessionmaker[Session], dataset: str, split: str):
+    """Per-image scores of one board, as a DataFrame."""
+    with session_scope(sessions) as session:
+        return leaderboard.per_image(session, dataset, split)
 
 
 # --- status -------------------------------------------------------------------------------------------------

@@ -69,9 +69,9 @@ def _model_cards(spec: MethodSpec) -> list[tuple[str, str]]:
 
 
 def weight_choices(spec: MethodSpec) -> list[tuple[str, str]]:
-    """(name, label) of the weight sets a user can pick for a learned method whose settings do not already
-    choose them; empty when there is nothing to choose."""
-    if not spec.learned or any(p.name == "weights" for p in spec.params):
+    """(name, label) of the weight sets a user can pick for a learned method (declared, imported or trained and
+    installed here), the default first; empty when there is nothing to choose."""
+    if not spec.learned:
         return []
     sets = weight_sets_for(spec.name)
     return [(ws.name, f"{ws.name}: {ws.description}" if ws.description else ws.name) for ws in sets] \

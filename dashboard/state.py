@@ -38,6 +38,32 @@ JOBS_RETRY = "jobs.retry"  # widget: retry button
 JOBS_CANCEL = "jobs.cancel"  # widget: cancel button
 JOBS_NOTE = "jobs.note"  # state: result of the last retry/cancel (str | None)
 
+# --- Benchmarks -----------------------------------------------------------------------------------------
+BENCHMARK_NAME = "benchmark.register_name"  # widget: name of the dataset to register
+BENCHMARK_KIND = "benchmark.register_kind"  # widget: its adapter kind (layout)
+BENCHMARK_FOLDER = "benchmark.register_folder"  # widget: its folder on the server
+BENCHMARK_REGISTER = "benchmark.register"  # widget: Check and register button
+BENCHMARK_DATASET = "benchmark.dataset"  # widget: registered dataset to run on
+BENCHMARK_SPLIT = "benchmark.split"  # widget: its split
+BENCHMARK_METHODS = "benchmark.methods"  # widget: methods to benchmark
+BENCHMARK_START = "benchmark.start"  # widget: Queue button
+BENCHMARK_RUNS = "benchmark.runs"  # widget: table of runs
+BENCHMARK_REFRESH = "benchmark.refresh"  # widget: Refresh button
+
+# --- Leaderboards -----------------------------------------------------------------------------------------
+LEADERBOARD_BOARD = "leaderboard.board"  # widget: task · dataset · split
+LEADERBOARD_SORT = "leaderboard.sort"  # widget: rank by (metric column)
+LEADERBOARD_TABLE = "leaderboard.table"  # widget: the ranked table
+LEADERBOARD_CSV_SUMMARY = "leaderboard.csv_summary"  # widget: download of the ranked table
+LEADERBOARD_CSV_ROWS = "leaderboard.csv_rows"  # widget: download of the per-image scores
+LEADERBOARD_CHART_METRIC = "leaderboard.chart"  # widget: metric of the charts
+LEADERBOARD_BARS = "leaderboard.bars"  # widget: bar chart
+LEADERBOARD_SCATTER = "leaderboard.scatter"  # widget: quality-versus-runtime chart
+LEADERBOARD_PER_IMAGE = "leaderboard.per_image"  # widget: per-image table
+LEADERBOARD_ITEM = "leaderboard.item"  # widget: image to open in the gallery
+LEADERBOARD_OPEN = "leaderboard.open"  # widget: Compare in the gallery button
+LEADERBOARD_REPORTED = "leaderboard.reported"  # widget: numbers reported in papers
+
 _INITIAL: dict[str, Any] = {
     SUBMITTED_INPUT: None,
     SUBMITTED_JOBS: [],

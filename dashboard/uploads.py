@@ -12,12 +12,12 @@ from typing import Sequence
 import numpy as np
 
 from engine.errors import ImageDecodeError, IntrinsicLabError
-from engine.imaging import decode_frames, decode_image
-from engine.registry import InputKind, MethodInput, MethodSpec
+from engine.imaging import IMAGE_SUFFIXES, decode_frames, decode_image
+from engine.registry import InputKind, MethodInput, MethodSpec, frame_size_problem
 from engine.sequences import UPLOAD_TYPES, container_kind, expand_upload
 
 #: File types offered by the uploader (GIF only where frames of an animation make sense).
-STILL_TYPES = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
+STILL_TYPES = tuple(s.lstrip(".") for s in IMAGE_SUFFIXES)
 SEQUENCE_TYPES = STILL_TYPES + ("gif",) + tuple(t for t in UPLOAD_TYPES if t not in STILL_TYPES + ("gif",))
 
 
@@ -101,10 +101,9 @@ def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInp
     problem = _frame_count_problem(kind, len(prepared.frames))
     if problem:
         prepared.errors.append(problem)
-    shapes = {f.shape[:2] for f in prepared.frames}
-    if len(shapes) > 1:
-        sizes = ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
-        prepared.errors.append(f"All images must have the same size; got {sizes}.")
+    problem = frame_size_problem(prepared.frames)
+    if problem:
+        prepared.errors.append(f"{problem[0].upper()}{problem[1:]}.")
     return prepared
 
 

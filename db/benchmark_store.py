@@ -1,4 +1,5 @@
-"""Benchmark tables (migration ``0002_benchmarks``) and the store functions the runner and leaderboard use.
+"""The store functions the benchmark runner and leaderboard use, over the benchmark tables (declared in
+:mod:`db.models` with the others; migration ``0002_benchmarks``):
 
 * ``benchmark_datasets``: a user's name for a dataset folder and its adapter kind.
 * ``benchmark_runs``: one per distinct configuration (methods, parameters, weights, dataset folder fingerprint,
@@ -12,88 +13,15 @@ Like :mod:`db.store`, functions take a session and never commit; the caller owns
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from .models import Base, utcnow
+from .models import (ENTRY_STATUSES, RUN_STATUSES, BenchmarkDataset, BenchmarkEntry, BenchmarkRun, BenchmarkScore,
+                     utcnow)
 
-RUN_STATUSES = ("running", "complete", "incomplete")
-ENTRY_STATUSES = ("pending", "succeeded", "failed")
-
-
-class BenchmarkDataset(Base):
-    __tablename__ = "benchmark_datasets"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    folder: Mapped[str] = mapped_column(String(1024))
-    notes: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class BenchmarkRun(Base):
-    __tablename__ = "benchmark_runs"
-    __table_args__ = (
-        Index("ix_benchmark_runs_dataset_split", "dataset", "split"),
-        CheckConstraint("status IN ('running', 'complete', 'incomplete')", name="status"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    config_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    dataset: Mapped[str] = mapped_column(String(128))
-    dataset_kind: Mapped[str] = mapped_column(String(32))
-    folder: Mapped[str] = mapped_column(String(1024))
-    split: Mapped[str] = mapped_column(String(32))
-    task: Mapped[str] = mapped_column(String(32))
-    methods: Mapped[list[Any]] = mapped_column()
-    config: Mapped[dict[str, Any]] = mapped_column()  # params, weights, metric protocols, input convention
-    status: Mapped[str] = mapped_column(String(16), default="running")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column()
-
-    entries: Mapped[list["BenchmarkEntry"]] = relationship(back_populates="run", passive_deletes=True)
-
-
-class BenchmarkEntry(Base):
-    __tablename__ = "benchmark_entries"
-    __table_args__ = (
-        UniqueConstraint("run_id", "method", "item", name="uq_benchmark_entries_run_id"),
-        Index("ix_benchmark_entries_run_id_status", "run_id", "status"),
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("benchmark_runs.id", ondelete="CASCADE"))
-    method: Mapped[str] = mapped_column(String(64))
-    item: Mapped[str] = mapped_column(String(256))
-    input_id: Mapped[int | None] = mapped_column(ForeignKey("inputs.id", ondelete="SET NULL"))
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    error: Mapped[str | None] = mapped_column(Text)
-    runtime_s: Mapped[float | None] = mapped_column(Float)
-    device: Mapped[str | None] = mapped_column(String(128))
-    weights: Mapped[str | None] = mapped_column(String(512))
-    evaluated_at: Mapped[datetime | None] = mapped_column()
-
-    run: Mapped[BenchmarkRun] = relationship(back_populates="entries")
-    scores: Mapped[list["BenchmarkScore"]] = relationship(back_populates="entry", passive_deletes=True,
-                                                          order_by="BenchmarkScore.id")
-
-
-class BenchmarkScore(Base):
-    __tablename__ = "benchmark_scores"
-    __table_args__ = (UniqueConstraint("entry_id", "metric", name="uq_benchmark_scores_entry_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    entry_id: Mapped[int] = mapped_column(ForeignKey("benchmark_entries.id", ondelete="CASCADE"))
-    metric: Mapped[str] = mapped_column(String(64))
-    value: Mapped[float] = mapped_column(Float)
-
-    entry: Mapped[BenchmarkEntry] = relationship(back_populates="scores")
+__all__ = ["ENTRY_STATUSES", "RUN_STATUSES", "BenchmarkDataset", "BenchmarkEntry", "BenchmarkRun", "BenchmarkScore"]
 
 
 # --- datasets -----------------------------------------------------------------------------------------------

@@ -2,33 +2,24 @@
 
 Times are stored as naive UTC (portable across SQLite and PostgreSQL) and come back timezone-aware (UTC).
 JSON columns use JSONB on PostgreSQL. The schema itself is owned by the Alembic migrations in
-``db/migrations``; a test checks that the migrations and these models agree.
+``db/migrations``; a test checks that the migrations and these models agree. Every table is declared here (the
+benchmark tables too, whose store functions live in :mod:`db.benchmark_store`), so Alembic's autogenerate sees them all.
 """
 
 from __future__ import annotations
 
 import enum
-import importlib
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
     JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-
-#: Modules that add tables to ``Base.metadata`` beside this one (one line each, like METHOD_MODULES), so that
-#: Alembic's autogenerate and the schema tests see every table.
-MODEL_MODULES: tuple[str, ...] = ()
-
-
-def load_model_modules() -> None:
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
 
 
 def utcnow() -> datetime:
@@ -207,3 +198,84 @@ class WorkerRecord(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column()
+
+
+# --- benchmarks (migration 0002_benchmarks) --------------------------------------------------------------------
+# benchmark_datasets: a user's name for a dataset folder and its adapter kind; benchmark_runs: one per distinct
+# configuration (config_hash); benchmark_entries: one per (run, method, item), pointing at the job that computed it;
+# benchmark_scores: the metric values of one entry.
+
+RUN_STATUSES = ("running", "complete", "incomplete")
+ENTRY_STATUSES = ("pending", "succeeded", "failed")
+
+
+class BenchmarkDataset(Base):
+    __tablename__ = "benchmark_datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    folder: Mapped[str] = mapped_column(String(1024))
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BenchmarkRun(Base):
+    __tablename__ = "benchmark_runs"
+    __table_args__ = (
+        Index("ix_benchmark_runs_dataset_split", "dataset", "split"),
+        CheckConstraint("status IN ('running', 'complete', 'incomplete')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    config_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    dataset: Mapped[str] = mapped_column(String(128))
+    dataset_kind: Mapped[str] = mapped_column(String(32))
+    folder: Mapped[str] = mapped_column(String(1024))
+    split: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(32))
+    methods: Mapped[list[Any]] = mapped_column()
+    config: Mapped[dict[str, Any]] = mapped_column()  # params, weights, metric protocols, input convention
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    entries: Mapped[list["BenchmarkEntry"]] = relationship(back_populates="run", passive_deletes=True)
+
+
+class BenchmarkEntry(Base):
+    __tablename__ = "benchmark_entries"
+    __table_args__ = (
+        UniqueConstraint("run_id", "method", "item", name="uq_benchmark_entries_run_id"),
+        Index("ix_benchmark_entries_run_id_status", "run_id", "status"),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("benchmark_runs.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(64))
+    item: Mapped[str] = mapped_column(String(256))
+    input_id: Mapped[int | None] = mapped_column(ForeignKey("inputs.id", ondelete="SET NULL"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    runtime_s: Mapped[float | None] = mapped_column(Float)
+    device: Mapped[str | None] = mapped_column(String(128))
+    weights: Mapped[str | None] = mapped_column(String(512))
+    evaluated_at: Mapped[datetime | None] = mapped_column()
+
+    run: Mapped[BenchmarkRun] = relationship(back_populates="entries")
+    scores: Mapped[list["BenchmarkScore"]] = relationship(back_populates="entry", passive_deletes=True,
+                                                          order_by="BenchmarkScore.id")
+
+
+class BenchmarkScore(Base):
+    __tablename__ = "benchmark_scores"
+    __table_args__ = (UniqueConstraint("entry_id", "metric", name="uq_benchmark_scores_entry_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("benchmark_entries.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+
+    entry: Mapped[BenchmarkEntry] = relationship(back_populates="scores")

@@ -17,8 +17,15 @@ class InputKindError(IntrinsicLabError):
     """The input does not fit the method (for example one image given to a sequence method)."""
 
 
-class UnknownMethodError(IntrinsicLabError):
-    """No method of that name is registered."""
+class UnknownNameError(IntrinsicLabError, KeyError):
+    """A name no registry holds (see :class:`engine.registries.Registry`); the message lists the close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
+
+
+class UnknownMethodError(UnknownNameError):
+    """No method (or training recipe) of that name is registered."""
 
 
 class ParameterError(IntrinsicLabError):

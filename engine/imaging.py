@@ -29,6 +29,10 @@ from .errors import ImageDecodeError, ImageTooLargeError
 DEFAULT_MAX_PIXELS = 64_000_000
 MAX_PIXELS_ENV = "INTRINSIC_LAB_MAX_PIXELS"
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
+#: File name suffixes of the still images the project reads (datasets, training data, frame folders, uploads), all
+#: readable by both OpenCV and :func:`decode_image`; FRAME_SUFFIXES adds GIF, whose frames :func:`decode_frames` reads.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+FRAME_SUFFIXES = IMAGE_SUFFIXES + (".gif",)
 SUPPORTED_LABEL = "PNG, JPEG, BMP, TIFF, WebP"
 
 # We enforce our own limit before decoding; Pillow's warning-then-error scheme would otherwise fire first.
@@ -256,17 +260,33 @@ def read_image(path: str | Path, **kwargs) -> DecodedImage:
 
 
 # --- colour -------------------------------------------------------------------------------------------------
+# The IEC 61966-2-1 sRGB curve, once, for numpy arrays (float32 out) and torch tensors (dtype and device kept; the
+# clamps keep gradients finite, so training code uses the same functions). Negative values clip to 0.
 
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB decoding (values in [0, 1])."""
+def _is_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def srgb_to_linear(x):
+    """IEC 61966-2-1 sRGB decoding (values in [0, 1]); negative values clip to 0."""
+    if _is_tensor(x):
+        import torch
+
+        return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
     x = np.asarray(x, dtype=np.float32)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.0) + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+def linear_to_srgb(x):
     """IEC 61966-2-1 sRGB encoding; negative values clip to 0."""
+    if _is_tensor(x):
+        import torch
+
+        x = x.clamp(min=0)
+        return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
     x = np.clip(np.asarray(x, dtype=np.float32), 0.0, None)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055
+                    ).astype(np.float32)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:

@@ -11,17 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageDecodeError, InputKindError
-from .imaging import decode_image
-from .registry import InputKind, MethodInput
+from .imaging import FRAME_SUFFIXES, decode_image
+from .registry import InputKind, MethodInput, frame_size_problem
 from .sequences import frames_from_upload
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
     if not files:
-        raise ImageDecodeError(f"{folder}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise ImageDecodeError(f"{folder}: the folder holds no image files ({', '.join(FRAME_SUFFIXES)})")
     return files
 
 
@@ -41,10 +39,9 @@ def input_from_files(files: list[tuple[str, bytes]], kind: InputKind, *, label: 
         frames.append(decoded.pixels)
         if decoded.alpha is not None and len(files) == 1:
             mask = (decoded.alpha > 0.5).astype(np.float32)
-    shapes = {f.shape[:2] for f in frames}
-    if len(shapes) > 1:
-        sizes = ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
-        raise InputKindError(f"{label}: all frames must have the same size; got {sizes}")
+    problem = frame_size_problem(frames)
+    if problem:
+        raise InputKindError(f"{label}: {problem}")
     return MethodInput(frames=tuple(frames), mask=mask)
 
 

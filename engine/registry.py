@@ -10,7 +10,6 @@ A method's runner is a callable ``run(inputs: MethodInput, params: dict, ctx: Ru
 from __future__ import annotations
 
 import enum
-import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
@@ -18,6 +17,7 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 
 from .errors import InputKindError, ParameterError, UnknownMethodError
+from .registries import Registry
 
 
 class InputKind(str, enum.Enum):
@@ -96,6 +96,13 @@ SCORED_ROLES: dict[str, tuple[Role, ...]] = {
 }
 
 
+#: the value range an output of each kind has unless its OutputSpec declares ``value_range``
+DEFAULT_RANGES: dict[OutputKind, tuple[float | None, float | None]] = {
+    OutputKind.IMAGE: (0.0, None), OutputKind.GREY: (0.0, None), OutputKind.IMAGE_STACK: (0.0, None),
+    OutputKind.NORMALS: (-1.0, 1.0), OutputKind.LABELS: (0, None), OutputKind.VECTOR: (None, None),
+}
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     name: str
@@ -103,10 +110,17 @@ class OutputSpec:
     meaning: str
     colour_space: str = "srgb"  # "srgb", "linear", "none"
     role: Role = Role.OTHER
+    #: (low, high) every value lies in, None = unbounded; ``None`` takes the kind's default (:data:`DEFAULT_RANGES`:
+    #: non-negative layers, normals in [-1, 1], unbounded vectors). The contract tests check it on every method.
+    value_range: tuple[float | None, float | None] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "kind", OutputKind(self.kind))
         object.__setattr__(self, "role", Role(self.role))
+
+    @property
+    def range(self) -> tuple[float | None, float | None]:
+        return self.value_range if self.value_range is not None else DEFAULT_RANGES[self.kind]
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,15 @@ class ParamSpec:
         if self.maximum is not None and out > self.maximum:
             raise ParameterError(f"parameter {self.name!r}: {out!r} is above the maximum {self.maximum}")
         return out
+
+
+def frame_size_problem(frames) -> str | None:
+    """``None`` when every frame (array) has the first one's height and width, else the one message for it:
+    ``all frames must have the same size; got 8×8, 32×24``. Callers prefix what the frames are."""
+    shapes = {np.shape(f)[:2] for f in frames}
+    if len(shapes) <= 1:
+        return None
+    return "all frames must have the same size; got " + ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
 
 
 @dataclass(frozen=True)
@@ -208,17 +231,31 @@ class MethodSpec:
     params: tuple[ParamSpec, ...]
     runner: Callable[[], Runner]  # factory: called lazily, may import heavy things
     devices: tuple[str, ...] = ("cpu", "cuda")
-    learned: bool = False
-    weights: tuple[str, ...] = ()  # names of weight sets (engine.weights), default first
+    learned: bool = False  # True: it runs with a weight set; declare those with engine.weights.declare_weights
     licence: str = "MIT (this implementation)"
     provenance: str = ""
     is_baseline: bool = False
     min_side: int = 8  # smallest accepted image side, in pixels
     url: str = ""
+    #: A zero-argument factory of a tiny valid input for the contract tests (``tests/contract/``, through
+    #: :func:`engine.examples.method_example`); ``None`` uses :func:`engine.examples.example_input` for the input kind
+    #: at ``max(32, min_side)`` pixels a side. Set it only when that input does not suit the method (e.g. a face
+    #: method needing a larger crop).
+    example_input: Callable[[], MethodInput] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "task", Task(self.task))
         object.__setattr__(self, "input_kind", InputKind(self.input_kind))
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """The names of the weight sets this method can run with, the default first: the sets it declared
+        (``engine.weights.declare_weights``), then those installed or imported into the cache. Named once, there."""
+        if not self.learned:
+            return ()
+        from .weights import weight_sets_for
+
+        return tuple(ws.name for ws in weight_sets_for(self.name))
 
     def output(self, name: str) -> OutputSpec:
         for out in self.outputs:
@@ -243,10 +280,9 @@ class MethodSpec:
         n = len(inputs.frames)
         if n < low or (high is not None and n > high):
             raise InputKindError(f"{self.name} needs {self.input_kind.label}; got {n} image(s)")
-        shapes = {f.shape[:2] for f in inputs.frames}
-        if len(shapes) > 1:
-            sizes = ", ".join(f"{w}×{h}" for h, w in sorted(shapes))
-            raise InputKindError(f"{self.name}: all frames must have the same size; got {sizes}")
+        problem = frame_size_problem(inputs.frames)
+        if problem:
+            raise InputKindError(f"{self.name}: {problem}")
         h, w = inputs.frames[0].shape[:2]
         if min(h, w) < self.min_side:
             raise InputKindError(
@@ -254,41 +290,26 @@ class MethodSpec:
             )
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
-_loaded = False
+def _method_modules() -> tuple[str, ...]:
+    from .methods import METHOD_MODULES
+
+    return METHOD_MODULES
+
+
+METHODS: Registry[MethodSpec] = Registry("method", UnknownMethodError, modules=_method_modules)
 
 
 def register(spec: MethodSpec) -> MethodSpec:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"method {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        from .methods import METHOD_MODULES
-
-        for module in METHOD_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    return METHODS.add(spec.name, spec)
 
 
 def all_methods(include_baselines: bool = True) -> list[MethodSpec]:
-    _ensure_loaded()
-    specs = sorted(_REGISTRY.values(), key=lambda s: (s.is_baseline, s.year, s.name))
+    specs = sorted(METHODS.values(), key=lambda s: (s.is_baseline, s.year, s.name))
     return [s for s in specs if include_baselines or not s.is_baseline]
 
 
 def get_method(name: str) -> MethodSpec:
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownMethodError(
-            f"unknown method {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    return METHODS.get(name)
 
 
 def methods_for(kind: InputKind, include_baselines: bool = True) -> list[MethodSpec]:
@@ -310,9 +331,12 @@ def run_method(name: str, inputs: MethodInput, params: Mapping[str, Any] | None 
     dev = resolve_device(device)
     if dev.type not in spec.devices:
         raise InputKindError(f"{name} does not run on {dev.type}; supported: {', '.join(spec.devices)}")
-    ctx = RunContext(device=dev, progress=progress or (lambda f, m: None), weights=weights)
+    report = progress or (lambda f, m: None)
+    ctx = RunContext(device=dev, progress=report, weights=weights)
     runner = spec.runner()
     start = time.perf_counter()
+    report(0.0, f"starting {name}")
     result = runner(inputs, resolved, ctx)
     ctx.timings["total"] = time.perf_counter() - start
+    report(1.0, "done")
     return result, ctx, resolved

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .errors import WeightsUnavailableError
+from .registries import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSETS_WEIGHTS = REPO_ROOT / "assets" / "weights"
@@ -103,16 +104,16 @@ class WeightSet:
         return f"restore assets/weights/{self.filename} from the repository (git checkout){card}"
 
 
-_WEIGHTS: dict[str, dict[str, WeightSet]] = {}
+_WEIGHTS: dict[str, Registry[WeightSet]] = {}  # method → its declared weight sets
+
+
+def _registry(method: str) -> Registry[WeightSet]:
+    return Registry("weight set", WeightsUnavailableError, owner=method)
 
 
 def declare_weights(weight_set: WeightSet) -> WeightSet:
     """Add a weight set to the registry. A duplicate (method, name) is an error, never a silent overwrite."""
-    sets = _WEIGHTS.setdefault(weight_set.method, {})
-    if weight_set.name in sets:
-        raise ValueError(f"weight set {weight_set.key} is already declared")
-    sets[weight_set.name] = weight_set
-    return weight_set
+    return _WEIGHTS.setdefault(weight_set.method, _registry(weight_set.method)).add(weight_set.name, weight_set)
 
 
 def installed_weight_sets(method: str) -> list[WeightSet]:
@@ -143,17 +144,12 @@ def all_weight_sets() -> list[WeightSet]:
 
 
 def get_weight_set(method: str, name: str | None = None) -> WeightSet:
-    sets = {ws.name: ws for ws in weight_sets_for(method)}
+    sets = _registry(method)
+    for ws in weight_sets_for(method):
+        sets.add(ws.name, ws)
     if not sets:
         raise WeightsUnavailableError(f"{method}: no weight sets are declared for this method")
-    if name is None:
-        return next(iter(sets.values()))
-    try:
-        return sets[name]
-    except KeyError:
-        raise WeightsUnavailableError(
-            f"{method}: unknown weight set {name!r}; declared: {', '.join(sets)}"
-        ) from None
+    return next(iter(sets.values())) if name is None else sets.get(name)
 
 
 # --- files -----------------------------------------------------------------------------------------------------
@@ -189,6 +185,15 @@ class ResolvedWeights:
 def _cached_paths(ws: WeightSet) -> tuple[Path, Path]:
     folder = cache_dir() / ws.method
     return folder / f"{ws.name}.safetensors", folder / f"{ws.name}.json"
+
+
+def write_provenance(method: str, name: str, record: Mapping) -> Path:
+    """Write the provenance record of a weight set stored in the cache (``<cache>/<method>/<name>.json``, beside
+    ``<name>.safetensors``): its ``sha256`` is what resolution checks the file against."""
+    path = cache_dir() / method / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(record), indent=2))
+    return path
 
 
 def _read_provenance(path: Path) -> dict | None:
@@ -372,7 +377,7 @@ def import_official(method: str, source: str | Path, name: str | None = None) ->
             f"{ws.sha256[:16]}…; refusing to import a different file"
         )
     state = resolve_converter(ws.converter)(source)
-    target, provenance_path = _cached_paths(ws)
+    target, _ = _cached_paths(ws)
     digest = save_state_dict(state, target, metadata={"method": method, "weight_set": ws.name})
     provenance = {
         "weight_set": asdict(ws), "sha256": digest, "source_file": str(source.resolve()),
@@ -380,14 +385,15 @@ def import_official(method: str, source: str | Path, name: str | None = None) ->
         "converter": ws.converter, "tensors": len(state),
         "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    provenance_path.write_text(json.dumps(provenance, indent=2))
+    write_provenance(ws.method, ws.name, provenance)
     return target, provenance
 
 
 def ensure_declarations_loaded() -> None:
-    """Import every module that may declare weights: the registered methods and the training recipes."""
-    from .registry import all_methods
-    from .train.recipe import load_recipe_modules
+    """Import every module that may declare weights: the method modules and the training recipes (by their lists,
+    so this module never imports the registries)."""
+    from .methods import METHOD_MODULES
+    from .train import RECIPE_MODULES
 
-    all_methods()
-    load_recipe_modules()
+    for module in (*METHOD_MODULES, *RECIPE_MODULES):
+        importlib.import_module(module)

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.device import resolve_precision  # noqa: E402
 from engine.imaging import read_image, to_tensor  # noqa: E402
 from engine.methods.retinexnet import RetinexNet  # noqa: E402
-from engine.train.retinexnet_recipe import PatchPairs, lol_pairs, split_pairs, train_phase  # noqa: E402
+from engine.train.retinexnet_recipe import PatchPairs, lol_pairs, split_pairs  # noqa: E402
+from engine.train.retinexnet_reference import train_phase  # noqa: E402
 
 STEPS_PER_EPOCH = 100
 

@@ -1,18 +1,15 @@
 """Benchmarks: register a dataset folder (validated by its adapter), queue a benchmark run, follow its progress.
 
 The run's jobs go on the ordinary job queue, so the workers (one per GPU) do the work; this page only queues
-and scores what has finished. Widget keys start with ``benchmark.``.
+and scores what has finished (through :mod:`dashboard.backend`; widget keys in :mod:`dashboard.state`).
 """
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import resources
-from db import benchmark_store as bstore
-from db.session import session_scope
-from engine.benchmark import BenchConfig, collect, start
+from dashboard import backend, resources, state
 from engine.benchmark.runner import eligible_methods
-from engine.datasets import ADAPTERS, DatasetError
+from engine.datasets import ADAPTERS
 from engine.errors import IntrinsicLabError
 
 st.title("Benchmarks")
@@ -20,57 +17,38 @@ st.caption("Score methods on a dataset you have on disk. Results appear on the *
 sessions = resources.sessions()
 
 with st.expander("Register a dataset folder", expanded=False):
-    name = st.text_input("Name", key="benchmark.register_name", placeholder="e.g. mit-test")
-    kind = st.selectbox("Layout", list(ADAPTERS), key="benchmark.register_kind",
+    name = st.text_input("Name", key=state.BENCHMARK_NAME, placeholder="e.g. mit-test")
+    kind = st.selectbox("Layout", list(ADAPTERS), key=state.BENCHMARK_KIND,
                         format_func=lambda k: f"{ADAPTERS[k].title} — {ADAPTERS[k].layout}")
-    folder = st.text_input("Folder on the server", key="benchmark.register_folder")
-    if st.button("Check and register", key="benchmark.register", disabled=not (name and folder)):
+    folder = st.text_input("Folder on the server", key=state.BENCHMARK_FOLDER)
+    if st.button("Check and register", key=state.BENCHMARK_REGISTER, disabled=not (name and folder)):
         try:
-            path = ADAPTERS[kind].validate(folder)
-            with session_scope(sessions) as session:
-                bstore.register_dataset(session, name.strip(), kind, str(path.resolve()))
-            counts = ", ".join(f"{s}: {len(ADAPTERS[kind].item_ids(path, s))}" for s in ADAPTERS[kind].splits)
-            st.success(f"Registered **{name}** ({counts} items).")
-        except DatasetError as exc:
+            st.success(backend.register_dataset(sessions, name, kind, folder))
+        except IntrinsicLabError as exc:
             st.error(str(exc))
 
-with session_scope(sessions) as session:
-    datasets = {d.name: (d.kind, d.folder) for d in bstore.list_datasets(session)}
+datasets = backend.registered_datasets(sessions)
 if not datasets:
     st.info("Register a dataset folder above to benchmark on it.")
 else:
     st.subheader("Run a benchmark")
-    dataset = st.selectbox("Dataset", list(datasets), key="benchmark.dataset",
+    dataset = st.selectbox("Dataset", list(datasets), key=state.BENCHMARK_DATASET,
                            format_func=lambda d: f"{d} ({datasets[d][0]} at {datasets[d][1]})")
     adapter = ADAPTERS[datasets[dataset][0]]
-    split = st.selectbox("Split", adapter.splits, key="benchmark.split")
+    split = st.selectbox("Split", adapter.splits, key=state.BENCHMARK_SPLIT)
     candidates = [s.name for s in eligible_methods(adapter)]
-    methods = st.multiselect("Methods", candidates, default=candidates, key="benchmark.methods")
-    if st.button("Queue the benchmark", key="benchmark.start", type="primary", disabled=not methods):
+    methods = st.multiselect("Methods", candidates, default=candidates, key=state.BENCHMARK_METHODS)
+    if st.button("Queue the benchmark", key=state.BENCHMARK_START, type="primary", disabled=not methods):
         try:
-            report = start(BenchConfig(tuple(methods), dataset, split), sessions=sessions)
-            st.success(f"Run {report.run_id}: {report.queued_now} job(s) queued, {report.succeeded} already scored"
-                       + (" (this configuration ran before; its results are re-used)" if report.reused else ""))
+            st.success(backend.start_benchmark(sessions, methods, dataset, split))
         except IntrinsicLabError as exc:
             st.error(str(exc))
 
 st.subheader("Runs")
-with session_scope(sessions) as session:
-    runs = [(r.id, r.status) for r in bstore.list_runs(session)]
-for run_id, status in runs:
-    if status != "complete":
-        collect(run_id, sessions=sessions)  # scores whatever the workers finished since the last look
-with session_scope(sessions) as session:
-    table = []
-    for r in bstore.list_runs(session):
-        entries = bstore.entries(session, r.id)
-        done = sum(e.status != "pending" for e in entries)
-        table.append({"run": r.id, "dataset": r.dataset, "split": r.split, "methods": ", ".join(r.methods),
-                      "progress": done / max(1, len(entries)), "failed": sum(e.status == "failed" for e in entries),
-                      "status": r.status, "started": r.created_at})
+table = backend.benchmark_runs(sessions)
 if table:
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="benchmark.runs",
+    st.dataframe(pd.DataFrame(table), hide_index=True, key=state.BENCHMARK_RUNS,
                  column_config={"progress": st.column_config.ProgressColumn("scored", min_value=0, max_value=1)})
-    st.button("Refresh", key="benchmark.refresh", icon=":material/refresh:")
+    st.button("Refresh", key=state.BENCHMARK_REFRESH, icon=":material/refresh:")
 else:
     st.caption("No runs yet.")

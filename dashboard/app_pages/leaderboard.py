@@ -1,45 +1,40 @@
 """Leaderboards: per task and dataset, measured scores ranked by each metric's direction, charts, drill-down.
 
 Numbers that papers report are shown in their own table, never ranked with measured ones.
-Widget keys start with ``leaderboard.`` (tests find widgets by them).
+Data through :mod:`dashboard.backend`; widget keys in :mod:`dashboard.state` (tests find widgets by them).
 """
 
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import resources, state
-from db.session import session_scope
+from dashboard import backend, resources, state
 from engine.benchmark import leaderboard
 from engine.datasets import get_adapter
 from engine.metrics import get_metric
-
-BOARD, SORT, CHART_METRIC, ITEM, OPEN = (f"leaderboard.{k}" for k in ("board", "sort", "chart", "item", "open"))
 
 st.title("Leaderboards")
 st.caption("Measured on your datasets by the benchmark runner. Arrows show whether lower (↓) or higher (↑) is "
            "better; every metric states its protocol below the table.")
 
-with session_scope(resources.sessions()) as session:
-    boards = leaderboard.boards(session)
+boards = backend.leaderboards(resources.sessions())
 if boards.empty:
     st.info("No benchmark has run yet. Start one on the **Benchmarks** page or with "
             "`python -m engine bench @baselines jiep --dataset NAME --split test`.")
     st.stop()
 
 labels = [f"{r.task} · {r.dataset} · {r.split}" for r in boards.itertuples()]
-choice = st.selectbox("Task · dataset · split", range(len(labels)), format_func=labels.__getitem__, key=BOARD)
+choice = st.selectbox("Task · dataset · split", range(len(labels)), format_func=labels.__getitem__, key=state.LEADERBOARD_BOARD)
 board = boards.iloc[choice]
 adapter = get_adapter(board["dataset_kind"])
-with session_scope(resources.sessions()) as session:
-    rows = leaderboard.per_image(session, board["dataset"], board["split"])
+rows = backend.leaderboard_rows(resources.sessions(), board["dataset"], board["split"])
 if rows.empty:
     st.info("This run has no scored results yet; workers may still be busy (see **Jobs**).")
     st.stop()
 
 table = leaderboard.summary(rows, adapter.metrics)
 columns = leaderboard.value_columns(table)
-sort_by = st.selectbox("Rank by", columns, format_func=leaderboard.metric_label, key=SORT)
+sort_by = st.selectbox("Rank by", columns, format_func=leaderboard.metric_label, key=state.LEADERBOARD_SORT)
 ranked = leaderboard.sorted_summary(table, sort_by)
 ranked.insert(0, "rank", ranked[f"rank:{sort_by}"].astype(int))
 
@@ -48,7 +43,7 @@ shown = ranked[["rank", "method", "baseline", *columns, "runtime_s", "images", "
 config = {c: st.column_config.NumberColumn(leaderboard.metric_label(c), format="%.4f") for c in columns}
 config["runtime_s"] = st.column_config.NumberColumn("runtime [s] ↓", format="%.2f")
 config["baseline"] = st.column_config.CheckboxColumn("baseline")
-st.dataframe(shown, hide_index=True, column_config=config, key="leaderboard.table")
+st.dataframe(shown, hide_index=True, column_config=config, key=state.LEADERBOARD_TABLE)
 with st.expander("Protocols"):
     for name in dict.fromkeys(c.split(":")[0] for c in columns):
         st.markdown(f"**{get_metric(name).title}** — {get_metric(name).protocol}")
@@ -56,14 +51,14 @@ with st.expander("Protocols"):
 export_summary, export_rows = st.columns(2)
 export_summary.download_button("Download leaderboard (CSV)", ranked.to_csv(index=False).encode(),
                                f"leaderboard_{board['dataset']}_{board['split']}.csv", "text/csv",
-                               key="leaderboard.csv_summary")
+                               key=state.LEADERBOARD_CSV_SUMMARY)
 export_rows.download_button("Download per-image scores (CSV)", rows.to_csv(index=False).encode(),
                             f"scores_{board['dataset']}_{board['split']}.csv", "text/csv",
-                            key="leaderboard.csv_rows")
+                            key=state.LEADERBOARD_CSV_ROWS)
 
 st.subheader("Charts")
 metric = st.selectbox("Metric", columns, index=columns.index(sort_by), format_func=leaderboard.metric_label,
-                      key=CHART_METRIC)
+                      key=state.LEADERBOARD_CHART_METRIC)
 std_column = f"{metric}:std"
 bars = go.Figure(go.Bar(
     x=ranked["method"], y=ranked[metric],
@@ -72,21 +67,21 @@ bars = go.Figure(go.Bar(
 ))
 bars.update_layout(title=f"{leaderboard.metric_label(metric)} (mean ± std over images; grey = baseline)",
                    yaxis_title=leaderboard.metric_label(metric), height=380, margin=dict(t=50, b=10))
-st.plotly_chart(bars, key="leaderboard.bars")
+st.plotly_chart(bars, key=state.LEADERBOARD_BARS)
 scatter = px.scatter(ranked, x="runtime_s", y=metric, color="method", symbol="baseline", log_x=True,
                      labels={"runtime_s": "mean runtime per image [s] (log)", metric: leaderboard.metric_label(metric)},
                      title="Quality versus runtime", hover_data=["device", "images"])
 scatter.update_traces(marker_size=12)
 scatter.update_layout(height=380, margin=dict(t=50, b=10))
-st.plotly_chart(scatter, key="leaderboard.scatter")
+st.plotly_chart(scatter, key=state.LEADERBOARD_SCATTER)
 
 st.subheader("Per image")
 name = metric.split(":")[0]
 grid = rows[rows["metric"] == name].pivot_table(index="item", columns="method", values="value")
 st.dataframe(grid, column_config={m: st.column_config.NumberColumn(format="%.4f") for m in grid.columns},
-             key="leaderboard.per_image")
-item = st.selectbox("Open one image in the gallery comparison", list(grid.index), key=ITEM)
-if st.button("Compare in the gallery", key=OPEN, icon=":material/compare:"):
+             key=state.LEADERBOARD_PER_IMAGE)
+item = st.selectbox("Open one image in the gallery comparison", list(grid.index), key=state.LEADERBOARD_ITEM)
+if st.button("Compare in the gallery", key=state.LEADERBOARD_OPEN, icon=":material/compare:"):
     picked = rows[(rows["item"] == item)].drop_duplicates("method")
     # Methods that take the same kind of input share one stored input; open the one most of them ran on.
     input_id = int(picked["input_id"].mode().iloc[0])
@@ -104,5 +99,5 @@ else:
     st.caption("Copied from the papers as published: other test sets, splits and often other protocols. "
                "Never ranked with the measured rows above.")
     reported.insert(0, "kind", "reported")
-    st.dataframe(reported, hide_index=True, key="leaderboard.reported",
+    st.dataframe(reported, hide_index=True, key=state.LEADERBOARD_REPORTED,
                  column_config={"value": st.column_config.NumberColumn(format="%.4f")})

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from db.models import Base, load_model_modules
+from db.models import Base
 from db.session import database_url, make_engine
 
 config = context.config
-load_model_modules()
 target_metadata = Base.metadata
 
 

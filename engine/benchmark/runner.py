@@ -140,7 +140,7 @@ def weights_of(spec: MethodSpec, chosen: str | None) -> str | None:
     """The weight set a learned method will use (its default unless one is chosen); None for optimisation."""
     if chosen:
         return chosen
-    return spec.weights[0] if spec.learned and spec.weights else None
+    return spec.weights[0] if spec.weights else None
 
 
 def weights_version(spec: MethodSpec, weights: str | None) -> str | None:

@@ -15,16 +15,15 @@ from .mit import MITIntrinsic
 from .pairs import LOL, Raindrop
 from .sequences import ImageSequences
 
-ADAPTERS: dict[str, DatasetAdapter] = {
-    a.kind: a for a in (MITIntrinsic(), LOL(), Raindrop(), ColourConstancy(), IIW(), ImageSequences(), Faces())
-}
+from ..registries import Registry
+
+ADAPTERS: Registry[DatasetAdapter] = Registry("dataset kind", DatasetError)
+for _adapter in (MITIntrinsic(), LOL(), Raindrop(), ColourConstancy(), IIW(), ImageSequences(), Faces()):
+    ADAPTERS.add(_adapter.kind, _adapter)
 
 
 def get_adapter(kind: str) -> DatasetAdapter:
-    try:
-        return ADAPTERS[kind]
-    except KeyError:
-        raise DatasetError(f"unknown dataset kind {kind!r}; known: {', '.join(ADAPTERS)}") from None
+    return ADAPTERS.get(kind)
 
 
 __all__ = ["ADAPTERS", "DatasetAdapter", "DatasetError", "Sample", "get_adapter"]

@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 
 from ..errors import IntrinsicLabError
+from ..imaging import IMAGE_SUFFIXES
 from ..registry import InputKind
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 class DatasetError(IntrinsicLabError):
@@ -87,6 +86,19 @@ class DatasetAdapter:
         others = [s for s in self.splits if s != split and self.item_ids(folder, s)]
         return f"; it has items in: {', '.join(others)}" if others else ""
 
+    # --- the contract tests' examples (tests/contract/test_datasets.py) ---
+
+    def write_example(self, folder: Path) -> Path:
+        """Write a tiny valid dataset of this kind into ``folder`` (a few 24-pixel items) and return the folder."""
+        raise NotImplementedError(f"{type(self).__name__} does not write an example folder; implement write_example")
+
+    def break_example(self, folder: Path) -> Path:
+        """Spoil one file of an example folder so that validation must name it; return that file. The default
+        overwrites the first image file with bytes that are no image."""
+        victim = next(p for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
+        victim.write_bytes(b"not an image")
+        return victim
+
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "title": self.title, "task": self.task, "input": self.input_kind.value,
                 "splits": list(self.splits), "metrics": list(self.metrics), "layout": self.layout}
@@ -125,6 +137,23 @@ def read_float(path: Path) -> np.ndarray:
     else:
         raise DatasetError(f"{path}: unsupported sample type {array.dtype}")
     return np.ascontiguousarray(array.astype(np.float32) / scale)
+
+
+def write_png(path: Path, array: np.ndarray, bits: int = 8) -> Path:
+    """Write float (H, W[, C]) values in [0, 1] as an 8- or 16-bit PNG (RGB order), creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scale, dtype = (65535, np.uint16) if bits == 16 else (255, np.uint8)
+    pixels = np.round(np.clip(np.asarray(array, np.float64), 0.0, 1.0) * scale).astype(dtype)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if not cv2.imwrite(str(path), pixels[:, :, ::-1] if pixels.ndim == 3 else pixels):
+        raise DatasetError(f"{path}: cannot be written")
+    return path
+
+
+def unreadable(folder: Path, files) -> list[str]:
+    """One problem line per file that is not a readable image (named relative to ``folder``)."""
+    return [f"{p.relative_to(folder)}: not a readable image" for p in files if image_header(p) is None]
 
 
 def as_rgb(array: np.ndarray) -> np.ndarray:

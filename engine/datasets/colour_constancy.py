@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, read_float
+from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, read_float, unreadable, write_png
 
 _GT_SUFFIXES = (".csv", ".txt")
 _NAME_COLUMNS = ("image", "file", "filename", "name")
@@ -97,7 +97,14 @@ class ColourConstancy(DatasetAdapter):
         missing = [stem for stem in images if stem not in truth]
         if missing:
             problems.append(f"{len(missing)} image(s) without a ground-truth illuminant, e.g. {missing[0]}")
-        return problems
+        return problems + unreadable(folder, images.values())
+
+    def write_example(self, folder: Path) -> Path:
+        from ..examples import example_raw
+
+        write_png(folder / "1.png", example_raw(24), bits=16)
+        (folder / "1_metadata.json").write_text(json.dumps({"illuminant_color_raw": [1.0, 0.8, 0.55]}))
+        return folder
 
     def item_ids(self, folder: Path, split: str) -> list[str]:
         images, truth, _ = self.illuminants(folder)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, image_header, read_float
+from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, image_header, read_float, write_png
 
 _ROLE_SUFFIXES = ("_mask", "_normal", "_normals")
 
@@ -85,3 +85,12 @@ class Faces(DatasetAdapter):
             truth["normals"] = normals / np.maximum(np.linalg.norm(normals, axis=2, keepdims=True), 1e-8)
         return Sample(item_id, (image,), "srgb", truth, truth_colour_space="none", mask=mask,
                       meta={"input_file": crop.name})
+
+    def write_example(self, folder: Path) -> Path:
+        from ..examples import example_face
+
+        image, mask = example_face(24)
+        write_png(folder / "1.png", image)
+        write_png(folder / "1_mask.png", mask)
+        write_png(folder / "1_normal.png", np.broadcast_to([0.5, 0.5, 1.0], image.shape))  # facing the camera
+        return folder

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, natural_key, read_float
+from .base import (DatasetAdapter, DatasetError, Sample, as_rgb, image_files, natural_key, read_float, unreadable,
+                   write_png)
 
 
 class IIW(DatasetAdapter):
@@ -47,7 +48,16 @@ class IIW(DatasetAdapter):
             for key in ("intrinsic_points", "intrinsic_comparisons"):
                 if not isinstance(data.get(key), list):
                     found.append(f"{judgement.name}: no {key!r} list")
-        return found
+        return found + unreadable(folder, [image for image, _ in pairs.values()])
+
+    def write_example(self, folder: Path) -> Path:
+        from ..examples import example_image
+
+        write_png(folder / "1.png", example_image(24))
+        points = [{"id": 1, "x": 0.25, "y": 0.5, "opaque": True}, {"id": 2, "x": 0.75, "y": 0.5, "opaque": True}]
+        comparisons = [{"point1": 1, "point2": 2, "darker": "2", "darker_score": 0.9}]
+        (folder / "1.json").write_text(json.dumps({"intrinsic_points": points, "intrinsic_comparisons": comparisons}))
+        return folder
 
     def item_ids(self, folder: Path, split: str) -> list[str]:
         stems = sorted(self._pairs(folder), key=natural_key)

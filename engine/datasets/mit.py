@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, image_header, read_float
+from .base import DatasetAdapter, DatasetError, Sample, image_header, read_float, write_png
 
 BARRON_TRAIN = ("apple", "box", "cup1", "dinosaur", "frog1", "panther", "paper1", "phone", "squirrel", "teabag2")
 BARRON_TEST = ("cup2", "deer", "frog2", "paper2", "pear", "potato", "raccoon", "sun", "teabag1", "turtle")
@@ -89,3 +89,15 @@ class MITIntrinsic(DatasetAdapter):
             truth={"reflectance": reflectance, "shading": shading, "mask": mask}, truth_colour_space="linear",
             mask=mask, meta={"input_file": input_file},
         )
+
+    def write_example(self, folder: Path) -> Path:
+        from ..examples import scene_linear
+
+        image, reflectance, shading = scene_linear(24)
+        mask = np.zeros((24, 24, 1), np.float32)
+        mask[3:-3, 3:-3] = 1.0
+        for name in ("apple", "pear"):  # one training and one test object
+            for layer, values in (("diffuse", image * mask), ("reflectance", reflectance), ("shading", shading),
+                                  ("mask", mask)):
+                write_png(folder / name / f"{layer}.png", values, bits=16)
+        return folder

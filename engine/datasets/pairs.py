@@ -11,12 +11,23 @@ import re
 from pathlib import Path
 
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, image_header, read_float
+from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, image_header, read_float, write_png
 
 
 class _PairedDataset(DatasetAdapter):
     input_kind = InputKind.IMAGE
     metrics = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
+
+    #: (input file, target file) of the example item, relative to the folder
+    example_files: tuple[str, str] = ("", "")
+
+    def write_example(self, folder: Path) -> Path:
+        from ..examples import example_pair
+
+        low, high = example_pair(24)
+        write_png(folder / self.example_files[0], low)
+        write_png(folder / self.example_files[1], high)
+        return folder
 
     def split_folders(self, folder: Path) -> dict[str, Path]:
         """split → folder holding one (input dir, target dir) pair, for the splits present on disk."""
@@ -77,6 +88,7 @@ class LOL(_PairedDataset):
     splits = ("test", "train", "all")
     layout = "our485/{low,high}/ and/or eval15/{low,high}/ with the same file names"
     _SPLITS = {"train": "our485", "test": "eval15"}
+    example_files = ("eval15/low/1.png", "eval15/high/1.png")
 
     def split_folders(self, folder):
         return {split: folder / name for split, name in self._SPLITS.items() if (folder / name).is_dir()}
@@ -92,6 +104,7 @@ class Raindrop(_PairedDataset):
     splits = ("test", "train", "test_b", "all")
     layout = "data/N_rain.png + gt/N_clean.png (or train/, test_a/, test_b/ of that layout)"
     _SPLITS = {"train": "train", "test": "test_a", "test_b": "test_b"}
+    example_files = ("data/1_rain.png", "gt/1_clean.png")
     _KEY = re.compile(r"^(.*?)_(rain|clean)$", re.IGNORECASE)
 
     def split_folders(self, folder):

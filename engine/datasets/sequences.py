@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, image_header, read_float
+from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, image_header, read_float, write_png
 
 RESERVED = ("reflectance", "shading", "mask", "original", "diffuse", "specular")
 
@@ -83,3 +85,11 @@ class ImageSequences(DatasetAdapter):
         return Sample(item_id, frames, space, truth, truth_colour_space=space, mask=mask,
                       meta={"frames": len(frames)})
 
+    def write_example(self, folder: Path) -> Path:
+        from ..examples import example_sequence, scene_linear
+
+        for t, frame in enumerate(example_sequence(24), start=1):
+            write_png(folder / "scene" / f"frame{t}.png", frame)
+        write_png(folder / "scene" / "reflectance.png", scene_linear(24)[1])
+        write_png(folder / "scene" / "mask.png", np.ones((24, 24, 1)))
+        return folder

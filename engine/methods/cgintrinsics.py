@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..imaging import from_tensor, to_tensor
+from ..imaging import from_tensor, srgb_to_linear, to_tensor
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
@@ -125,8 +125,7 @@ def chromaticity(linear_rgb: torch.Tensor) -> torch.Tensor:
 
 def compose(srgb: torch.Tensor, log_r: torch.Tensor, log_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB reflectance = chromaticity(linear input) · exp(log R); shading = exp(log S). Linear, (N, 3/1, H, W)."""
-    linear = torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb.clamp(min=0) + 0.055) / 1.055) ** 2.4)
-    return chromaticity(linear) * torch.exp(log_r), torch.exp(log_s)
+    return chromaticity(srgb_to_linear(srgb)) * torch.exp(log_r), torch.exp(log_s)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -179,20 +178,6 @@ def model_from_state(state: Mapping[str, torch.Tensor]) -> CGIntrinsicsNet:
 
 # --- runner ---------------------------------------------------------------------------------------------------------
 
-_CACHE: dict[tuple, CGIntrinsicsNet] = {}
-
-
-def _load(weights: str | None, device: torch.device) -> tuple[CGIntrinsicsNet, dict]:
-    from ..weights import load_state_dict, resolve_weights
-
-    resolved = resolve_weights("cgintrinsics", weights)
-    key = (str(resolved.path), resolved.sha256, str(device))
-    if key not in _CACHE:
-        _CACHE.clear()
-        _CACHE[key] = model_from_state(load_state_dict(resolved.path)).to(device)
-    return _CACHE[key], resolved.describe()
-
-
 def decompose(image: np.ndarray, model: CGIntrinsicsNet, device: torch.device, max_side: int = 512
               ) -> tuple[np.ndarray, np.ndarray]:
     """sRGB (H, W, 3) → linear reflectance (H, W, 3) and grey shading (H, W, 1) at the input size (up to scale)."""
@@ -219,8 +204,10 @@ def _normalise(layer: np.ndarray, percentile: float = 99.0) -> tuple[np.ndarray,
 
 
 def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
+    from ..models import load_model
+
     with ctx.timed("load"):
-        model, weights_info = _load(ctx.weights, ctx.device)
+        model, load_info = load_model("cgintrinsics", ctx.weights, ctx.device, lambda state, _: model_from_state(state))
     ctx.progress(0.3, "decomposing")
     with ctx.timed("inference"):
         reflectance, shading = decompose(inputs.image, model, ctx.device, int(params["max_side"]))
@@ -229,7 +216,7 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
     shading, s_scale = _normalise(shading)
     ctx.progress(1.0, "done")
     return MethodResult(layers={"reflectance": reflectance, "shading": shading},
-                        info={"weights": weights_info, "reflectance_scale": r_scale, "shading_scale": s_scale,
+                        info={**load_info, "reflectance_scale": r_scale, "shading_scale": s_scale,
                               "network_width": model.width})
 
 
@@ -265,7 +252,7 @@ SPEC = register(MethodSpec(
              OutputSpec("shading", OutputKind.GREY, "grey shading, up to scale", "linear", role=Role.SHADING)),
     params=(ParamSpec("max_side", 512, "longest side the network sees (larger inputs are downscaled, the outputs "
                                        "upscaled back)", int, 128, 2048),),
-    runner=lambda: run, learned=True, weights=("synthetic", "official"),
+    runner=lambda: run, learned=True,
     provenance="architecture from the paper and methods.md §8; weights trained by this project (engine/train)",
     url="https://www.cs.cornell.edu/projects/cgintrinsics/",
 ))

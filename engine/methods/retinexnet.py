@@ -30,7 +30,6 @@ native bfloat16 (AVX512-BF16, AMX) the 64-channel layers run under bfloat16 auto
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,94 +41,10 @@ from torch import nn
 from ..device import PRECISIONS
 from ..errors import ParameterError, WeightsUnavailableError
 from ..imaging import from_tensor, to_tensor
+from ..ops.tf_layers import SameConv2d, resize_like, tf_default_init
+from ..ops.tiling import TileGeometry, minimum_tile, run_tiled
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
-
-# --- building blocks ------------------------------------------------------------------------------------------
-
-
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow 'SAME' padding (before, after) for one axis: the output has ceil(size / stride) samples and any odd
-    total padding puts the extra sample after (bottom/right)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-class SameConv2d(nn.Conv2d):
-    """A convolution with TensorFlow 'SAME' zero padding for any input size and stride.
-
-    Symmetric cases use the convolution's own padding (cheaper); the asymmetric ones (stride 2 on even sizes) pad
-    explicitly, because PyTorch's ``padding=`` is always symmetric. ``before`` overrides the top/left padding (used
-    by tiles, which must sample on the whole image's grid); the bottom/right padding then keeps ceil(size / stride)
-    outputs.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
-
-    def forward(self, x: torch.Tensor, before: tuple[int, int] | None = None) -> torch.Tensor:
-        k, s = self.kernel_size[0], self.stride[0]
-        if before is None:
-            top, bottom = same_padding(x.shape[-2], k, s)
-            left, right = same_padding(x.shape[-1], k, s)
-        else:
-            top, left = before
-            bottom = max((-(-x.shape[-2] // s) - 1) * s + k - x.shape[-2] - top, 0)
-            right = max((-(-x.shape[-1] // s) - 1) * s + k - x.shape[-1] - left, 0)
-        if top == bottom and left == right:
-            return F.conv2d(x, self.weight, self.bias, s, (top, left))
-        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, s)
-
-
-def resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour resize of ``x`` to ``ref``'s spatial size (TF1 ``resize_nearest_neighbor`` semantics)."""
-    if x.shape[-2:] == ref.shape[-2:]:
-        return x
-    return F.interpolate(x, size=tuple(ref.shape[-2:]), mode="nearest")
-
-
-def _nearest_indices(count: int, start: int, out_full: int, in_full: int, in_start: int, in_count: int) -> np.ndarray:
-    """Source rows, local to a tile, that a whole-image nearest resize from ``in_full`` to ``out_full`` samples for
-    the tile's output rows ``start … start + count − 1``. The float32 arithmetic is that of TF1 and PyTorch
-    (``floorf(dst · (float)in / out)``), so a tile reproduces the whole image exactly, rounding included."""
-    scale = np.float32(in_full) / np.float32(out_full)
-    rows = np.floor(np.arange(start, start + count, dtype=np.float32) * scale).astype(np.int64)
-    return np.clip(np.minimum(rows, in_full - 1) - in_start, 0, in_count - 1)
-
-
-@dataclass(frozen=True)
-class TileGeometry:
-    """Where a tile sits in the whole image: its origin (multiples of 8) and the whole image's size."""
-
-    height: int
-    width: int
-    top: int
-    left: int
-
-    def size(self, level: int) -> tuple[int, int]:
-        """The whole image's size after ``level`` stride-2 steps ('SAME': ceil halving)."""
-        h, w = self.height, self.width
-        for _ in range(level):
-            h, w = -(-h // 2), -(-w // 2)
-        return h, w
-
-    def origin(self, level: int) -> tuple[int, int]:
-        return self.top >> level, self.left >> level
-
-    def down_padding(self, level: int) -> tuple[int, int]:
-        """Top/left padding of the whole image's stride-2 step from ``level`` to ``level + 1``."""
-        h, w = self.size(level)
-        return same_padding(h, 3, 2)[0], same_padding(w, 3, 2)[0]
-
-    def resize(self, x: torch.Tensor, x_level: int, ref: torch.Tensor, ref_level: int) -> torch.Tensor:
-        (out_h, out_w), (in_h, in_w) = self.size(ref_level), self.size(x_level)
-        (oy, ox), (iy, ix) = self.origin(ref_level), self.origin(x_level)
-        rows = _nearest_indices(ref.shape[-2], oy, out_h, in_h, iy, x.shape[-2])
-        cols = _nearest_indices(ref.shape[-1], ox, out_w, in_w, ix, x.shape[-1])
-        rows_t, cols_t = (torch.from_numpy(a).to(x.device) for a in (rows, cols))
-        return x.index_select(-2, rows_t).index_select(-1, cols_t)
-
 
 # --- networks -------------------------------------------------------------------------------------------------
 
@@ -137,17 +52,6 @@ class TileGeometry:
 def _float32(x: torch.Tensor):
     """Leave autocast (if on) for a network's cheap output layer, so bfloat16 runs still give float32-fine outputs."""
     return torch.autocast(x.device.type, enabled=False)
-
-
-def tf_default_init(module: nn.Module) -> None:
-    """Initialise like TF1's ``tf.layers.conv2d`` defaults, which the authors trained with: Glorot-uniform kernels,
-    zero biases. PyTorch's default (Kaiming-uniform with a = √5, uniform biases) starts DecomNet far slower: after
-    300 steps on LOL its reflectance of a normal-light image is still nearly grey (mean max−min over RGB 0.025 against
-    0.175; ``scripts/retinexnet_init_check.py``), because colour is a small part of the reconstruction loss."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d):
-            nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
 
 
 class DecomNet(nn.Module):
@@ -359,30 +263,7 @@ def split_state(state: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
 _HALO = 8 * math.ceil(RECEPTIVE_RADIUS / 8)
 _BLEND = 32
 _DEFAULT_TILE = {"cpu": 768, "cuda": 2048}
-_MIN_TILE = 2 * _HALO + _BLEND + 64
-
-
-def _ramp(length: int, fade_start: bool, fade_end: bool) -> np.ndarray:
-    """Per-pixel blend weight along one axis of a tile's kept part: rising/falling over ``_BLEND`` pixels at sides
-    shared with a neighbour, so that overlapping tiles fade into each other instead of meeting at a seam."""
-    weight = np.ones(length, np.float32)
-    n = min(_BLEND, length)
-    ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
-    if fade_start:
-        weight[:n] = np.minimum(weight[:n], ramp)
-    if fade_end:
-        weight[length - n:] = np.minimum(weight[length - n:], ramp[::-1])
-    return weight
-
-
-def _tile_starts(size: int, tile: int) -> list[int]:
-    """Tile origins along one axis: multiples of 8, consecutive kept parts overlapping by at least ``_BLEND``."""
-    if size <= tile:
-        return [0]
-    step = max(8, (tile - 2 * _HALO - _BLEND) // 8 * 8)
-    starts = list(range(0, size - tile, step))
-    starts.append((size - tile) // 8 * 8)  # the last tile reaches the border (it may be up to 7 px larger)
-    return sorted(set(starts))
+_MIN_TILE = minimum_tile(_HALO, _BLEND)
 
 
 @torch.inference_mode()
@@ -392,7 +273,7 @@ def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
     """Run RetinexNet on a (1, 3, H, W) image, whole if it fits in one ``tile``×``tile`` window, else in tiles.
 
     ``precision`` bfloat16 runs the 64-channel layers under autocast (2.4× faster at 600×400 on the build machine's
-    AVX512-BF16 CPU, ``python -m engine.bench``; validation PSNR 16.22 dB against 16.23 in float32); the output
+    AVX512-BF16 CPU, ``python -m engine.speed``; validation PSNR 16.22 dB against 16.23 in float32); the output
     layers stay float32.
 
     Returns ``reflectance`` (1, 3, H, W), ``illumination``, ``enhanced_illumination`` (1, 1, H, W) on the CPU.
@@ -406,33 +287,12 @@ def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
 
 
 def _enhance(model: RetinexNet, image: torch.Tensor, tile: int, progress) -> dict[str, torch.Tensor]:
-    _, _, height, width = image.shape
-    if height <= tile and width <= tile:
-        r, i, delta, _ = model(image)
-        return {"reflectance": r.cpu(), "illumination": i.cpu(), "enhanced_illumination": delta.cpu()}
-    rows, cols = _tile_starts(height, tile), _tile_starts(width, tile)
-    acc = {"reflectance": torch.zeros(1, 3, height, width), "illumination": torch.zeros(1, 1, height, width),
-           "enhanced_illumination": torch.zeros(1, 1, height, width)}
-    weight_sum = torch.zeros(1, 1, height, width)
-    count, total = 0, len(rows) * len(cols)
-    for y0 in rows:
-        y1 = height if y0 == rows[-1] else min(height, y0 + tile)
-        for x0 in cols:
-            x1 = width if x0 == cols[-1] else min(width, x0 + tile)
-            r, i, delta, _ = model(image[:, :, y0:y1, x0:x1], TileGeometry(height, width, y0, x0))
-            # Keep what lies farther than the halo from interior tile edges (the image border is no edge).
-            ky0, ky1 = (y0 + _HALO if y0 > 0 else 0), (y1 - _HALO if y1 < height else height)
-            kx0, kx1 = (x0 + _HALO if x0 > 0 else 0), (x1 - _HALO if x1 < width else width)
-            wy = _ramp(ky1 - ky0, y0 > 0, y1 < height)
-            wx = _ramp(kx1 - kx0, x0 > 0, x1 < width)
-            weight = torch.from_numpy(np.outer(wy, wx))[None, None]
-            crop = (slice(None), slice(None), slice(ky0 - y0, ky1 - y0), slice(kx0 - x0, kx1 - x0))
-            for name, layer in (("reflectance", r), ("illumination", i), ("enhanced_illumination", delta)):
-                acc[name][:, :, ky0:ky1, kx0:kx1] += layer[crop].cpu() * weight
-            weight_sum[:, :, ky0:ky1, kx0:kx1] += weight
-            count += 1
-            progress(count / total, f"tile {count}/{total}")
-    return {name: value / weight_sum for name, value in acc.items()}
+    def network(crop: torch.Tensor, geometry: TileGeometry) -> dict[str, torch.Tensor]:
+        whole = crop.shape[-2:] == image.shape[-2:]
+        r, i, delta, _ = model(crop, None if whole else geometry)
+        return {"reflectance": r, "illumination": i, "enhanced_illumination": delta}
+
+    return run_tiled(network, image, tile, _HALO, _BLEND, progress=progress)
 
 
 def denoise_reflectance(reflectance: np.ndarray, illumination: np.ndarray, strength: float) -> np.ndarray:
@@ -452,49 +312,47 @@ def denoise_reflectance(reflectance: np.ndarray, illumination: np.ndarray, stren
     return (lit * reflectance + (1.0 - lit) * denoised).astype(np.float32)
 
 
-_MODEL_CACHE: dict[tuple, tuple[RetinexNet, dict[str, Any]]] = {}
+def build_model(state: Mapping[str, torch.Tensor], resolved) -> tuple[RetinexNet, dict[str, Any]]:
+    """RetinexNet from a state dict (the builder given to :func:`engine.models.load_model`).
+
+    The official release's RelightNet data file is not always at hand (only its index is, here): when the official
+    set holds DecomNet alone, RelightNet comes from the project set and the returned info says so.
+    """
+    from ..weights import load_weights
+
+    decom, relight = split_state(state)
+    info: dict[str, Any] = {}
+    if not decom:
+        raise WeightsUnavailableError(f"{resolved.path}: holds no DecomNet weights (decom.*)")
+    if not relight:
+        project, project_resolved = load_weights("retinexnet", "project")
+        relight = split_state(project)[1]
+        info["relight_weights"] = project_resolved.describe()
+        info["note"] = "DecomNet from the selected weights, RelightNet from the project's (none in the file)"
+    model = RetinexNet()
+    model.decom.load_state_dict(decom)
+    model.relight.load_state_dict(relight)
+    # channels_last lets oneDNN run the 64-channel convolutions about a quarter cheaper on the CPU.
+    return model.to(memory_format=torch.channels_last), info
 
 
 def load_model(weights: str | None, device: torch.device) -> tuple[RetinexNet, dict[str, Any]]:
-    """Build RetinexNet with a weight set (``project``, ``official``) or a file path; cached per file and device.
+    """RetinexNet with a weight set (``project``, ``official``, an installed one) or a file path, loaded once per
+    file and device (:func:`engine.models.load_model`)."""
+    from ..models import load_model as load
 
-    The official release's RelightNet data file is not always at hand (only its index is, here): when the official
-    set holds DecomNet alone, RelightNet comes from the project set and ``info`` says so.
-    """
-    from ..weights import load_state_dict, load_weights, resolve_weights
-
-    resolved = resolve_weights("retinexnet", weights)
-    key = (str(resolved.path), resolved.sha256, str(device))
-    if key not in _MODEL_CACHE:
-        state = load_state_dict(resolved.path)
-        decom, relight = split_state(state)
-        info: dict[str, Any] = {"weights": resolved.describe()}
-        if not decom:
-            raise WeightsUnavailableError(f"{resolved.path}: holds no DecomNet weights (decom.*)")
-        if not relight:
-            project, project_resolved = load_weights("retinexnet", "project")
-            relight = split_state(project)[1]
-            info["relight_weights"] = project_resolved.describe()
-            info["note"] = "DecomNet from the selected weights, RelightNet from the project's (none in the file)"
-        model = RetinexNet()
-        model.decom.load_state_dict(decom)
-        model.relight.load_state_dict(relight)
-        _MODEL_CACHE.clear()  # one model at a time: the dashboard switches weights rarely, memory matters more
-        # channels_last lets oneDNN run the 64-channel convolutions about a quarter cheaper on the CPU.
-        _MODEL_CACHE[key] = (model.eval().to(device, memory_format=torch.channels_last), info)
-    return _MODEL_CACHE[key]
+    return load("retinexnet", weights, device, build_model)
 
 
 def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
     from ..device import precision_name, resolve_precision
 
-    weights = ctx.weights or params["weights"]
     try:
         precision = resolve_precision(params["precision"], ctx.device)
     except ValueError as exc:
         raise ParameterError(str(exc)) from None
     with ctx.timed("load"):
-        model, weight_info = load_model(weights, ctx.device)
+        model, weight_info = load_model(ctx.weights, ctx.device)
     tile = int(params["tile_size"]) or _DEFAULT_TILE.get(ctx.device.type, 768)
     if tile < _MIN_TILE:
         raise ParameterError(f"tile_size {tile} is below {_MIN_TILE} (two halos of {_HALO} px plus the blend)")
@@ -563,9 +421,6 @@ register(MethodSpec(
         OutputSpec("enhanced", OutputKind.IMAGE, "R·I_delta: the enhanced photo", role=Role.ENHANCED),
     ),
     params=(
-        ParamSpec("weights", "project", "which weights: the project's (trained on LOL) or the authors' official "
-                  "ones once imported with `python -m engine weights import retinexnet PATH`", type=str,
-                  choices=("project", "official")),
         ParamSpec("denoise", False, "denoise the reflectance (OpenCV non-local means, stronger where it is dark); "
                   "the paper denoises it with BM3D", type=bool),
         ParamSpec("denoise_strength", 10.0, "non-local means filter strength h (8-bit units)", minimum=1.0,
@@ -578,7 +433,6 @@ register(MethodSpec(
     ),
     runner=lambda: run,
     learned=True,
-    weights=("project", "official"),
     licence="MIT (this implementation)",
     provenance="Architecture and losses re-implemented from the paper and the facts of the authors' TensorFlow code "
                "(TF 'SAME' padding, nearest resizes to the skip size); no code copied.",

@@ -60,12 +60,12 @@ def _pair(truth, estimate, protocol: Protocol):
 
 
 def psnr(truth, estimate, protocol: Protocol = Protocol()) -> float:
-    """10·log10(range² / MSE) in dB over all channels of the protocol; +inf for identical images."""
+    """scikit-image PSNR, 10·log10(range² / MSE) in dB over all channels of the protocol; +inf for identical images."""
+    from skimage.metrics import peak_signal_noise_ratio
+
     truth, estimate = _pair(truth, estimate, protocol)
-    mse = float(np.mean((truth - estimate) ** 2))
-    if mse == 0:
-        return float("inf")
-    return float(10.0 * np.log10(protocol.data_range ** 2 / mse))
+    with np.errstate(divide="ignore"):  # identical images: MSE 0, PSNR +inf
+        return float(peak_signal_noise_ratio(truth, estimate, data_range=protocol.data_range))
 
 
 def ssim(truth, estimate, protocol: Protocol = Protocol()) -> float:

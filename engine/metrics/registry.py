@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ..registries import Registry
+
 LOWER, HIGHER = "lower", "higher"
 
 
@@ -29,6 +31,9 @@ class MetricSpec:
     unit: str = ""
     summary: str = "mean"  # "mean" (± std), or "angular" (mean, median, tri-mean, best/worst 25 %)
     reference: str = ""
+    #: optional ``(rng) -> (perfect pred, random pred, truth)`` for the contract tests, needed only when a role is
+    #: not one :mod:`engine.metrics.examples` can build
+    example: Callable[[Any], tuple[dict, dict, dict]] | None = None
 
     def __post_init__(self):
         if self.direction not in (LOWER, HIGHER):
@@ -59,32 +64,23 @@ class MetricSpec:
         return a < b if self.lower_is_better else a > b
 
 
-_METRICS: dict[str, MetricSpec] = {}
+#: the modules that register metrics when imported (loaded on the first lookup; add a line per new module)
+METRIC_MODULES: tuple[str, ...] = ("engine.metrics.catalogue",)
+
+METRICS: Registry[MetricSpec] = Registry("metric", modules=METRIC_MODULES)
 
 
 def register_metric(spec: MetricSpec) -> MetricSpec:
-    if spec.name in _METRICS:
-        raise ValueError(f"metric {spec.name!r} is already registered")
-    _METRICS[spec.name] = spec
-    return spec
+    return METRICS.add(spec.name, spec)
 
 
 def get_metric(name: str) -> MetricSpec:
-    _ensure_loaded()
-    try:
-        return _METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; registered: {', '.join(sorted(_METRICS))}") from None
+    return METRICS.get(name)
 
 
 def all_metrics() -> list[MetricSpec]:
-    _ensure_loaded()
-    return list(_METRICS.values())
+    return list(METRICS.values())
 
 
 def metrics_for(task: str) -> list[MetricSpec]:
     return [m for m in all_metrics() if task in m.tasks]
-
-
-def _ensure_loaded() -> None:
-    from . import catalogue  # noqa: F401  (registers the built-in metrics on first import)

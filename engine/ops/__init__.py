@@ -5,6 +5,10 @@
 - :mod:`engine.ops.laplacian`: weighted 5-point Laplacian products and diagonals, ``diag(d) + L_w`` systems.
 - :mod:`engine.ops.multigrid`: aggregation multigrid V-cycle for those systems (a PCG preconditioner).
 - :mod:`engine.ops.pcg`: batched preconditioned conjugate gradient.
+- :mod:`engine.ops.tiling`: running a network on a large image in overlapping, cross-faded tiles, exactly
+  (``run_tiled``, ``TileGeometry``); imported by name, not re-exported here.
+- :mod:`engine.ops.tf_layers`: TensorFlow-1-exact layers for ports of TF code (``SameConv2d``, ``resize_like``,
+  ``tf_default_init``); imported by name (it needs ``torch.nn``).
 
 Images are ``(..., H, W)`` tensors here; leading dimensions are independent.
 """

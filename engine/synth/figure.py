@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..imaging import linear_to_srgb
 from .dataset import render_sample
 
 _PALETTE = np.array([[0, 0, 0], [128, 128, 128], [200, 180, 150], [230, 25, 75], [60, 180, 75], [255, 225, 25],
@@ -16,8 +17,7 @@ _PALETTE = np.array([[0, 0, 0], [128, 128, 128], [200, 180, 150], [230, 25, 75],
 
 
 def _srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0, 1)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return linear_to_srgb(np.clip(x, 0, 1))
 
 
 def sample_tiles(sample: dict[str, torch.Tensor]) -> list[tuple[str, np.ndarray]]:

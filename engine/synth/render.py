@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..imaging import linear_to_srgb
 from . import geometry as g
 from .scene import BOUND_RADIUS, DOME_RADIUS, SCENE_CENTER, WALL_HEIGHT, Scene, SceneObject, Texture
 
@@ -418,8 +419,7 @@ def render_scene(scene: Scene, size: int = 256, device: torch.device | str = "cp
 
 
 def srgb_encode(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    return linear_to_srgb(x.clamp(0.0, 1.0))
 
 
 def _camera(linear: torch.Tensor, light, seed: int, options: RenderOptions, size: int) -> torch.Tensor:

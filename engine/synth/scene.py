@@ -256,12 +256,11 @@ def sample_scene(seed: int, lightings: int = 1, photos: list[torch.Tensor] | Non
 def load_photo_textures(folder: str | Path, size: int = 256, limit: int = 200) -> list[torch.Tensor]:
     """Photos from a user folder as linear-albedo textures (3, size, size), scaled into a plausible albedo range."""
     from ..errors import ImageDecodeError
-    from ..imaging import read_image, srgb_to_linear
+    from ..imaging import IMAGE_SUFFIXES, read_image, srgb_to_linear
     import cv2
 
     textures = []
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif",
-                                                                             ".tiff", ".webp"))
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     for path in files[:limit]:
         try:
             pixels = read_image(path).pixels

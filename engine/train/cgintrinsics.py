@@ -20,21 +20,13 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from ..imaging import linear_to_srgb, srgb_to_linear
 from ..methods.cgintrinsics import CGIntrinsicsNet, compose, pad_to_multiple
 from .data import Augment, Subset
 from .recipe import Phase, TrainingRecipe, register_recipe
 
 VAL_SEED = 1_000_000
 _EPS = 1e-4
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
 
 
 def targets_from_synthetic(sample: Mapping[str, torch.Tensor], lighting: int) -> dict[str, torch.Tensor]:
@@ -57,7 +49,7 @@ def targets_from_mit(sample: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
     shading = sample["shading"][:1]
     mask = sample["mask"][:1] * (albedo.sum(0, keepdim=True) > 1e-3).float() * (shading > 1e-3).float()
     log_r = torch.log(albedo.sum(0, keepdim=True).clamp(min=_EPS))
-    return {"image": linear_to_srgb(image_linear), "log_r": log_r, "log_s": torch.log(shading.clamp(min=_EPS)),
+    return {"image": linear_to_srgb(image_linear.clamp(max=1)), "log_r": log_r, "log_s": torch.log(shading.clamp(min=_EPS)),
             "mask": mask, "albedo": albedo, "shading": shading}
 
 

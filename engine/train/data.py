@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 import torch
 
+from ..imaging import IMAGE_SUFFIXES, linear_to_srgb, srgb_to_linear
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
 
 
 def _chw(array: np.ndarray) -> torch.Tensor:
@@ -128,15 +129,6 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], li
 
 # --- augmentation --------------------------------------------------------------------------------------------------
 
-def _srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0) + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
-
-
 @dataclass(frozen=True)
 class Augment:
     """Random crop (to ``crop``; smaller images are padded by reflection), flips, 90° rotations, exposure and noise.
@@ -182,9 +174,9 @@ class Augment:
             gain = float(np.exp(rng.uniform(np.log(self.exposure[0]), np.log(self.exposure[1]))))
             for key in self.photometric:
                 if key in out:
-                    x = _srgb_to_linear(out[key]) if key in self.srgb else out[key]
+                    x = srgb_to_linear(out[key]) if key in self.srgb else out[key]
                     x = x * gain
-                    out[key] = _linear_to_srgb(x) if key in self.srgb else x
+                    out[key] = linear_to_srgb(x.clamp(max=1)) if key in self.srgb else x
             for key in self.follow_exposure:
                 if key in out:
                     out[key] = out[key] * gain

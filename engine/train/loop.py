@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ..device import describe_device, resolve_device
-from ..weights import cache_dir, save_state_dict, sha256_file
+from ..weights import cache_dir, save_state_dict, sha256_file, write_provenance
 from .data import to_device
 from .recipe import Phase, TrainingRecipe, get_recipe
 
@@ -334,7 +334,7 @@ def install_weights(method: str, name: str, weights_path: Path, card_path: Path,
     shutil.copyfile(card_path, folder / f"{name}.md")
     provenance = {"sha256": sha256_file(target), "trained_in": str(run_dir.resolve()), "model_card": f"{name}.md",
                   "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (folder / f"{name}.json").write_text(json.dumps(provenance, indent=2))
+    write_provenance(method, name, provenance)
     return target
 
 

@@ -38,13 +38,15 @@ Batches are dicts of tensors, already on the device; the loop moves them. Metric
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
+
+from ..errors import UnknownMethodError
+from ..registries import Registry
 
 
 @dataclass(frozen=True)
@@ -141,41 +143,29 @@ def _coerce_like(default: Any, value: Any) -> Any:
     return value
 
 
-_RECIPES: dict[str, TrainingRecipe] = {}
-_loaded = False
+def _recipe_modules() -> tuple[str, ...]:
+    from . import RECIPE_MODULES
+
+    return RECIPE_MODULES
+
+
+RECIPES: Registry[TrainingRecipe] = Registry("training recipe", UnknownMethodError, modules=_recipe_modules)
 
 
 def register_recipe(recipe: TrainingRecipe) -> TrainingRecipe:
     """Register a recipe instance under its ``method``; a duplicate is an error."""
     if not recipe.method:
         raise ValueError(f"{type(recipe).__name__} has no method name")
-    if recipe.method in _RECIPES:
-        raise ValueError(f"a training recipe for {recipe.method!r} is already registered")
-    _RECIPES[recipe.method] = recipe
-    return recipe
+    return RECIPES.add(recipe.method, recipe)
 
 
 def load_recipe_modules() -> None:
-    global _loaded
-    if not _loaded:
-        from . import RECIPE_MODULES
-
-        for module in RECIPE_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    RECIPES.load()
 
 
 def get_recipe(method: str) -> TrainingRecipe:
-    load_recipe_modules()
-    try:
-        return _RECIPES[method]
-    except KeyError:
-        from ..errors import UnknownMethodError
-
-        known = ", ".join(sorted(_RECIPES)) or "none"
-        raise UnknownMethodError(f"no training recipe for {method!r}; trainable: {known}") from None
+    return RECIPES.get(method)
 
 
 def all_recipes() -> list[TrainingRecipe]:
-    load_recipe_modules()
-    return [_RECIPES[k] for k in sorted(_RECIPES)]
+    return [RECIPES[k] for k in sorted(RECIPES)]

@@ -71,3 +71,22 @@ def test_benchmark_page_lists_runs_and_validates_folders(scored, tmp_path):
     at.text_input(key="benchmark.register_folder").input(str(tmp_path / "missing")).run()
     at.button(key="benchmark.register").click().run()
     assert any("no such folder" in e.value for e in at.error)
+
+
+def test_backend_registers_queues_and_lists_benchmarks(sessions, tmp_path):
+    """What the Benchmarks page calls: validation by the adapter, the queue, and the runs table."""
+    from benchmark.tiny_data import write_tiny_mit
+    from dashboard import backend
+    from engine.datasets import DatasetError
+
+    write_tiny_mit(tmp_path / "mit")
+    assert backend.register_dataset(sessions, " mini ", "mit-intrinsic", str(tmp_path / "mit")).startswith(
+        "Registered **mini** (test: 0, train: 2, all: 2 items)")
+    assert backend.registered_datasets(sessions)["mini"][0] == "mit-intrinsic"
+    with pytest.raises(DatasetError, match="no such folder"):
+        backend.register_dataset(sessions, "gone", "mit-intrinsic", str(tmp_path / "missing"))
+    assert backend.start_benchmark(sessions, [BASELINES[0]], "mini", "train").startswith("Run 1: 2 job(s) queued")
+    runs = backend.benchmark_runs(sessions)
+    assert [(r["dataset"], r["status"], r["progress"]) for r in runs] == [("mini", "running", 0.0)]
+    assert list(backend.leaderboards(sessions)["dataset"]) == ["mini"]  # a board as soon as a run exists
+    assert backend.leaderboard_rows(sessions, "mini", "train").empty  # nothing scored yet

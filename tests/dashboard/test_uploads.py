@@ -74,7 +74,7 @@ def test_frame_counts_and_sizes_for_pairs_and_sequences():
         "This input needs a pair of images, but 3 images were given; remove 1."]
     small = png_bytes(np.zeros((8, 8, 3), np.uint8))
     mixed = prepare_input([UploadedFile("a.png", GOOD), UploadedFile("b.png", small)], InputKind.IMAGE_SEQUENCE)
-    assert mixed.errors == ["All images must have the same size; got 8×8, 32×24."]
+    assert mixed.errors == ["All frames must have the same size; got 8×8, 32×24."]
 
 
 def test_animated_gif_is_a_sequence_of_frames():

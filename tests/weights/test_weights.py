@@ -89,7 +89,7 @@ def test_resolution_order_explicit_then_cache_then_shipped(registry, data_dir):
 
 def test_unknown_names_and_duplicates_are_errors(registry):
     weights.declare_weights(WeightSet("toy", "a", "x"))
-    with pytest.raises(ValueError, match="already declared"):
+    with pytest.raises(ValueError, match="already registered"):
         weights.declare_weights(WeightSet("toy", "a", "y"))
     with pytest.raises(WeightsUnavailableError, match="unknown weight set 'b'"):
         weights.resolve("toy", "b")

@@ -1,4 +1,4 @@
-"""``python -m engine.bench``: wall time and peak memory of methods on fixed inputs, CPU and CUDA.
+"""``python -m engine.speed``: wall time and peak memory of methods on fixed inputs, CPU and CUDA.
 
 Each case runs in its own subprocess, so that the CPU peak (``ru_maxrss``, the process's resident-set high-water
 mark) belongs to that case alone; the number reported is the peak minus the resident set just before the timed
@@ -12,8 +12,8 @@ timed repetition and returns a dict of diagnostics. To add one (RetinexNet, ...)
 
 Examples::
 
-    python -m engine.bench                                   # every case, CPU and CUDA when present
-    nice -n 10 python -m engine.bench --cases jiep-600x400 --device cpu --repeat 5 --threads 1
+    python -m engine.speed                                   # every case, CPU and CUDA when present
+    nice -n 10 python -m engine.speed --cases jiep-600x400 --device cpu --repeat 5 --threads 1
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .registries import Registry
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("INTRINSIC_LAB_SHARED", REPO.parent / "shared"))
 _LOL_PHOTO = "data/lol/our485/low/102.png"
@@ -46,15 +48,13 @@ class BenchCase:
     warmup: bool = True  # one untimed run first (one-off costs: kernel loading, allocator growth)
 
 
-BENCH_CASES: dict[str, BenchCase] = {}
+BENCH_CASES: Registry[BenchCase] = Registry("bench case")
 
 
 def bench_case(name: str, description: str, *, repeat: int = 3, warmup: bool = True):
     """Register ``setup(device) -> run`` as a bench case; a duplicate name is an error."""
     def register(setup: Callable[[Any], Callable[[], dict]]):
-        if name in BENCH_CASES:
-            raise ValueError(f"bench case {name!r} is already registered")
-        BENCH_CASES[name] = BenchCase(name, description, setup, repeat, warmup)
+        BENCH_CASES.add(name, BenchCase(name, description, setup, repeat, warmup))
         return setup
     return register
 
@@ -206,7 +206,7 @@ def _format(record: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m engine.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="all", help=f"comma-separated, or 'all': {', '.join(BENCH_CASES)}")
     parser.add_argument("--device", default="all", help="comma-separated cpu, cuda, cuda:N, or 'all' (default)")
     parser.add_argument("--repeat", type=int, default=None, help="timed repetitions (default: per case)")
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     records, failures = [], 0
     for name in names:
         for device in _devices(args.device):
-            cmd = [sys.executable, "-m", "engine.bench", "--worker", name, "--device", device]
+            cmd = [sys.executable, "-m", "engine.speed", "--worker", name, "--device", device]
             if args.repeat:
                 cmd += ["--repeat", str(args.repeat)]
             if args.threads:
