@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import ImageDecodeError, ImageTooLargeError, InputKindError
 from .imaging import decode_frames, encode_png, max_pixels
+from .limits import check_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -160,16 +161,20 @@ def zip_members(data: bytes, name: str = "frames.zip", limits: SequenceLimits = 
 
 def frames_from_zip(data: bytes, name: str = "frames.zip", limits: SequenceLimits = DEFAULT_LIMITS) -> list[Frame]:
     """Decode every image member of a zip archive, in natural name order."""
+    from .imaging import probe_image
+
+    members = zip_members(data, name, limits)
+    count = 0
+    for label, payload in members:  # priced from the headers before anything is decoded (engine.limits)
+        header = probe_image(payload, label)
+        count += header.frames
+        if count > limits.max_frames:
+            raise ImageTooLargeError(f"{name}: more than {limits.max_frames} frames")
+        check_frames(count, header.width, header.height, name)
     frames: list[Frame] = []
-    pixel_budget = max_pixels() * 4
-    for label, payload in zip_members(data, name, limits):
+    for label, payload in members:
         decoded = decode_frames(payload, label)
         frames.extend(Frame(p, label if len(decoded) == 1 else f"{label} frame {k + 1}") for k, p in enumerate(decoded))
-        pixel_budget -= sum(p.shape[0] * p.shape[1] for p in decoded)
-        if len(frames) > limits.max_frames or pixel_budget < 0:
-            raise ImageTooLargeError(
-                f"{name}: more than {limits.max_frames} frames or {max_pixels() * 4 / 1e6:.0f} megapixels in all"
-            )
     return frames
 
 
@@ -216,6 +221,36 @@ def _open_capture(path: str, name: str) -> cv2.VideoCapture:
     return capture
 
 
+def probe_video(data: bytes, name: str = "video", n_frames: int | None = None,
+                limits: SequenceLimits = DEFAULT_LIMITS) -> tuple[int, int, int]:
+    """``(frames that would be sampled, width, height)`` from the container's header, decoding no frame."""
+    wanted = limits.video_frames if n_frames is None else int(n_frames)
+    if len(data) == 0:
+        raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
+    if len(data) > limits.max_video_bytes:
+        raise ImageTooLargeError(
+            f"{name}: the video is {len(data) / 1e6:.0f} MB, above the limit of {limits.max_video_bytes / 1e6:.0f} MB"
+        )
+    suffix = os.path.splitext(name)[1].lower() or ".bin"
+    handle, path = tempfile.mkstemp(prefix="intrinsic-lab-video-", suffix=suffix)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        capture = _open_capture(path, name)
+        try:
+            width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+            height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        finally:
+            capture.release()
+    finally:
+        os.unlink(path)
+    if width < 1 or height < 1:
+        raise ImageDecodeError(f"{name}: the video declares no frame size")
+    frames = min(wanted, limits.max_frames, declared) if declared > 0 else min(wanted, limits.max_frames)
+    return max(1, frames), width, height
+
+
 def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits) -> list[Frame]:
     # The container's frame count is often missing or wrong, so count by grabbing (no decoding), then decode
     # only the chosen frames on a second pass; both passes stop at a hard cap.
@@ -233,12 +268,8 @@ def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits) -> 
     frames: list[Frame] = []
     capture = _open_capture(path, name)
     try:
-        pixels = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) * int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if pixels * len(chosen) > max_pixels() * 4:
-            raise ImageTooLargeError(
-                f"{name}: {len(chosen)} frames of {pixels / 1e6:.1f} megapixels exceed the pixel budget; "
-                f"sample fewer frames"
-            )
+        check_frames(len(chosen), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                     int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), name)
         for index in range(max(chosen) + 1):
             if not capture.grab():
                 break
