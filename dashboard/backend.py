@@ -20,7 +20,7 @@ from db.models import Input, Job, JobStatus
 from db.session import session_scope
 from engine.registry import MethodSpec, OutputKind, UnknownMethodError, get_method
 
-from .uploads import PreparedInput
+from .uploads import PreparedInput, check_method
 
 FINISHED = {s.value for s in JobStatus if s.finished}
 #: A queued job older than this with no live worker lease means nobody is working the queue.
@@ -73,9 +73,8 @@ def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
         raise ValueError("the upload has problems; nothing to submit")
     resolved = []
     for spec, params in requests:
-        spec.check_input(prepared.method_input)
+        check_method(prepared, spec)  # input rules and the method's memory at this size (engine.limits)
         resolved.append((spec, spec.resolve_params(params)))
-    first = prepared.frames[0]
     names = ", ".join(f.name for f in prepared.files)
     with session_scope(sessions) as session:
         content_hash = store.input_hash([f.data for f in prepared.files], prepared.kind.value)
@@ -83,8 +82,8 @@ def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
         # Jobs numbered above this were created by this submission; the rest are identical earlier requests.
         newest_before = session.scalars(select(func.max(Job.id))).first() or 0
         row = store.get_or_create_input(
-            session, [f.data for f in prepared.files], prepared.kind, names, first.shape[1], first.shape[0],
-            frame_count=len(prepared.frames), artifacts=artifacts,
+            session, [f.data for f in prepared.files], prepared.kind, names, prepared.width, prepared.height,
+            frame_count=prepared.frame_count, artifacts=artifacts,
         )
         job_ids, reused = [], 0
         for spec, params in resolved:

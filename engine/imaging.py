@@ -283,6 +283,26 @@ def decode_frames(data: bytes, name: str = "frames", *, limit: int | None = None
     return frames
 
 
+def preview_frames(data: bytes, name: str = "frames", count: int = 8, *, side: int = PREVIEW_SIDE
+                   ) -> list[np.ndarray]:
+    """The first ``count`` frames of an animated image, each reduced to ``side`` on its longest side (8-bit)."""
+    img = _open_header(data, name, max_pixels())
+    total = _frame_count(img, name)
+    frames = []
+    try:
+        for index in range(min(count, total)):
+            img.seek(index)
+            frame = img.convert("RGB")
+            if max(frame.size) > side:
+                frame.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            frames.append(np.asarray(frame, dtype=np.float32) / 255.0)
+    except (IntrinsicLabError, MemoryError):
+        raise
+    except Exception:
+        raise ImageDecodeError(f"{name}: frame {len(frames) + 1} is truncated or corrupt") from None
+    return frames
+
+
 def decode_preview(data: bytes, name: str = "image", *, side: int = PREVIEW_SIDE,
                    allow_animation: bool = False) -> DecodedImage:
     """The image reduced so that its longest side is at most ``side``, decoding no more than needed.

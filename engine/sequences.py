@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageDecodeError, ImageTooLargeError, InputKindError
-from .imaging import decode_frames, encode_png, max_pixels
+from .imaging import decode_frames, max_pixels
 from .limits import check_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -186,9 +186,27 @@ def _evenly_spaced(count: int, wanted: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, count - 1, wanted)})
 
 
+def _bgr_to_float_rgb(bgr: np.ndarray) -> np.ndarray:
+    scale = 65535.0 if bgr.dtype == np.uint16 else 255.0
+    return np.ascontiguousarray(bgr[:, :, 2::-1], dtype=np.float32) / scale
+
+
+def _bgr_to_png(bgr: np.ndarray) -> bytes:
+    if bgr.dtype == np.uint16:
+        bgr = (bgr >> 8).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr[:, :, :3]))
+    if not ok:
+        raise ImageDecodeError("a video frame could not be re-encoded")
+    return buf.tobytes()
+
+
 def frames_from_video(data: bytes, name: str = "video", n_frames: int | None = None,
-                      limits: SequenceLimits = DEFAULT_LIMITS) -> list[Frame]:
-    """Sample ``n_frames`` evenly spaced frames from a video (all of them if it is shorter)."""
+                      limits: SequenceLimits = DEFAULT_LIMITS, *, convert=_bgr_to_float_rgb) -> list[Frame]:
+    """Sample ``n_frames`` evenly spaced frames from a video (all of them if it is shorter).
+
+    ``convert`` turns each decoded BGR frame into what ``Frame.pixels`` holds (default: float RGB), one frame at a
+    time, so a caller that only re-encodes (``expand_upload``) never holds more than one decoded frame.
+    """
     wanted = limits.video_frames if n_frames is None else int(n_frames)
     if wanted < 1:
         raise InputKindError(f"{name}: the number of frames to sample must be at least 1, got {wanted}")
@@ -203,7 +221,7 @@ def frames_from_video(data: bytes, name: str = "video", n_frames: int | None = N
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        return _sample_video(path, name, wanted, limits)
+        return _sample_video(path, name, wanted, limits, convert)
     finally:
         os.unlink(path)
 
@@ -251,7 +269,8 @@ def probe_video(data: bytes, name: str = "video", n_frames: int | None = None,
     return max(1, frames), width, height
 
 
-def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits) -> list[Frame]:
+def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits, convert=_bgr_to_float_rgb
+                  ) -> list[Frame]:
     # The container's frame count is often missing or wrong, so count by grabbing (no decoding), then decode
     # only the chosen frames on a second pass; both passes stop at a hard cap.
     cap_count = 100_000
@@ -279,9 +298,7 @@ def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits) -> 
                     raise ImageDecodeError(f"{name}: frame {index + 1} cannot be decoded")
                 if bgr.ndim == 2:
                     bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-                scale = 65535.0 if bgr.dtype == np.uint16 else 255.0
-                rgb = np.ascontiguousarray(bgr[:, :, 2::-1], dtype=np.float32) / scale
-                frames.append(Frame(rgb, f"{name} frame {index + 1}"))
+                frames.append(Frame(convert(bgr), f"{name} frame {index + 1}"))
     finally:
         capture.release()
     if not frames:
@@ -326,8 +343,8 @@ def expand_upload(data: bytes, name: str, *, n_video_frames: int | None = None,
     if kind == "zip":
         return zip_members(data, name, limits)
     if kind == "video":
-        return [(f"{f.label}.png", encode_png(f.pixels, bit_depth=8))
-                for f in frames_from_video(data, name, n_video_frames, limits)]
+        return [(f"{f.label}.png", f.pixels)
+                for f in frames_from_video(data, name, n_video_frames, limits, convert=_bgr_to_png)]
     return [(name, data)]
 
 

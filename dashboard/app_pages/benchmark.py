@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import resources
+from dashboard.text import md
 from db import benchmark_store as bstore
 from db.session import session_scope
 from engine.benchmark import BenchConfig, collect, start
@@ -30,9 +31,9 @@ with st.expander("Register a dataset folder", expanded=False):
             with session_scope(sessions) as session:
                 bstore.register_dataset(session, name.strip(), kind, str(path.resolve()))
             counts = ", ".join(f"{s}: {len(ADAPTERS[kind].item_ids(path, s))}" for s in ADAPTERS[kind].splits)
-            st.success(f"Registered **{name}** ({counts} items).")
+            st.success(f"Registered **{md(name.strip())}** ({counts} items).")
         except DatasetError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
 
 with session_scope(sessions) as session:
     datasets = {d.name: (d.kind, d.folder) for d in bstore.list_datasets(session)}
@@ -52,7 +53,7 @@ else:
             st.success(f"Run {report.run_id}: {report.queued_now} job(s) queued, {report.succeeded} already scored"
                        + (" (this configuration ran before; its results are re-used)" if report.reused else ""))
         except IntrinsicLabError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
 
 st.subheader("Runs")
 with session_scope(sessions) as session:
