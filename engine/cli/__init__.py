@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..threads import apply_thread_policy
+
+    apply_thread_policy()  # again now that torch and OpenCV are loaded: their pools get this process's share
     try:
         return int(args.handler(args) or 0)
     except IntrinsicLabError as exc:
