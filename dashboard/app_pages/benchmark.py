@@ -4,6 +4,8 @@ The run's jobs go on the ordinary job queue, so the workers (one per GPU) do the
 and scores what has finished. Widget keys start with ``benchmark.``.
 """
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -14,6 +16,7 @@ from db.session import session_scope
 from engine.benchmark import BenchConfig, collect, start
 from engine.benchmark.runner import eligible_methods
 from engine.datasets import ADAPTERS, DatasetError
+from engine.datasets.base import datasets_root
 from engine.errors import IntrinsicLabError
 
 st.title("Benchmarks")
@@ -24,16 +27,28 @@ with st.expander("Register a dataset folder", expanded=False):
     name = st.text_input("Name", key="benchmark.register_name", placeholder="e.g. mit-test")
     kind = st.selectbox("Layout", list(ADAPTERS), key="benchmark.register_kind",
                         format_func=lambda k: f"{ADAPTERS[k].title} — {ADAPTERS[k].layout}")
-    folder = st.text_input("Folder on the server", key="benchmark.register_folder")
+    folder = st.text_input("Folder, inside the server's datasets folder", key="benchmark.register_folder",
+                           help="A path relative to the datasets folder the administrator configured "
+                                "(INTRINSIC_LAB_DATASETS); folders elsewhere on the server cannot be registered.")
     if st.button("Check and register", key="benchmark.register", disabled=not (name and folder)):
         try:
-            path = ADAPTERS[kind].validate(folder)
+            path = ADAPTERS[kind].validate_in_root(folder)
             with session_scope(sessions) as session:
                 bstore.register_dataset(session, name.strip(), kind, str(path.resolve()))
             counts = ", ".join(f"{s}: {len(ADAPTERS[kind].item_ids(path, s))}" for s in ADAPTERS[kind].splits)
             st.success(f"Registered **{md(name.strip())}** ({counts} items).")
         except DatasetError as exc:
             st.error(md(exc))
+
+
+def shown_folder(folder: str) -> str:
+    """A registered folder relative to the datasets root; folders registered elsewhere (from the command line) are
+    not shown to dashboard visitors."""
+    try:
+        return Path(folder).relative_to(datasets_root()).as_posix() or "."
+    except ValueError:
+        return "a folder registered from the command line"
+
 
 with session_scope(sessions) as session:
     datasets = {d.name: (d.kind, d.folder) for d in bstore.list_datasets(session)}
@@ -42,7 +57,7 @@ if not datasets:
 else:
     st.subheader("Run a benchmark")
     dataset = st.selectbox("Dataset", list(datasets), key="benchmark.dataset",
-                           format_func=lambda d: f"{d} ({datasets[d][0]} at {datasets[d][1]})")
+                           format_func=lambda d: f"{d} ({datasets[d][0]} at {shown_folder(datasets[d][1])})")
     adapter = ADAPTERS[datasets[dataset][0]]
     split = st.selectbox("Split", adapter.splits, key="benchmark.split")
     candidates = [s.name for s in eligible_methods(adapter)]

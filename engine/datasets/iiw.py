@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, natural_key, read_float
+from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, natural_key, read_float, read_text_file
 
 
 class IIW(DatasetAdapter):
@@ -40,9 +40,15 @@ class IIW(DatasetAdapter):
                 found.append(f"{image.name}: no {stem}.json judgement file beside it")
                 continue
             try:
-                data = json.loads(judgement.read_text())
-            except ValueError as exc:
-                found.append(f"{judgement.name}: not valid JSON ({exc})")
+                data = json.loads(read_text_file(judgement))
+            except DatasetError as exc:
+                found.append(str(exc))
+                continue
+            except ValueError:
+                found.append(f"{judgement.name}: not valid JSON")
+                continue
+            if not isinstance(data, dict):
+                found.append(f"{judgement.name}: not a JSON object")
                 continue
             for key in ("intrinsic_points", "intrinsic_comparisons"):
                 if not isinstance(data.get(key), list):

@@ -63,11 +63,17 @@ def test_drill_down_opens_the_gallery_on_that_image(scored):
     assert "mit-mini/box" in chosen.format_func(chosen.value)
 
 
-def test_benchmark_page_lists_runs_and_validates_folders(scored, tmp_path):
+def test_benchmark_page_lists_runs_and_validates_folders(scored, tmp_path, monkeypatch):
+    monkeypatch.setenv("INTRINSIC_LAB_DATASETS", str(tmp_path))
     at = open_page("app_pages/benchmark.py")
     runs = frame_with(at, "progress")
     assert list(runs["status"]) == ["complete"] and runs["progress"].iloc[0] == 1.0
     at.text_input(key="benchmark.register_name").input("broken")
-    at.text_input(key="benchmark.register_folder").input(str(tmp_path / "missing")).run()
+    at.text_input(key="benchmark.register_folder").input("missing").run()
     at.button(key="benchmark.register").click().run()
-    assert any("no such folder" in e.value for e in at.error)
+    shown = lambda: [e.value.replace("\\", "") for e in at.error]  # noqa: E731 (Markdown escapes removed)
+    assert any("missing: no such folder in the datasets folder" in m for m in shown())
+    # Anywhere else on the server: one message, whether or not the folder exists, naming nothing there.
+    at.text_input(key="benchmark.register_folder").input("/root").run()
+    at.button(key="benchmark.register").click().run()
+    assert any("only folders inside the server" in m and "/root" not in m for m in shown())
