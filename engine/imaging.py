@@ -70,7 +70,9 @@ class ImageHeader:
 
 def _frame_count(img: Image.Image, name: str) -> int:
     try:
-        return max(1, int(getattr(img, "n_frames", 1) or 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return max(1, int(getattr(img, "n_frames", 1) or 1))
     except Exception:  # counting walks the frame headers, which may be corrupt
         raise ImageDecodeError(f"{name}: the frames of this animated image cannot be read (corrupt file)") from None
 
@@ -97,7 +99,9 @@ def _open_header(data: bytes, name: str, limit: int) -> Image.Image:
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # hostile headers make Pillow warn; the user gets our message instead
+            img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageDecodeError(
             f"{name}: not a recognised image ({_describe_content(data)}); expected {SUPPORTED_LABEL}"
@@ -120,7 +124,9 @@ def _open_header(data: bytes, name: str, limit: int) -> Image.Image:
 
 def _exif_orientation(img: Image.Image) -> int:
     try:
-        return int(img.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(img.getexif().get(_EXIF_ORIENTATION_TAG, 1))
     except Exception:
         return 1
 
@@ -361,7 +367,9 @@ def _png_bit_depth(data: bytes) -> int:
 
 def _tiff_bits(img: Image.Image) -> int:
     try:
-        bits = img.tag_v2.get(258, (8,))  # BitsPerSample
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bits = img.tag_v2.get(258, (8,))  # BitsPerSample
         return int(bits[0] if isinstance(bits, tuple) else bits)
     except Exception:
         return 8
