@@ -98,7 +98,8 @@ def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInp
         files = _expand_containers(files, prepared)
         prepared.files = list(files)
     sizes: dict[tuple[int, int], str] = {}
-    for upload in files:
+    headers = []
+    for upload in files:  # first every header: the whole submission is priced before anything is decoded
         try:
             check_file_size(len(upload.data), upload.name)
             header = probe_image(upload.data, upload.name)
@@ -106,8 +107,25 @@ def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInp
                 raise ImageDecodeError(
                     f"{upload.name}: an animated {header.format} with {header.frames} frames; upload a still image, "
                     f"or use it as an image sequence")
-            check_frames(prepared.frame_count + header.frames, header.width, header.height, upload.name)
-            room = PREVIEW_FRAMES - len(prepared.frames)
+            if prepared.frame_count + header.frames > limits().max_frames:
+                check_frames(prepared.frame_count + header.frames, header.width, header.height, upload.name)
+        except IntrinsicLabError as exc:
+            prepared.errors.append(str(exc))
+            continue
+        headers.append((upload, header))
+        prepared.frame_count += header.frames
+        sizes.setdefault((header.height, header.width), upload.name)
+    if headers and not prepared.errors and len(sizes) == 1:
+        (height, width), = sizes
+        label = files[0].name if len(files) == 1 else f"these {len(files)} files"
+        try:
+            check_frames(prepared.frame_count, width, height, label)
+        except IntrinsicLabError as exc:
+            prepared.errors.append(str(exc))
+            headers = []
+    for upload, header in headers:  # then previews only
+        room = PREVIEW_FRAMES - len(prepared.frames)
+        try:
             if header.frames > 1:
                 previews = preview_frames(upload.data, upload.name, room) if room > 0 else []
                 prepared.notes.append(f"{upload.name}: {header.frames} frames of an animation")
@@ -125,10 +143,9 @@ def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInp
                 previews = []
         except IntrinsicLabError as exc:
             prepared.errors.append(str(exc))
+            prepared.frame_count -= header.frames
             continue
         prepared.frames.extend(previews)
-        prepared.frame_count += header.frames
-        sizes.setdefault((header.height, header.width), upload.name)
     if sizes:
         prepared.height, prepared.width = next(iter(sizes))
     if prepared.errors or not files:

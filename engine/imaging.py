@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageDecodeError, ImageTooLargeError, IntrinsicLabError
-from .limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, PREVIEW_SIDE, check_frames, limits  # noqa: F401
+from .limits import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, PREVIEW_DECODE_PIXELS, PREVIEW_SIDE, check_frames,  # noqa: F401
+                     limits)
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
 SUPPORTED_LABEL = "PNG, JPEG, BMP, TIFF, WebP"
 
@@ -328,6 +329,14 @@ def decode_preview(data: bytes, name: str = "image", *, side: int = PREVIEW_SIDE
     if max(width, height) <= side:
         return decode_image(data, name, allow_animation=allow_animation)
     notes = [f"preview at reduced size (the image is {width}×{height})"]
+    if img.format != "JPEG" and width * height > PREVIEW_DECODE_PIXELS:
+        # Decoding any preview of a PNG/TIFF/WebP means inflating all of it: not in the dashboard's process.
+        scale = side / max(width, height)
+        grey = np.full((max(1, round(height * scale)), max(1, round(width * scale)), 3), 0.5, np.float32)
+        notes = [f"no preview for an image this large ({width}×{height}); it is checked from its header and "
+                 f"decoded by the worker"]
+        return DecodedImage(pixels=grey, alpha=None, format=img.format, bit_depth=8, original_mode=img.mode,
+                            notes=notes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -57,8 +57,8 @@ def plan_files(files: list[tuple[str, bytes]], kind: InputKind, *, label: str = 
                                            f"still image, or use it as an image sequence")
             sizes.setdefault((width, height), member)
             count += frames
-            # Checked as we go, so a 20,000-member archive or animation stops at the first file past the budget.
-            check_frames(count, width, height, label)
+            if count > limits().max_frames:  # stop at the first file past the frame budget
+                check_frames(count, width, height, label)
         expanded.extend(members)
     if len(sizes) > 1:
         listed = ", ".join(f"{w}×{h} ({who})" for (w, h), who in sizes.items())
@@ -66,6 +66,7 @@ def plan_files(files: list[tuple[str, bytes]], kind: InputKind, *, label: str = 
     if not sizes:
         raise ImageDecodeError(f"{label}: no image was given")
     (width, height), = sizes
+    check_frames(count, width, height, label)
     if spec is not None:
         check_job_memory(spec, count, width, height)
     return expanded, count, width, height

@@ -41,6 +41,9 @@ DEFAULT_MAX_JOB_MEMORY = 3 << 29  # 1.5 GiB
 PREVIEW_SIDE = 1024
 #: Frames of a sequence the dashboard previews (the rest are only counted from their headers).
 PREVIEW_FRAMES = 8
+#: Largest image the dashboard decodes for a preview (JPEG excepted: it decodes at 1/8 scale from the DCT). Above it
+#: the page shows a placeholder; the worker decodes the file (and reports any corruption as the job's error).
+PREVIEW_DECODE_PIXELS = 16_000_000
 
 _SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 

@@ -290,4 +290,5 @@ SPEC = register(MethodSpec(
     provenance="Reimplemented in torch from the paper and the facts in docs/methods.md §3; no official code used.",
     url="https://caibolun.github.io/JieP/",
     min_side=8,
+    bytes_per_pixel=160,  # measured 145 (scripts/method_memory.py, 768×1152)
 ))
