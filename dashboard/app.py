@@ -13,6 +13,11 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
+# The dashboard never computes (workers do): one thread, passive waits, before torch or OpenCV load.
+from engine.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy(1)
+
 import streamlit as st  # noqa: E402
 
 from dashboard import backend, resources, state  # noqa: E402

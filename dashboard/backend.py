@@ -7,6 +7,7 @@ it returns are plain dataclasses, so no page holds an ORM object after its sessi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
@@ -20,10 +21,12 @@ from db.artifacts import ArtifactStore
 from db.models import Input, Job, JobStatus
 from db.session import session_scope
 from engine.benchmark import BenchConfig, collect, leaderboard, start
+from engine.datasets.base import datasets_root
 from engine.datasets import get_adapter
 from engine.registry import MethodSpec, OutputKind, UnknownMethodError, get_method
 
-from .uploads import PreparedInput
+from .text import md
+from .uploads import PreparedInput, check_method
 
 FINISHED = {s.value for s in JobStatus if s.finished}
 #: A queued job older than this with no live worker lease means nobody is working the queue.
@@ -76,9 +79,8 @@ def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
         raise ValueError("the upload has problems; nothing to submit")
     resolved = []
     for spec, params in requests:
-        spec.check_input(prepared.method_input)
+        check_method(prepared, spec)  # input rules and the method's memory at this size (engine.limits)
         resolved.append((spec, spec.resolve_params(params)))
-    first = prepared.frames[0]
     names = ", ".join(f.name for f in prepared.files)
     with session_scope(sessions) as session:
         content_hash = store.input_hash([f.data for f in prepared.files], prepared.kind.value)
@@ -86,8 +88,8 @@ def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
         # Jobs numbered above this were created by this submission; the rest are identical earlier requests.
         newest_before = session.scalars(select(func.max(Job.id))).first() or 0
         row = store.get_or_create_input(
-            session, [f.data for f in prepared.files], prepared.kind, names, first.shape[1], first.shape[0],
-            frame_count=len(prepared.frames), artifacts=artifacts,
+            session, [f.data for f in prepared.files], prepared.kind, names, prepared.width, prepared.height,
+            frame_count=prepared.frame_count, artifacts=artifacts,
         )
         job_ids, reused = [], 0
         for spec, params in resolved:
@@ -312,20 +314,30 @@ def artifact_bytes(key: str, artifacts: ArtifactStore | None = None) -> bytes:
 # --- benchmarks and leaderboards ----------------------------------------------------------------------------
 
 def register_dataset(sessions: sessionmaker[Session], name: str, kind: str, folder: str) -> str:
-    """Validate ``folder`` with the adapter of ``kind`` and bind ``name`` to it; returns the line to show
-    (``DatasetError`` names every problem of a folder that does not fit)."""
+    """Validate ``folder`` — a path relative to the server's datasets folder (``INTRINSIC_LAB_DATASETS``); nothing
+    outside it — with the adapter of ``kind`` and bind ``name`` to it; returns the line to show, the name escaped
+    (``DatasetError`` names every problem of a folder that does not fit, relative to the datasets folder)."""
     adapter = get_adapter(kind)
-    path = adapter.validate(folder)
+    path = adapter.validate_in_root(folder)
     with session_scope(sessions) as session:
         bstore.register_dataset(session, name.strip(), kind, str(path.resolve()))
     counts = ", ".join(f"{s}: {len(adapter.item_ids(path, s))}" for s in adapter.splits)
-    return f"Registered **{name.strip()}** ({counts} items)."
+    return f"Registered **{md(name.strip())}** ({counts} items)."
 
 
 def registered_datasets(sessions: sessionmaker[Session]) -> dict[str, tuple[str, str]]:
-    """name → (adapter kind, folder) of the datasets registered for benchmarking."""
+    """name → (adapter kind, folder to show: relative to the datasets folder, never another server path)."""
     with session_scope(sessions) as session:
-        return {d.name: (d.kind, d.folder) for d in bstore.list_datasets(session)}
+        return {d.name: (d.kind, shown_folder(d.folder)) for d in bstore.list_datasets(session)}
+
+
+def shown_folder(folder: str) -> str:
+    """A registered folder relative to the datasets root; folders registered elsewhere (from the command line) are
+    not shown to dashboard visitors."""
+    try:
+        return Path(folder).relative_to(datasets_root()).as_posix() or "."
+    except ValueError:
+        return "a folder registered from the command line"
 
 
 def start_benchmark(sessions: sessionmaker[Session], methods: Sequence[str], dataset: str, split: str) -> str:

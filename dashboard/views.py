@@ -14,6 +14,7 @@ from engine.imaging import to_display
 
 from . import backend, compare, state
 from .images import layer_display, thumbnail
+from .text import md
 
 POLL_SECONDS = 1.5
 GRID_COLUMNS = 4
@@ -47,7 +48,7 @@ def frame_strip(frames: Sequence[np.ndarray], names: Sequence[str]) -> None:
     shown = list(frames)[:GRID_COLUMNS]
     columns = st.columns(GRID_COLUMNS)
     for index, (column, frame) in enumerate(zip(columns, shown)):
-        caption = names[index] if len(names) == len(frames) else f"frame {index + 1}"
+        caption = md(names[index]) if len(names) == len(frames) else f"frame {index + 1}"
         column.image(thumbnail(to_display(frame), 512), caption=caption, width="stretch")
 
 
@@ -67,7 +68,7 @@ def job_result(job: backend.JobView, input_view: backend.InputView | None) -> No
             st.progress(min(max(job.progress, 0.0), 1.0), text=text)
             return
         if job.status == "failed":
-            st.error(job.error or "the job failed without a message", icon=":material/error:")
+            st.error(md(job.error or "the job failed without a message"), icon=":material/error:")
             return
         if job.status == "cancelled":
             st.info("This job was cancelled.")

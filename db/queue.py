@@ -21,6 +21,8 @@ from .models import Job, JobStatus, Output, WorkerRecord, utcnow
 QUEUED, RUNNING, SUCCEEDED, FAILED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.SUCCEEDED.value,
                                       JobStatus.FAILED.value)
 _MESSAGE_LIMIT = 512
+#: A job is quarantined when this many workers stopped responding while running it.
+QUARANTINE_AFTER_LOST_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ def claim_next_job(session: Session, worker_id: str, lease_seconds: float, *,
     Commit promptly: on PostgreSQL the claimed row stays locked until the transaction ends.
     """
     now = now or utcnow()
-    query = select(Job.id, Job.status, Job.attempts, Job.max_attempts, Job.worker_id).where(_claimable(now))
+    query = select(Job.id, Job.status, Job.attempts, Job.max_attempts, Job.worker_id, Job.info).where(
+        _claimable(now))
     if methods is not None:
         query = query.where(Job.method.in_(list(methods)))
     query = query.order_by(Job.created_at, Job.id)
@@ -79,11 +82,24 @@ def claim_next_job(session: Session, worker_id: str, lease_seconds: float, *,
             candidates = session.execute(query.limit(8)).all()
         if not candidates:
             return None
-        for job_id, status, attempts, max_attempts, old_worker in candidates:
+        for job_id, status, attempts, max_attempts, old_worker, info in candidates:
             still_claimable = and_(Job.id == job_id, _claimable(now))
             values = _claim_values(worker_id, now, lease_seconds)
             if status == RUNNING:
                 values["error"] = _lease_lost_message(old_worker, attempts, max_attempts)
+                lost = int((info or {}).get("lost_workers", 0)) + 1
+                values["info"] = {**(info or {}), "lost_workers": lost}
+                if lost >= QUARANTINE_AFTER_LOST_WORKERS:
+                    session.execute(
+                        update(Job).where(still_claimable)
+                        .values(status=FAILED, finished_at=now, lease_expires_at=None,
+                                info={**values["info"], "quarantined": True, "failure": "quarantined"},
+                                error=(f"quarantined: running this job stopped {lost} workers (the last was "
+                                       f"{old_worker or '?'}); it will not be run again automatically. Retry it "
+                                       f"from the Jobs page once the cause is fixed"))
+                        .execution_options(synchronize_session=False)
+                    )
+                    continue
                 if attempts >= max_attempts:
                     session.execute(
                         update(Job).where(still_claimable, Job.attempts >= Job.max_attempts)
@@ -154,7 +170,8 @@ def fail_job(session: Session, job_id: int, worker_id: str, error: str, *, retry
     else:
         values = {"status": FAILED, "finished_at": utcnow(), "lease_expires_at": None}
     if info is not None:
-        values["info"] = info
+        lost = (job.info or {}).get("lost_workers")  # the quarantine count survives a failed attempt
+        values["info"] = {**info, **({"lost_workers": lost} if lost else {})}
     if not _update_owned(session, job_id, worker_id, {**values, "error": error}):
         return None
     return values["status"]

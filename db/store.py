@@ -9,6 +9,10 @@ The job life cycle::
 
 The user's side is here (inputs, enqueue / retry / cancel, results, metrics); the worker's side (claiming, leases,
 progress, outcomes, heartbeats) is :mod:`db.queue`, re-exported here so ``store.claim_next_job`` keeps working.
+A job whose run stopped ``QUARANTINE_AFTER_LOST_WORKERS`` workers (each lost its lease mid-job: killed by the
+kernel's out-of-memory killer, a crash in native code) is quarantined: it ends failed with a message saying so, and
+only a user's retry queues it again (``info["quarantined"]``, ``info["lost_workers"]`` record it).
+
 Every state change a worker makes is a conditional UPDATE on (id, status='running', worker_id), so a worker
 that lost its lease (it was too slow, or the job was cancelled) can no longer write: a job completes once.
 """

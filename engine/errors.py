@@ -34,3 +34,7 @@ class ParameterError(IntrinsicLabError):
 
 class WeightsUnavailableError(IntrinsicLabError):
     """A learned method's weights are missing or fail verification."""
+
+
+class NumericalError(IntrinsicLabError):
+    """A method produced values that are not finite numbers (NaN or infinity); its result is refused, not stored."""

@@ -14,7 +14,6 @@ alpha is returned separately.
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +22,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageDecodeError, ImageTooLargeError
-
-#: Default pixel limit: large enough for 50 MP camera files, small enough to refuse decompression bombs.
-DEFAULT_MAX_PIXELS = 64_000_000
-MAX_PIXELS_ENV = "INTRINSIC_LAB_MAX_PIXELS"
+from .errors import ImageDecodeError, ImageTooLargeError, IntrinsicLabError
+from .limits import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, PREVIEW_DECODE_PIXELS, PREVIEW_SIDE, check_frames,  # noqa: F401
+                     limits)
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
 #: File name suffixes of the still images the project reads (datasets, training data, frame folders, uploads), all
 #: readable by both OpenCV and :func:`decode_image`; FRAME_SUFFIXES adds GIF, whose frames :func:`decode_frames` reads.
@@ -62,8 +59,34 @@ class DecodedImage:
 
 
 def max_pixels() -> int:
-    value = os.environ.get(MAX_PIXELS_ENV)
-    return int(value) if value else DEFAULT_MAX_PIXELS
+    return limits().max_pixels
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a file's header declares, read without decoding any pixel."""
+
+    format: str
+    width: int
+    height: int
+    frames: int
+    mode: str
+
+
+def _frame_count(img: Image.Image, name: str) -> int:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return max(1, int(getattr(img, "n_frames", 1) or 1))
+    except Exception:  # counting walks the frame headers, which may be corrupt
+        raise ImageDecodeError(f"{name}: the frames of this animated image cannot be read (corrupt file)") from None
+
+
+def probe_image(data: bytes, name: str = "image") -> ImageHeader:
+    """The format, size and frame count a file declares; raises ``ImageDecodeError`` for unreadable headers and
+    ``ImageTooLargeError`` above the per-frame pixel limit. Nothing is decoded."""
+    img = _open_header(data, name, max_pixels())
+    return ImageHeader(img.format, img.size[0], img.size[1], _frame_count(img, name), img.mode)
 
 
 def _describe_content(data: bytes) -> str:
@@ -81,14 +104,17 @@ def _open_header(data: bytes, name: str, limit: int) -> Image.Image:
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # hostile headers make Pillow warn; the user gets our message instead
+            img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageDecodeError(
             f"{name}: not a recognised image ({_describe_content(data)}); expected {SUPPORTED_LABEL}"
         ) from None
-    except Exception as exc:  # Pillow raises many types on hostile headers
-        raise ImageDecodeError(f"{name}: unreadable image header ({exc})") from None
+    except Exception:  # Pillow raises many types on hostile headers
+        raise ImageDecodeError(f"{name}: the image header is corrupt or unsupported") from None
     if img.format not in SUPPORTED_FORMATS:
+        img.close()
         raise ImageDecodeError(f"{name}: {img.format} images are not supported; expected {SUPPORTED_LABEL}")
     width, height = img.size
     if width < 1 or height < 1:
@@ -103,7 +129,9 @@ def _open_header(data: bytes, name: str, limit: int) -> Image.Image:
 
 def _exif_orientation(img: Image.Image) -> int:
     try:
-        return int(img.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(img.getexif().get(_EXIF_ORIENTATION_TAG, 1))
     except Exception:
         return 1
 
@@ -150,20 +178,40 @@ def _decode_high_depth(data: bytes, name: str) -> tuple[np.ndarray, int] | None:
     if decoded.dtype == np.uint16:
         return decoded.astype(np.float32) / 65535.0, 16
     if decoded.dtype in (np.float32, np.float64):
-        return np.clip(decoded.astype(np.float32), 0.0, 1.0), 32
+        return np.clip(_refuse_non_finite(decoded.astype(np.float32), name), 0.0, 1.0), 32
     raise ImageDecodeError(f"{name}: unsupported sample type {decoded.dtype}")
+
+
+def _refuse_non_finite(array: np.ndarray, name: str) -> np.ndarray:
+    """Float files may hold NaN or infinity, which no method can use: refuse them, saying how many."""
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ImageDecodeError(f"{name}: {bad} pixel value(s) are not finite numbers (NaN or infinity); "
+                               f"replace them before uploading")
+    return array
 
 
 def decode_image(data: bytes, name: str = "image", *, limit: int | None = None, allow_animation: bool = False
                  ) -> DecodedImage:
     """Decode one still image from bytes into the project convention.
 
-    Raises ``ImageDecodeError`` (or its subclass ``ImageTooLargeError``) with a user-facing message.
-    An animated file raises unless ``allow_animation`` (then the first frame is used; see ``decode_frames``).
+    Raises ``ImageDecodeError`` (or its subclass ``ImageTooLargeError``) with a user-facing message; any other
+    failure inside a decoder (hostile files make Pillow and OpenCV raise many types) becomes an
+    ``ImageDecodeError`` too. An animated file raises unless ``allow_animation`` (then the first frame is used;
+    see ``decode_frames``).
     """
+    try:
+        return _decode_image(data, name, limit=limit, allow_animation=allow_animation)
+    except (IntrinsicLabError, MemoryError):
+        raise
+    except Exception:
+        raise ImageDecodeError(f"{name}: the image data is corrupt or unsupported") from None
+
+
+def _decode_image(data: bytes, name: str, *, limit: int | None, allow_animation: bool) -> DecodedImage:
     limit = max_pixels() if limit is None else limit
     img = _open_header(data, name, limit)
-    n_frames = int(getattr(img, "n_frames", 1) or 1)
+    n_frames = _frame_count(img, name)
     notes: list[str] = []
     if n_frames > 1:
         if not allow_animation:
@@ -204,10 +252,13 @@ def decode_image(data: bytes, name: str = "image", *, limit: int | None = None, 
             array = np.asarray(img, dtype=np.float32)[:, :, None] / 65535.0
             depth = 16
         elif img.mode == "F":
-            array = np.clip(np.asarray(img, dtype=np.float32), 0, 1)[:, :, None]
+            array = np.clip(_refuse_non_finite(np.asarray(img, dtype=np.float32), name), 0, 1)[:, :, None]
             depth = 32
         else:
             array = np.asarray(img.convert(target), dtype=np.float32) / 255.0
+    if array.shape[0] != img.size[1] or array.shape[1] != img.size[0]:
+        if orientation not in (5, 6, 7, 8) or array.shape[:2] != (img.size[0], img.size[1]):
+            raise ImageDecodeError(f"{name}: the decoded size differs from the header's (corrupt file)")
     rgb, alpha = _split_alpha(array)
     return DecodedImage(
         pixels=np.ascontiguousarray(rgb, dtype=np.float32),
@@ -217,22 +268,109 @@ def decode_image(data: bytes, name: str = "image", *, limit: int | None = None, 
 
 
 def decode_frames(data: bytes, name: str = "frames", *, limit: int | None = None) -> list[np.ndarray]:
-    """Decode every frame of an animated GIF/WebP/TIFF (or the single frame of a still image)."""
+    """Decode every frame of an animated GIF/WebP/TIFF (or the single frame of a still image).
+
+    The frame count and size come from the header first and are checked against the frame and pixel budgets
+    (``engine.limits``) before any frame is decoded.
+    """
     limit = max_pixels() if limit is None else limit
     img = _open_header(data, name, limit)
-    n_frames = int(getattr(img, "n_frames", 1) or 1)
+    n_frames = _frame_count(img, name)
     if n_frames == 1:
         return [decode_image(data, name, limit=limit).pixels]
-    if img.size[0] * img.size[1] * n_frames > limit * 4:
-        raise ImageTooLargeError(f"{name}: {n_frames} frames of {img.size[0]}×{img.size[1]} exceed the pixel budget")
+    check_frames(n_frames, img.size[0], img.size[1], name)
     frames = []
     try:
         for index in range(n_frames):
             img.seek(index)
-            frames.append(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)
-    except (OSError, EOFError, ValueError) as exc:
-        raise ImageDecodeError(f"{name}: frame {len(frames) + 1} is truncated or corrupt ({exc})") from None
+            frame = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+            if frame.shape[:2] != (img.size[1], img.size[0]):
+                raise ValueError("frame size differs from the header")
+            frames.append(frame)
+    except (IntrinsicLabError, MemoryError):
+        raise
+    except Exception:
+        raise ImageDecodeError(f"{name}: frame {len(frames) + 1} is truncated or corrupt") from None
     return frames
+
+
+def preview_frames(data: bytes, name: str = "frames", count: int = 8, *, side: int = PREVIEW_SIDE
+                   ) -> list[np.ndarray]:
+    """The first ``count`` frames of an animated image, each reduced to ``side`` on its longest side (8-bit)."""
+    img = _open_header(data, name, max_pixels())
+    total = _frame_count(img, name)
+    frames = []
+    try:
+        for index in range(min(count, total)):
+            img.seek(index)
+            frame = img.convert("RGB")
+            if max(frame.size) > side:
+                frame.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            frames.append(np.asarray(frame, dtype=np.float32) / 255.0)
+    except (IntrinsicLabError, MemoryError):
+        raise
+    except Exception:
+        raise ImageDecodeError(f"{name}: frame {len(frames) + 1} is truncated or corrupt") from None
+    return frames
+
+
+def decode_preview(data: bytes, name: str = "image", *, side: int = PREVIEW_SIDE,
+                   allow_animation: bool = False) -> DecodedImage:
+    """The image reduced so that its longest side is at most ``side``, decoding no more than needed.
+
+    Small images are decoded exactly as :func:`decode_image` does. Larger ones are decoded 8 bits per sample by
+    Pillow (JPEG at reduced scale straight from the DCT, so a 50 MP photo never exists at full size), then
+    shrunk; the array at full size is never converted to float. For the dashboard, which only shows previews.
+    """
+    img = _open_header(data, name, max_pixels())
+    n_frames = _frame_count(img, name)
+    if n_frames > 1 and not allow_animation:
+        raise ImageDecodeError(
+            f"{name}: an animated {img.format} with {n_frames} frames; upload a still image, "
+            f"or use it as an image sequence"
+        )
+    width, height = img.size
+    if max(width, height) <= side:
+        return decode_image(data, name, allow_animation=allow_animation)
+    notes = [f"preview at reduced size (the image is {width}×{height})"]
+    if img.format != "JPEG" and width * height > PREVIEW_DECODE_PIXELS:
+        # Decoding any preview of a PNG/TIFF/WebP means inflating all of it: not in the dashboard's process.
+        scale = side / max(width, height)
+        grey = np.full((max(1, round(height * scale)), max(1, round(width * scale)), 3), 0.5, np.float32)
+        notes = [f"no preview for an image this large ({width}×{height}); it is checked from its header and "
+                 f"decoded by the worker"]
+        return DecodedImage(pixels=grey, alpha=None, format=img.format, bit_depth=8, original_mode=img.mode,
+                            notes=notes)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fmt, mode = img.format, img.mode
+            orientation = _exif_orientation(img)
+            if fmt == "JPEG":
+                img.draft("RGB", (side, side))
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                grey = np.asarray(img, dtype=np.float32)
+                scale = 1.0 if img.mode == "F" else 65535.0
+                grey = np.clip(_refuse_non_finite(grey, name) / scale, 0, 1)
+                img = Image.fromarray(np.round(grey * 255).astype(np.uint8), "L")
+            target = "RGBA" if ("A" in img.mode or "transparency" in img.info) else "RGB"
+            img = img.convert(target)
+            img.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            if orientation != 1:
+                img = ImageOps.exif_transpose(img)
+                notes.append(f"EXIF orientation {orientation} applied")
+            array = np.asarray(img, dtype=np.float32) / 255.0
+    except (IntrinsicLabError, MemoryError):
+        raise
+    except Exception:
+        raise ImageDecodeError(f"{name}: the image data is corrupt or unsupported") from None
+    rgb, alpha = _split_alpha(array)
+    return DecodedImage(
+        pixels=np.ascontiguousarray(rgb, dtype=np.float32),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha, dtype=np.float32),
+        format=fmt, bit_depth=8, original_mode=mode, notes=notes,
+    )
 
 
 def _png_bit_depth(data: bytes) -> int:
@@ -242,7 +380,9 @@ def _png_bit_depth(data: bytes) -> int:
 
 def _tiff_bits(img: Image.Image) -> int:
     try:
-        bits = img.tag_v2.get(258, (8,))  # BitsPerSample
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bits = img.tag_v2.get(258, (8,))  # BitsPerSample
         return int(bits[0] if isinstance(bits, tuple) else bits)
     except Exception:
         return 8

@@ -5,6 +5,7 @@ Shared by the CLI (``python -m engine run``) and the worker, so both write exact
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,3 +71,21 @@ def vector_values(spec: MethodSpec, result: MethodResult) -> dict[str, Any]:
         if out.kind == OutputKind.VECTOR and out.name in result.values:
             values[out.name] = np.asarray(result.values[out.name], dtype=float).tolist()
     return values
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON: numpy scalars and small arrays become numbers and lists, NaN and infinity become
+    ``None`` (JSON has no such numbers; PostgreSQL's JSON refuses them), anything else unknown becomes a string."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist()) if value.size <= 4096 else f"array{list(value.shape)}"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

@@ -10,13 +10,15 @@ A method's runner is a callable ``run(inputs: MethodInput, params: dict, ctx: Ru
 from __future__ import annotations
 
 import enum
+import importlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
-from .errors import InputKindError, ParameterError, UnknownMethodError
+from .errors import InputKindError, NumericalError, ParameterError, UnknownMethodError
 from .registries import Registry
 
 
@@ -142,8 +144,10 @@ class ParamSpec:
                 out = bool(value)
             else:
                 out = self.type(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ParameterError(f"parameter {self.name!r}: expected {self.type.__name__}, got {value!r}") from None
+        if isinstance(out, float) and not math.isfinite(out):
+            raise ParameterError(f"parameter {self.name!r}: {value!r} is not a finite number")
         if self.choices is not None and out not in self.choices:
             raise ParameterError(f"parameter {self.name!r}: {out!r} is not one of {list(self.choices)}")
         if self.minimum is not None and out < self.minimum:
@@ -242,6 +246,10 @@ class MethodSpec:
     #: at ``max(32, min_side)`` pixels a side. Set it only when that input does not suit the method (e.g. a face
     #: method needing a larger crop).
     example_input: Callable[[], MethodInput] | None = None
+    #: Peak memory the method needs per input pixel (frames × height × width), in bytes, decoded input included;
+    #: measured with ``scripts/method_memory.py``. Jobs whose estimate passes the memory budget
+    #: (``engine.limits``) are refused before anything is decoded. The default is deliberately pessimistic.
+    bytes_per_pixel: int = 400
 
     def __post_init__(self):
         object.__setattr__(self, "task", Task(self.task))
@@ -331,6 +339,10 @@ def run_method(name: str, inputs: MethodInput, params: Mapping[str, Any] | None 
     dev = resolve_device(device)
     if dev.type not in spec.devices:
         raise InputKindError(f"{name} does not run on {dev.type}; supported: {', '.join(spec.devices)}")
+    for index, frame in enumerate(inputs.frames):
+        if frame.dtype.kind == "f" and not np.isfinite(frame).all():
+            raise InputKindError(f"{name}: frame {index + 1} holds values that are not finite numbers (NaN or "
+                                 f"infinity)")
     report = progress or (lambda f, m: None)
     ctx = RunContext(device=dev, progress=report, weights=weights)
     runner = spec.runner()
@@ -338,5 +350,25 @@ def run_method(name: str, inputs: MethodInput, params: Mapping[str, Any] | None 
     report(0.0, f"starting {name}")
     result = runner(inputs, resolved, ctx)
     ctx.timings["total"] = time.perf_counter() - start
+    check_finite_result(spec, result)
     report(1.0, "done")
     return result, ctx, resolved
+
+
+def check_finite_result(spec: MethodSpec, result: MethodResult) -> None:
+    """Refuse a result holding NaN or infinity: stored as PNG they would silently become 0 or 1."""
+    for layer, array in result.layers.items():
+        array = np.asarray(array)
+        if array.dtype.kind == "f":
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise NumericalError(f"{spec.name} produced {bad} value(s) that are not finite numbers in its "
+                                     f"{layer!r} layer (the computation diverged); no result was stored")
+    for name, value in result.values.items():
+        try:
+            array = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if not np.isfinite(array).all():
+            raise NumericalError(f"{spec.name} produced a value that is not a finite number in {name!r} (the "
+                                 f"computation diverged); no result was stored")

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from .errors import ImageDecodeError, ImageTooLargeError, InputKindError
-from .imaging import decode_frames, encode_png, max_pixels
+from .imaging import decode_frames, max_pixels
+from .limits import check_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -160,16 +161,20 @@ def zip_members(data: bytes, name: str = "frames.zip", limits: SequenceLimits = 
 
 def frames_from_zip(data: bytes, name: str = "frames.zip", limits: SequenceLimits = DEFAULT_LIMITS) -> list[Frame]:
     """Decode every image member of a zip archive, in natural name order."""
+    from .imaging import probe_image
+
+    members = zip_members(data, name, limits)
+    count = 0
+    for label, payload in members:  # priced from the headers before anything is decoded (engine.limits)
+        header = probe_image(payload, label)
+        count += header.frames
+        if count > limits.max_frames:
+            raise ImageTooLargeError(f"{name}: more than {limits.max_frames} frames")
+        check_frames(count, header.width, header.height, name)
     frames: list[Frame] = []
-    pixel_budget = max_pixels() * 4
-    for label, payload in zip_members(data, name, limits):
+    for label, payload in members:
         decoded = decode_frames(payload, label)
         frames.extend(Frame(p, label if len(decoded) == 1 else f"{label} frame {k + 1}") for k, p in enumerate(decoded))
-        pixel_budget -= sum(p.shape[0] * p.shape[1] for p in decoded)
-        if len(frames) > limits.max_frames or pixel_budget < 0:
-            raise ImageTooLargeError(
-                f"{name}: more than {limits.max_frames} frames or {max_pixels() * 4 / 1e6:.0f} megapixels in all"
-            )
     return frames
 
 
@@ -181,9 +186,27 @@ def _evenly_spaced(count: int, wanted: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, count - 1, wanted)})
 
 
+def _bgr_to_float_rgb(bgr: np.ndarray) -> np.ndarray:
+    scale = 65535.0 if bgr.dtype == np.uint16 else 255.0
+    return np.ascontiguousarray(bgr[:, :, 2::-1], dtype=np.float32) / scale
+
+
+def _bgr_to_png(bgr: np.ndarray) -> bytes:
+    if bgr.dtype == np.uint16:
+        bgr = (bgr >> 8).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr[:, :, :3]))
+    if not ok:
+        raise ImageDecodeError("a video frame could not be re-encoded")
+    return buf.tobytes()
+
+
 def frames_from_video(data: bytes, name: str = "video", n_frames: int | None = None,
-                      limits: SequenceLimits = DEFAULT_LIMITS) -> list[Frame]:
-    """Sample ``n_frames`` evenly spaced frames from a video (all of them if it is shorter)."""
+                      limits: SequenceLimits = DEFAULT_LIMITS, *, convert=_bgr_to_float_rgb) -> list[Frame]:
+    """Sample ``n_frames`` evenly spaced frames from a video (all of them if it is shorter).
+
+    ``convert`` turns each decoded BGR frame into what ``Frame.pixels`` holds (default: float RGB), one frame at a
+    time, so a caller that only re-encodes (``expand_upload``) never holds more than one decoded frame.
+    """
     wanted = limits.video_frames if n_frames is None else int(n_frames)
     if wanted < 1:
         raise InputKindError(f"{name}: the number of frames to sample must be at least 1, got {wanted}")
@@ -198,7 +221,7 @@ def frames_from_video(data: bytes, name: str = "video", n_frames: int | None = N
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        return _sample_video(path, name, wanted, limits)
+        return _sample_video(path, name, wanted, limits, convert)
     finally:
         os.unlink(path)
 
@@ -216,7 +239,38 @@ def _open_capture(path: str, name: str) -> cv2.VideoCapture:
     return capture
 
 
-def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits) -> list[Frame]:
+def probe_video(data: bytes, name: str = "video", n_frames: int | None = None,
+                limits: SequenceLimits = DEFAULT_LIMITS) -> tuple[int, int, int]:
+    """``(frames that would be sampled, width, height)`` from the container's header, decoding no frame."""
+    wanted = limits.video_frames if n_frames is None else int(n_frames)
+    if len(data) == 0:
+        raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
+    if len(data) > limits.max_video_bytes:
+        raise ImageTooLargeError(
+            f"{name}: the video is {len(data) / 1e6:.0f} MB, above the limit of {limits.max_video_bytes / 1e6:.0f} MB"
+        )
+    suffix = os.path.splitext(name)[1].lower() or ".bin"
+    handle, path = tempfile.mkstemp(prefix="intrinsic-lab-video-", suffix=suffix)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        capture = _open_capture(path, name)
+        try:
+            width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+            height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        finally:
+            capture.release()
+    finally:
+        os.unlink(path)
+    if width < 1 or height < 1:
+        raise ImageDecodeError(f"{name}: the video declares no frame size")
+    frames = min(wanted, limits.max_frames, declared) if declared > 0 else min(wanted, limits.max_frames)
+    return max(1, frames), width, height
+
+
+def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits, convert=_bgr_to_float_rgb
+                  ) -> list[Frame]:
     # The container's frame count is often missing or wrong, so count by grabbing (no decoding), then decode
     # only the chosen frames on a second pass; both passes stop at a hard cap.
     cap_count = 100_000
@@ -233,12 +287,8 @@ def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits) -> 
     frames: list[Frame] = []
     capture = _open_capture(path, name)
     try:
-        pixels = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) * int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if pixels * len(chosen) > max_pixels() * 4:
-            raise ImageTooLargeError(
-                f"{name}: {len(chosen)} frames of {pixels / 1e6:.1f} megapixels exceed the pixel budget; "
-                f"sample fewer frames"
-            )
+        check_frames(len(chosen), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                     int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), name)
         for index in range(max(chosen) + 1):
             if not capture.grab():
                 break
@@ -248,9 +298,7 @@ def _sample_video(path: str, name: str, wanted: int, limits: SequenceLimits) -> 
                     raise ImageDecodeError(f"{name}: frame {index + 1} cannot be decoded")
                 if bgr.ndim == 2:
                     bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-                scale = 65535.0 if bgr.dtype == np.uint16 else 255.0
-                rgb = np.ascontiguousarray(bgr[:, :, 2::-1], dtype=np.float32) / scale
-                frames.append(Frame(rgb, f"{name} frame {index + 1}"))
+                frames.append(Frame(convert(bgr), f"{name} frame {index + 1}"))
     finally:
         capture.release()
     if not frames:
@@ -295,8 +343,8 @@ def expand_upload(data: bytes, name: str, *, n_video_frames: int | None = None,
     if kind == "zip":
         return zip_members(data, name, limits)
     if kind == "video":
-        return [(f"{f.label}.png", encode_png(f.pixels, bit_depth=8))
-                for f in frames_from_video(data, name, n_video_frames, limits)]
+        return [(f"{f.label}.png", f.pixels)
+                for f in frames_from_video(data, name, n_video_frames, limits, convert=_bgr_to_png)]
     return [(name, data)]
 
 

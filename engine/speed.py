@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one case here
     args = parser.parse_args(argv)
+    from .threads import apply_thread_policy
+
+    apply_thread_policy(args.threads)  # before torch loads: passive OpenMP waits, this process's share of CPUs
 
     if args.list:
         for case in BENCH_CASES.values():

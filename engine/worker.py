@@ -5,9 +5,18 @@ background thread, decodes the input's files from the artifact store, runs the m
 :func:`engine.registry.run_method`, stores every encoded layer as an artifact plus an ``outputs`` row, and
 completes the job. Run one worker per GPU (``--device cuda:N``); any number may share one database.
 
-Failures: a user-facing error (:class:`~engine.errors.IntrinsicLabError`: bad input, bad parameter, missing
-weights) fails the job at once with its message; anything else is retried up to the job's ``max_attempts``.
-A worker that dies mid-job loses its lease, and another worker takes the job over once the lease expires.
+Failures are classified (:func:`classify_failure`) and only infrastructure is retried:
+
+- ``user``: a user-facing error (:class:`~engine.errors.IntrinsicLabError`: bad input, bad parameter, over a budget,
+  missing weights, a diverged computation) fails the job at once with its one-line message;
+- ``infrastructure``: the database or the artifact storage failing, or running out of memory (the worker recovers
+  and the job goes back to the queue, up to its ``max_attempts``);
+- ``internal``: any other exception is a bug, deterministic for this input: the job fails at once with a plain
+  message; the exception and its stack go to the worker's log (and ``info["internal"]``, which no page shows),
+  never to the user.
+
+A worker that dies mid-job loses its lease, and another worker takes the job over once the lease expires; a job
+whose run stopped two workers is quarantined (failed, not retried automatically; see :func:`db.store.claim_next_job`).
 SIGTERM/SIGINT: the current job is released back to the queue at its next progress report (or finished, if
 the method reports none); a second signal stops at once.
 """
@@ -25,9 +34,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from db import store
 from db.artifacts import ArtifactStore
@@ -37,7 +45,7 @@ from db.session import default_sessions, session_scope
 from .device import describe_device, resolve_device
 from .errors import IntrinsicLabError
 from .inputs import input_from_files
-from .outputs import encode_result, vector_values
+from .outputs import encode_result, json_safe, vector_values
 from .registry import InputKind, MethodInput, all_methods, get_method, run_method
 
 log = logging.getLogger("intrinsic_lab.worker")
@@ -65,30 +73,50 @@ class WorkerConfig:
     methods: tuple[str, ...] | None = None  # restrict to these methods (default: all that run on the device)
 
 
-def load_method_input(record: Input, artifacts: ArtifactStore) -> MethodInput:
-    """Decode a stored input's files into frames (sequences: every frame of every file, in order)."""
+def load_method_input(record: Input, artifacts: ArtifactStore, spec=None) -> MethodInput:
+    """Decode a stored input's files into frames (sequences: every frame of every file, in order).
+
+    With ``spec``, the budgets and the method's memory are checked from the files' headers before decoding.
+    """
     keys = list(record.frames)
     names = [record.original_name if len(keys) == 1 else f"{record.original_name} (file {i + 1})"
              for i in range(len(keys))]
     return input_from_files([(name, artifacts.get(key)) for name, key in zip(names, keys)],
-                            InputKind(record.kind), label=record.original_name)
+                            InputKind(record.kind), label=record.original_name, spec=spec)
 
 
 def _jsonable(value: Any) -> Any:
-    """Diagnostics from methods may hold numpy scalars and arrays; the store keeps JSON."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist() if value.size <= 4096 else f"array{list(value.shape)}"
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # PostgreSQL's JSON has no NaN or Infinity
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
+    """Diagnostics from methods may hold numpy scalars and arrays; the store keeps strict JSON (NaN → null)."""
+    return json_safe(value)
+
+
+USER, INFRASTRUCTURE, INTERNAL = "user", "infrastructure", "internal"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def classify_failure(exc: BaseException, method: str = "the method") -> tuple[str, str]:
+    """``(kind, message for the user)`` of an exception raised while running a job.
+
+    ``kind`` is ``user`` (fail at once, the message is the error's own), ``infrastructure`` (retry) or ``internal``
+    (a bug: fail at once). Messages never name an exception type or show a stack.
+    """
+    if isinstance(exc, IntrinsicLabError):
+        return USER, str(exc)
+    if _out_of_memory(exc):
+        return INFRASTRUCTURE, f"the worker ran out of memory running {method}"
+    if isinstance(exc, (OperationalError, DBAPIError)) or (
+            isinstance(exc, SQLAlchemyError) and "connection" in str(exc).lower()):
+        return INFRASTRUCTURE, "the database was unavailable while the job ran"
+    if isinstance(exc, OSError):
+        return INFRASTRUCTURE, "the server's storage failed while the job ran"
+    return INTERNAL, (f"{method} failed on this input because of an internal error (a bug, not something the "
+                      f"input or the settings can fix); the details are in the worker's log")
 
 
 class _LeaseKeeper:
@@ -268,9 +296,10 @@ class Worker:
         timings: dict[str, float] = {}
         try:
             start = time.perf_counter()
-            inputs = load_method_input(record, self.artifacts)
-            timings["load_input"] = time.perf_counter() - start
             spec = get_method(method)
+            spec.resolve_params(params)  # a bad parameter fails before the input is read
+            inputs = load_method_input(record, self.artifacts, spec)
+            timings["load_input"] = time.perf_counter() - start
             result, ctx, resolved = run_method(method, inputs, params, device=str(self.device),
                                                progress=self._progress, weights=weights)
             timings.update(ctx.timings)
@@ -300,16 +329,26 @@ class Worker:
                 released = store.release_job(session, job_id, self.worker_id)
             log.info("job %s: %s", job_id, "released to the queue" if released else "was no longer ours")
             raise
-        except IntrinsicLabError as exc:
-            self._fail(job_id, str(exc), retryable=False, timings=timings)
-        except Exception as exc:
-            log.exception("job %s: unexpected error", job_id)
-            self._fail(job_id, f"{type(exc).__name__}: {exc}", retryable=True, timings=timings,
-                       details=traceback.format_exc(limit=20))
+        except Exception as exc:  # MemoryError included: the worker frees the job's memory and carries on
+            kind, message = classify_failure(exc, method)
+            details = None
+            if kind == USER:
+                log.info("job %s: refused: %s", job_id, message)
+            else:
+                details = traceback.format_exc(limit=20)
+                log.error("job %s: %s error: %s", job_id, kind, details)
+            del exc
+            self._fail(job_id, message, retryable=kind == INFRASTRUCTURE, timings=timings, details=details,
+                       kind=kind)
 
     def _fail(self, job_id: int, error: str, *, retryable: bool, timings: dict[str, float],
-              details: str | None = None) -> None:
-        info = {"timings": timings, **({"traceback": details} if details else {})}
-        with session_scope(self.sessions) as session:
-            status = store.fail_job(session, job_id, self.worker_id, error, retryable=retryable, info=info)
+              details: str | None = None, kind: str = USER) -> None:
+        # ``internal`` keeps the stack for whoever reads the database; the dashboard shows only ``error``.
+        info = {"timings": timings, "failure": kind, **({"internal": details} if details else {})}
+        try:
+            with session_scope(self.sessions) as session:
+                status = store.fail_job(session, job_id, self.worker_id, error, retryable=retryable, info=info)
+        except OperationalError as exc:  # the database is gone: the lease runs out and the job is retried
+            log.warning("job %s: could not record the failure (%s)", job_id, exc.orig)
+            return
         log.info("job %s: %s → %s", job_id, error, status or "no longer ours")

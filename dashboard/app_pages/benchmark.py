@@ -4,10 +4,13 @@ The run's jobs go on the ordinary job queue, so the workers (one per GPU) do the
 and scores what has finished (through :mod:`dashboard.backend`; widget keys in :mod:`dashboard.state`).
 """
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from dashboard import backend, resources, state
+from dashboard.text import md
 from engine.benchmark.runner import eligible_methods
 from engine.datasets import ADAPTERS
 from engine.errors import IntrinsicLabError
@@ -20,12 +23,14 @@ with st.expander("Register a dataset folder", expanded=False):
     name = st.text_input("Name", key=state.BENCHMARK_NAME, placeholder="e.g. mit-test")
     kind = st.selectbox("Layout", list(ADAPTERS), key=state.BENCHMARK_KIND,
                         format_func=lambda k: f"{ADAPTERS[k].title} — {ADAPTERS[k].layout}")
-    folder = st.text_input("Folder on the server", key=state.BENCHMARK_FOLDER)
+    folder = st.text_input("Folder, inside the server's datasets folder", key=state.BENCHMARK_FOLDER,
+                           help="A path relative to the datasets folder the administrator configured "
+                                "(INTRINSIC_LAB_DATASETS); folders elsewhere on the server cannot be registered.")
     if st.button("Check and register", key=state.BENCHMARK_REGISTER, disabled=not (name and folder)):
         try:
             st.success(backend.register_dataset(sessions, name, kind, folder))
         except IntrinsicLabError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
 
 datasets = backend.registered_datasets(sessions)
 if not datasets:
@@ -42,7 +47,7 @@ else:
         try:
             st.success(backend.start_benchmark(sessions, methods, dataset, split))
         except IntrinsicLabError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
 
 st.subheader("Runs")
 table = backend.benchmark_runs(sessions)

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import backend, catalog, resources, state, views
 from dashboard.params import render_params
+from dashboard.text import md
 from dashboard.uploads import UploadedFile, file_types, method_problems, prepare_input
 from engine.errors import IntrinsicLabError
 from engine.registry import InputKind, methods_for
@@ -36,10 +37,10 @@ files = st.file_uploader(
 uploaded = [UploadedFile(f.name, f.getvalue()) for f in (files if many else [files] if files else [])]
 prepared = prepare_input(uploaded, kind)
 for message in prepared.errors:
-    st.error(message, icon=":material/error:")
+    st.error(md(message), icon=":material/error:")
 if prepared.frames:
     views.frame_strip(prepared.frames, [f.name for f in prepared.files])
-    st.caption(" · ".join([prepared.size_label, *prepared.notes]))
+    st.caption(" · ".join(md(part) for part in [prepared.size_label, *prepared.notes]))
 
 specs = methods_for(kind)
 by_name = {spec.name: spec for spec in specs}
@@ -61,7 +62,7 @@ for name in chosen:
 
 problems = method_problems(prepared, [spec for spec, _ in requests])
 for name, message in problems.items():
-    st.warning(message, icon=":material/block:")
+    st.warning(md(message), icon=":material/block:")
 runnable = [(spec, params) for spec, params in requests if spec.name not in problems]
 
 hint = ("Upload an image first." if not uploaded else "Fix the upload first." if not prepared.ready
@@ -71,7 +72,7 @@ if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=hint 
     try:
         submission = backend.submit(resources.sessions(), prepared, runnable, weights=weights)
     except IntrinsicLabError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(md(exc), icon=":material/error:")
     else:
         st.session_state[state.SUBMITTED_INPUT] = submission.input_id
         st.session_state[state.SUBMITTED_JOBS] = submission.job_ids

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import backend, compare, resources, state, views
+from dashboard.text import md
 from engine.registry import all_methods
 
 
@@ -23,7 +24,7 @@ if not entries:
 for entry in entries:
     with st.container(border=True):
         item = entry.input
-        st.markdown(f"**{item.name}** · {item.width}×{item.height}"
+        st.markdown(f"**{md(item.name)}** · {item.width}×{item.height}"
                     + (f" × {item.frame_count} frames" if item.frame_count > 1 else "")
                     + f" · {item.created_at:%Y-%m-%d %H:%M} UTC")
         cells = st.columns(views.GRID_COLUMNS + 1)

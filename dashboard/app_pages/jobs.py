@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import backend, resources, state, views
+from dashboard.text import md
 from db.models import JobStatus
 from db.store import JobStateError
 
@@ -64,8 +65,8 @@ else:
             st.session_state[state.JOBS_NOTE] = f"Not done: {exc}"
         st.rerun()
     if selected.error:
-        st.error(selected.error, icon=":material/error:")
+        st.error(md(selected.error), icon=":material/error:")
 note = st.session_state[state.JOBS_NOTE]
 if note:
-    (st.warning if note.startswith("Not done") else st.success)(note)
+    (st.warning if note.startswith("Not done") else st.success)(md(note))
     st.session_state[state.JOBS_NOTE] = None  # shown once

@@ -2,16 +2,21 @@
 
 Each sub-command lives in its own module under ``engine/cli/`` exposing ``add_parser(subparsers)``, which adds
 its parser and sets ``handler`` (a function taking the parsed args and returning an exit code).
-User-facing errors (:class:`engine.errors.IntrinsicLabError`) become one line on stderr and exit code 2.
+User-facing errors (:class:`engine.errors.IntrinsicLabError`) become one line on stderr and exit code 2; an
+unexpected exception (a bug) becomes one line and exit code 1, without its traceback unless ``INTRINSIC_LAB_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import IntrinsicLabError
+
+#: Set to 1 to let unexpected exceptions show their traceback (development only).
+DEBUG_ENV = "INTRINSIC_LAB_DEBUG"
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.cli.methods",
@@ -34,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..threads import apply_thread_policy
+
+    apply_thread_policy()  # again now that torch and OpenCV are loaded: their pools get this process's share
     try:
         return int(args.handler(args) or 0)
     except IntrinsicLabError as exc:
@@ -42,3 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory; try a smaller input (see engine/limits.py for the budgets)", file=sys.stderr)
+        return 3
+    except Exception:
+        # A bug, not the user's doing: one line, no traceback (INTRINSIC_LAB_DEBUG=1 shows it).
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        print(f"error: internal error in `{args.command}` (a bug; rerun with {DEBUG_ENV}=1 for details)",
+              file=sys.stderr)
+        return 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..device import describe_device
 from ..inputs import load_input
-from ..outputs import encode_result, vector_values
+from ..outputs import encode_result, json_safe, vector_values
 from ..registry import get_method, run_method
 
 
@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
 def handle(args) -> int:
     spec = get_method(args.method)
     params = dict(_parse_param(t) for t in args.param)
-    inputs = load_input(args.inputs, spec.input_kind)
+    spec.resolve_params(params)  # a bad parameter is refused before any file is read
+    inputs = load_input(args.inputs, spec.input_kind, spec=spec)
 
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{fraction * 100:5.1f}%] {message:<60}", end="", file=sys.stderr, flush=True)
@@ -52,7 +53,8 @@ def handle(args) -> int:
         "inputs": [str(p) for p in args.inputs], "timings_s": ctx.timings, "files": files,
         "values": vector_values(spec, result), "info": result.info,
     }
-    (out_dir / "result.json").write_text(json.dumps(record, indent=2, default=str))
+    # Strict JSON: NaN/Infinity (never valid JSON) are written as null by json_safe; allow_nan=False proves it.
+    (out_dir / "result.json").write_text(json.dumps(json_safe(record), indent=2, allow_nan=False))
     print(f"{spec.name}: wrote {len(files)} layer(s) to {out_dir} in {ctx.timings['total']:.2f} s "
           f"on {record['device']}")
     return 0

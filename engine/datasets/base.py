@@ -8,9 +8,10 @@ images, ``srgb`` for photos) and the ground truth under the *roles* the metrics 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -19,6 +20,55 @@ import numpy as np
 from ..errors import IntrinsicLabError
 from ..imaging import IMAGE_SUFFIXES
 from ..registry import InputKind
+
+#: The one folder under which the dashboard may register dataset folders (default ``$INTRINSIC_LAB_DATA/datasets``).
+DATASETS_ROOT_ENV = "INTRINSIC_LAB_DATASETS"
+#: Text files an adapter reads (ground-truth tables, judgements, metadata) larger than this are refused.
+MAX_TEXT_BYTES = 32 << 20
+
+
+def datasets_root() -> Path:
+    """The configured datasets folder, absolute, symbolic links resolved (it need not exist yet)."""
+    configured = os.environ.get(DATASETS_ROOT_ENV)
+    if configured:
+        return Path(os.path.realpath(Path(configured).expanduser()))
+    data = os.environ.get("INTRINSIC_LAB_DATA") or "data"
+    return Path(os.path.realpath(Path(data).expanduser() / "datasets"))
+
+
+def folder_in_root(text: str, root: Path | None = None) -> tuple[Path, str]:
+    """``(absolute folder, name to show)`` for a folder a dashboard user typed, relative to the datasets root.
+
+    Refused, with one message that says nothing about the rest of the server (not whether the path exists): an
+    absolute path, ``..``, or a symbolic link that leads outside the root.
+    """
+    root = root or datasets_root()
+    raw = str(text).strip().replace("\\", "/")
+    outside = DatasetError(
+        f"only folders inside the server's datasets folder can be registered; give a path relative to it "
+        f"(e.g. mit-test), and ask the administrator to place the data there ({DATASETS_ROOT_ENV})")
+    if not raw or "\x00" in raw:
+        raise DatasetError("give the folder's path, relative to the server's datasets folder")
+    relative = PurePosixPath(raw)
+    if raw.startswith(("~", "/")) or ".." in relative.parts or re.match(r"^[A-Za-z]:", raw):
+        raise outside
+    folder = Path(os.path.realpath(root / relative))
+    if folder != root and root not in folder.parents:
+        raise outside
+    shown = folder.relative_to(root).as_posix() if folder != root else "."
+    return folder, shown
+
+
+def read_text_file(path: Path) -> str:
+    """A small UTF-8 text file; ``DatasetError`` naming only the file's own name when it is not one."""
+    try:
+        if path.stat().st_size > MAX_TEXT_BYTES:
+            raise DatasetError(f"{path.name}: larger than {MAX_TEXT_BYTES >> 20} MB; not a ground-truth file")
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path.name}: not a UTF-8 text file") from None
+    except OSError:
+        raise DatasetError(f"{path.name}: cannot be read") from None
 
 
 class DatasetError(IntrinsicLabError):
@@ -70,6 +120,26 @@ class DatasetAdapter:
             listed = "\n".join(f"  - {p}" for p in found[:50])
             more = f"\n  … and {len(found) - 50} more" if len(found) > 50 else ""
             raise DatasetError(f"{folder} is not a valid {self.title} folder ({self.layout}):\n{listed}{more}")
+        return folder
+
+    def validate_in_root(self, text: str, root: Path | None = None) -> Path:
+        """Validate a folder a dashboard user typed: only inside the datasets root (:func:`folder_in_root`), and
+        every message names paths relative to it. Returns the absolute folder."""
+        folder, shown = folder_in_root(text, root)
+        if not folder.exists():
+            raise DatasetError(f"{shown}: no such folder in the datasets folder")
+        if not folder.is_dir():
+            raise DatasetError(f"{shown}: is a file, not a folder ({self.kind} expects {self.layout})")
+        try:
+            found = self.problems(folder)
+        except DatasetError as exc:
+            found = [str(exc).replace(str(folder) + os.sep, "").replace(str(folder), shown)]
+        except Exception:  # an unreadable or malformed file: say so without quoting it
+            found = ["some files cannot be read (permissions, or not the format this layout expects)"]
+        if found:
+            listed = "\n".join(f"  - {p.replace(str(folder) + os.sep, '')}" for p in found[:50])
+            more = f"\n  … and {len(found) - 50} more" if len(found) > 50 else ""
+            raise DatasetError(f"{shown} is not a valid {self.title} folder ({self.layout}):\n{listed}{more}")
         return folder
 
     def items(self, folder: str | Path, split: str) -> list[str]:

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, read_float, unreadable, write_png
+from .base import (DatasetAdapter, DatasetError, Sample, as_rgb, image_files, read_float, read_text_file, unreadable,
+                   write_png)
 
 _GT_SUFFIXES = (".csv", ".txt")
 _NAME_COLUMNS = ("image", "file", "filename", "name")
@@ -57,17 +58,23 @@ class ColourConstancy(DatasetAdapter):
                 if not meta.is_file():
                     continue
                 try:
-                    value = json.loads(meta.read_text())["illuminant_color_raw"]
+                    value = json.loads(read_text_file(meta))["illuminant_color_raw"]
                     truth[stem] = [float(v) for v in value]
-                except (ValueError, KeyError, TypeError) as exc:
-                    problems.append(f"{meta.name}: no readable illuminant_color_raw ({exc.__class__.__name__})")
+                except DatasetError as exc:
+                    problems.append(str(exc))
+                except (ValueError, KeyError, TypeError):
+                    problems.append(f"{meta.name}: no readable illuminant_color_raw")
         for stem, rgb in truth.items():
             if len(rgb) != 3 or not np.all(np.isfinite(rgb)) or min(rgb) < 0 or max(rgb) <= 0:
                 problems.append(f"{stem}: illuminant {rgb} is not three non-negative numbers")
         return images, truth, problems
 
     def _read_table(self, table: Path, stems: list[str]):
-        rows = [r for r in csv.reader(table.read_text().replace("\t", ",").splitlines()) if any(c.strip() for c in r)]
+        try:
+            text = read_text_file(table)
+        except DatasetError as exc:
+            return {}, [str(exc)]
+        rows = [r for r in csv.reader(text.replace("\t", ",").splitlines()) if any(c.strip() for c in r)]
         rows = [[c.strip() for c in (r if len(r) > 1 else r[0].split())] for r in rows]
         truth, problems = {}, []
         header = [c.lower() for c in rows[0]] if rows else []
@@ -87,7 +94,7 @@ class ColourConstancy(DatasetAdapter):
                 try:
                     truth[stem] = [float(v) for v in row[:3]]
                 except ValueError:
-                    problems.append(f"{table.name} line {n}: cannot read three numbers from {row}")
+                    problems.append(f"{table.name} line {n}: cannot read three numbers")
         return truth, problems
 
     def problems(self, folder: Path) -> list[str]:

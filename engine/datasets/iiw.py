@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from ..registry import InputKind
-from .base import (DatasetAdapter, DatasetError, Sample, as_rgb, image_files, natural_key, read_float, unreadable,
-                   write_png)
+from .base import (DatasetAdapter, DatasetError, Sample, as_rgb, image_files, natural_key, read_float, read_text_file,
+                   unreadable, write_png)
 
 
 class IIW(DatasetAdapter):
@@ -41,9 +41,15 @@ class IIW(DatasetAdapter):
                 found.append(f"{image.name}: no {stem}.json judgement file beside it")
                 continue
             try:
-                data = json.loads(judgement.read_text())
-            except ValueError as exc:
-                found.append(f"{judgement.name}: not valid JSON ({exc})")
+                data = json.loads(read_text_file(judgement))
+            except DatasetError as exc:
+                found.append(str(exc))
+                continue
+            except ValueError:
+                found.append(f"{judgement.name}: not valid JSON")
+                continue
+            if not isinstance(data, dict):
+                found.append(f"{judgement.name}: not a JSON object")
                 continue
             for key in ("intrinsic_points", "intrinsic_comparisons"):
                 if not isinstance(data.get(key), list):

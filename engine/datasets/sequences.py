@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import InputKind
-from .base import DatasetAdapter, DatasetError, Sample, as_rgb, image_files, image_header, read_float, write_png
+from .base import (DatasetAdapter, DatasetError, Sample, as_rgb, image_files, image_header, read_float,
+                   read_text_file, write_png)
 
 RESERVED = ("reflectance", "shading", "mask", "original", "diffuse", "specular")
 
@@ -39,7 +40,10 @@ class ImageSequences(DatasetAdapter):
     def _colour_space(self, folder: Path) -> str:
         config = folder / "dataset.json"
         if config.is_file():
-            value = json.loads(config.read_text()).get("colour_space", "srgb")
+            try:
+                value = json.loads(read_text_file(config)).get("colour_space", "srgb")
+            except (ValueError, AttributeError):
+                raise DatasetError(f"{config.name}: not a JSON object with a colour_space") from None
             if value not in ("srgb", "linear"):
                 raise DatasetError(f"{config}: colour_space must be 'srgb' or 'linear', got {value!r}")
             return value

@@ -29,5 +29,6 @@ for _name, _task, _layer, _ROLE, _what in (
         input_kind=InputKind.IMAGE,
         outputs=(OutputSpec(_layer, OutputKind.IMAGE, "the input image, unchanged", colour_space="srgb", role=_ROLE),),
         params=(), runner=_identity(_layer), is_baseline=True, min_side=1,
+        bytes_per_pixel=32,  # measured 27 (scripts/method_memory.py, 768×1152)
         provenance="Written for Intrinsic Lab.",
     ))

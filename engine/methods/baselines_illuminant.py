@@ -109,6 +109,7 @@ def _register(name, title, paper, year, summary, order, p, params):
         name=name, title=title, paper=paper, year=year, task="illuminant", summary=summary,
         input_kind=InputKind.RAW_IMAGE, outputs=_OUTPUTS, params=params + (_SATURATION,),
         runner=_runner(order, p), is_baseline=True, min_side=4,
+        bytes_per_pixel=120,  # measured 81-105 (scripts/method_memory.py, 768×1152)
         provenance="Written for Intrinsic Lab from the Minkowski-framework definitions (van de Weijer et al. 2007).",
     ))
 

@@ -255,4 +255,5 @@ SPEC = register(MethodSpec(
     runner=lambda: run, learned=True,
     provenance="architecture from the paper and methods.md §8; weights trained by this project (engine/train)",
     url="https://www.cs.cornell.edu/projects/cgintrinsics/",
+    bytes_per_pixel=110,  # measured 93 (scripts/method_memory.py, 768×1152; the network sees ≤ max_side)
 ))

@@ -437,5 +437,6 @@ register(MethodSpec(
     provenance="Architecture and losses re-implemented from the paper and the facts of the authors' TensorFlow code "
                "(TF 'SAME' padding, nearest resizes to the skip size); no code copied.",
     min_side=8,
+    bytes_per_pixel=1200,  # measured 1080 (scripts/method_memory.py, 768×1152, CPU tiling)
     url="https://daooshee.github.io/BMVC2018website/",
 ))

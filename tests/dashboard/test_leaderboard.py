@@ -63,28 +63,37 @@ def test_drill_down_opens_the_gallery_on_that_image(scored):
     assert "mit-mini/box" in chosen.format_func(chosen.value)
 
 
-def test_benchmark_page_lists_runs_and_validates_folders(scored, tmp_path):
+def test_benchmark_page_lists_runs_and_validates_folders(scored, tmp_path, monkeypatch):
+    monkeypatch.setenv("INTRINSIC_LAB_DATASETS", str(tmp_path))
     at = open_page("app_pages/benchmark.py")
     runs = frame_with(at, "progress")
     assert list(runs["status"]) == ["complete"] and runs["progress"].iloc[0] == 1.0
     at.text_input(key="benchmark.register_name").input("broken")
-    at.text_input(key="benchmark.register_folder").input(str(tmp_path / "missing")).run()
+    at.text_input(key="benchmark.register_folder").input("missing").run()
     at.button(key="benchmark.register").click().run()
-    assert any("no such folder" in e.value for e in at.error)
+    shown = lambda: [e.value.replace("\\", "") for e in at.error]  # noqa: E731 (Markdown escapes removed)
+    assert any("missing: no such folder in the datasets folder" in m for m in shown())
+    # Anywhere else on the server: one message, whether or not the folder exists, naming nothing there.
+    at.text_input(key="benchmark.register_folder").input("/root").run()
+    at.button(key="benchmark.register").click().run()
+    assert any("only folders inside the server" in m and "/root" not in m for m in shown())
 
 
-def test_backend_registers_queues_and_lists_benchmarks(sessions, tmp_path):
-    """What the Benchmarks page calls: validation by the adapter, the queue, and the runs table."""
+def test_backend_registers_queues_and_lists_benchmarks(sessions, tmp_path, monkeypatch):
+    """What the Benchmarks page calls: validation by the adapter inside the datasets folder, the queue, the runs."""
     from benchmark.tiny_data import write_tiny_mit
     from dashboard import backend
     from engine.datasets import DatasetError
 
+    monkeypatch.setenv("INTRINSIC_LAB_DATASETS", str(tmp_path))
     write_tiny_mit(tmp_path / "mit")
-    assert backend.register_dataset(sessions, " mini ", "mit-intrinsic", str(tmp_path / "mit")).startswith(
+    assert backend.register_dataset(sessions, " mini ", "mit-intrinsic", "mit").startswith(
         "Registered **mini** (test: 0, train: 2, all: 2 items)")
-    assert backend.registered_datasets(sessions)["mini"][0] == "mit-intrinsic"
+    assert backend.registered_datasets(sessions)["mini"] == ("mit-intrinsic", "mit")
     with pytest.raises(DatasetError, match="no such folder"):
-        backend.register_dataset(sessions, "gone", "mit-intrinsic", str(tmp_path / "missing"))
+        backend.register_dataset(sessions, "gone", "mit-intrinsic", "missing")
+    with pytest.raises(DatasetError, match="only folders inside"):
+        backend.register_dataset(sessions, "away", "mit-intrinsic", str(tmp_path / "mit"))
     assert backend.start_benchmark(sessions, [BASELINES[0]], "mini", "train").startswith("Run 1: 2 job(s) queued")
     runs = backend.benchmark_runs(sessions)
     assert [(r["dataset"], r["status"], r["progress"]) for r in runs] == [("mini", "running", 0.0)]

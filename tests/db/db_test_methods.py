@@ -3,7 +3,9 @@
 They exist to make a worker's behaviour observable and controllable: ``test_echo`` logs every run to
 ``$INTRINSIC_LAB_TEST_RUN_LOG`` (so a test can count executions), ``test_sleep`` runs for a set time while
 reporting progress (so a test can kill or stop a worker mid-job), ``test_crash`` always raises an unexpected
-error and ``test_user_error`` a user-facing one; ``test_cuda_only`` declares that it needs CUDA.
+error and ``test_user_error`` a user-facing one; ``test_cuda_only`` declares that it needs CUDA;
+``test_out_of_memory`` raises ``MemoryError`` (infrastructure), ``test_die`` ends its process (a job that kills its
+worker) and ``test_nan`` returns NaN pixels.
 """
 
 from __future__ import annotations
@@ -54,6 +56,21 @@ def _crash(inputs, params, ctx):
     raise RuntimeError("simulated crash inside the method")
 
 
+def _out_of_memory(inputs, params, ctx):
+    _log("run", params)
+    raise MemoryError()
+
+
+def _die(inputs, params, ctx):
+    """Stands for a job that kills its worker (the kernel's OOM killer, a crash in native code)."""
+    _log("run", params)
+    os._exit(137)
+
+
+def _nan(inputs, params, ctx):
+    return MethodResult(layers={"copy": np.full_like(inputs.image, np.nan)})
+
+
 def _user_error(inputs, params, ctx):
     raise InputKindError("this test method refuses every input")
 
@@ -77,6 +94,9 @@ TEST_METHODS = (
                                  ParamSpec("tag", 0, "identifies the job in the run log", int))),
     _spec("test_crash", _crash, (ParamSpec("tag", 0, "identifies the job in the run log", int),)),
     _spec("test_user_error", _user_error),
+    _spec("test_out_of_memory", _out_of_memory, (ParamSpec("tag", 0, "identifies the job in the run log", int),)),
+    _spec("test_die", _die, (ParamSpec("tag", 0, "identifies the job in the run log", int),)),
+    _spec("test_nan", _nan),
     _spec("test_cuda_only", _sleep, (ParamSpec("seconds", 0.0, "how long to run"),), devices=("cuda",)),
 )
 

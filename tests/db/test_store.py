@@ -147,14 +147,33 @@ def test_expired_lease_is_taken_over_and_the_old_worker_can_no_longer_write(sess
 
 def test_lost_leases_use_up_attempts_and_end_failed_with_the_last_error(sessions, artifacts, make_png):
     input_id = _input(sessions, artifacts, make_png(0)).id
-    job = _job(sessions, input_id, max_attempts=2)
+    job = _job(sessions, input_id, max_attempts=1)
+    now = utcnow()
+    assert _claim(sessions, "a", lease=5, now=now).attempts == 1
+    assert _claim(sessions, "c", lease=5, now=now + timedelta(seconds=6)) is None
+    failed = _get(sessions, job.id)
+    assert failed.status == "failed" and failed.attempts == 1 and failed.finished_at is not None
+    assert failed.error == "worker a stopped responding (its lease expired) during attempt 1 of 1"
+
+
+def test_a_job_that_stopped_two_workers_is_quarantined_until_a_user_retries(sessions, artifacts, make_png):
+    input_id = _input(sessions, artifacts, make_png(0)).id
+    job = _job(sessions, input_id, max_attempts=5)
     now = utcnow()
     assert _claim(sessions, "a", lease=5, now=now).attempts == 1
     assert _claim(sessions, "b", lease=5, now=now + timedelta(seconds=6)).attempts == 2
-    assert _claim(sessions, "c", lease=5, now=now + timedelta(seconds=12)) is None
+    with session_scope(sessions) as session:  # a failed attempt in between keeps the count
+        assert store.fail_job(session, job.id, "b", "database hiccup", retryable=True, info={}) == "queued"
+    assert _claim(sessions, "c", lease=5, now=now + timedelta(seconds=7)).attempts == 3
+    assert _claim(sessions, "d", lease=5, now=now + timedelta(seconds=13)) is None  # c died too: quarantine
     failed = _get(sessions, job.id)
-    assert failed.status == "failed" and failed.attempts == 2 and failed.finished_at is not None
-    assert failed.error == "worker b stopped responding (its lease expired) during attempt 2 of 2"
+    assert failed.status == "failed" and failed.attempts == 3
+    assert failed.error.startswith("quarantined: running this job stopped 2 workers (the last was c)")
+    assert failed.info["quarantined"] and failed.info["lost_workers"] == 2
+    with session_scope(sessions) as session:
+        store.retry_job(session, job.id)
+    assert _claim(sessions, "e", lease=5, now=now + timedelta(seconds=20)).attempts == 1
+    assert (_get(sessions, job.id).info or {}).get("lost_workers") is None
 
 
 def test_fail_retries_unexpected_errors_until_attempts_run_out(sessions, artifacts, make_png):

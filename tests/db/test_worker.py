@@ -92,8 +92,8 @@ def test_vector_outputs_go_to_job_info(sessions, artifacts, make_png):
     np.testing.assert_allclose(job.info["values"]["mean_rgb"], image.reshape(-1, 3).mean(axis=0), atol=1e-6)
     scaled = decode_image(artifacts.get(outputs[0].artifact_key)).pixels
     np.testing.assert_allclose(scaled, image * 0.5, atol=1 / 65535 + 1e-6)  # stored as 16-bit PNG
-    # numpy values become JSON; NaN (which PostgreSQL's JSON refuses) becomes a string
-    assert job.info["result"] == {"pid": os.getpid(), "residual": "nan", "sizes": [3, 4]}
+    # numpy values become JSON; NaN (no JSON number; PostgreSQL's JSON refuses it) becomes null
+    assert job.info["result"] == {"pid": os.getpid(), "residual": None, "sizes": [3, 4]}
 
 
 def test_a_worker_refuses_a_database_without_tables(empty_db_url, artifacts):
@@ -123,22 +123,43 @@ def test_user_errors_fail_the_job_at_once_with_their_message(sessions, artifacts
     assert job.status == "failed" and job.attempts == 1 and "unknown parameter" in job.error
 
 
-def test_unexpected_errors_are_retried_then_fail_with_the_error(sessions, artifacts, make_png, tmp_path,
-                                                                monkeypatch):
+def test_unexpected_errors_are_bugs_and_fail_at_once_without_type_or_stack(sessions, artifacts, make_png,
+                                                                            tmp_path, monkeypatch):
     run_log = tmp_path / "runs.log"
     monkeypatch.setenv(db_test_methods.RUN_LOG_ENV, str(run_log))
     job_id = _enqueue(sessions, artifacts, make_png(0), "test_crash", {"tag": 5}, max_attempts=3)
-    assert _worker(sessions, artifacts).run(until_empty=True) == 3
+    assert _worker(sessions, artifacts).run(until_empty=True) == 1  # deterministic: not retried
     job, outputs = _job(sessions, job_id)
-    assert (job.status, job.attempts, outputs) == ("failed", 3, [])
-    assert job.error == "RuntimeError: simulated crash inside the method"
-    assert "simulated crash" in job.info["traceback"]
-    assert run_log.read_text().count("run tag=5") == 3
+    assert (job.status, job.attempts, outputs) == ("failed", 1, [])
+    assert "internal error" in job.error and "RuntimeError" not in job.error and "Traceback" not in job.error
+    assert job.info["failure"] == "internal" and "simulated crash" in job.info["internal"]
+    assert run_log.read_text().count("run tag=5") == 1
 
     with session_scope(sessions) as session:
         store.retry_job(session, job_id)
-    assert _worker(sessions, artifacts).run(until_empty=True) == 3  # a fresh set of attempts
-    assert run_log.read_text().count("run tag=5") == 6
+    assert _worker(sessions, artifacts).run(until_empty=True) == 1
+    assert run_log.read_text().count("run tag=5") == 2
+
+
+def test_out_of_memory_is_infrastructure_and_retried(sessions, artifacts, make_png, tmp_path, monkeypatch):
+    run_log = tmp_path / "runs.log"
+    monkeypatch.setenv(db_test_methods.RUN_LOG_ENV, str(run_log))
+    job_id = _enqueue(sessions, artifacts, make_png(0), "test_out_of_memory", {"tag": 7}, max_attempts=2)
+    good = _enqueue(sessions, artifacts, make_png(1), "test_echo")
+    assert _worker(sessions, artifacts).run(until_empty=True) == 3
+    job, _ = _job(sessions, job_id)
+    assert (job.status, job.attempts, job.info["failure"]) == ("failed", 2, "infrastructure")
+    assert job.error == "the worker ran out of memory running test_out_of_memory"
+    assert run_log.read_text().count("run tag=7") == 2
+    assert _job(sessions, good)[0].status == "succeeded"  # the worker recovered
+
+
+def test_nan_results_are_refused_not_stored(sessions, artifacts, make_png):
+    job_id = _enqueue(sessions, artifacts, make_png(0), "test_nan")
+    assert _worker(sessions, artifacts).run(until_empty=True) == 1
+    job, outputs = _job(sessions, job_id)
+    assert (job.status, job.attempts, outputs) == ("failed", 1, [])
+    assert "not finite numbers" in job.error and job.info["failure"] == "user"
 
 
 def test_a_cpu_worker_leaves_cuda_only_jobs_queued(sessions, artifacts, make_png):

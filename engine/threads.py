@@ -1,0 +1,94 @@
+"""The thread policy of every compute process (worker, CLI, bench, train): its share of the CPUs, waiting passively.
+
+A process may use the CPUs of its affinity mask (``sched_getaffinity``: taskset, container cpusets), capped by its
+cgroup's CPU quota (``cpu.max``, or ``cpu.cfs_quota_us`` on cgroup v1: ``docker --cpus``). Workers started
+together share them: ``scripts/serve.sh`` exports ``INTRINSIC_LAB_WORKERS=N``, and each gets ``available // N``
+threads (at least one). ``INTRINSIC_LAB_THREADS`` sets the count outright.
+
+OpenMP threads that spin while waiting are what makes a busy machine slow (a spinning thread holds a core another
+process needs, and the next parallel region waits on a thread that is not scheduled): ``OMP_WAIT_POLICY=PASSIVE``
+makes them sleep. OpenMP reads it once, when torch loads its runtime, so :func:`apply_thread_policy` runs before
+torch is imported (``python -m engine`` calls it first) and only fills variables the user did not set.
+
+This module imports neither torch nor numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+WORKERS_ENV = "INTRINSIC_LAB_WORKERS"
+THREADS_ENV = "INTRINSIC_LAB_THREADS"
+_CGROUP = Path("/sys/fs/cgroup")
+
+
+def _affinity_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _cgroup_quota(root: Path = _CGROUP) -> float | None:
+    """CPUs allowed by the cgroup's quota (e.g. 1.5), or None when unlimited or unknown."""
+    try:
+        fields = (root / "cpu.max").read_text().split()
+        if fields and fields[0] != "max":
+            return int(fields[0]) / int(fields[1] if len(fields) > 1 else 100_000)
+        return None
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
+    try:  # cgroup v1
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus(cgroup_root: Path = _CGROUP) -> int:
+    """CPUs this process may use: its affinity mask, capped by its cgroup's quota (rounded up, at least 1)."""
+    cpus = _affinity_cpus()
+    quota = _cgroup_quota(cgroup_root)
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota - 1e-9)))
+    return max(1, cpus)
+
+
+def _positive_int(name: str) -> int | None:
+    try:
+        value = int(os.environ.get(name, "") or 0)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def thread_share(workers: int | None = None, cgroup_root: Path = _CGROUP) -> int:
+    """Intra-op threads for one compute process: ``INTRINSIC_LAB_THREADS``, else its share of the CPUs among the
+    ``workers`` started together (default ``INTRINSIC_LAB_WORKERS``, else 1)."""
+    explicit = _positive_int(THREADS_ENV)
+    if explicit:
+        return explicit
+    workers = workers or _positive_int(WORKERS_ENV) or 1
+    return max(1, available_cpus(cgroup_root) // workers)
+
+
+def apply_thread_policy(threads: int | None = None) -> int:
+    """Size this process's thread pools and make idle threads sleep. Call before importing torch where possible
+    (then the OpenMP runtime starts with these settings); afterwards it still sets torch's intra-op threads.
+    Variables the user set are kept. Returns the thread count."""
+    n = threads or thread_share()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, str(n))
+    n = int(os.environ["OMP_NUM_THREADS"]) if threads is None and os.environ["OMP_NUM_THREADS"].isdigit() else n
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.setNumThreads(n)
+    return n

@@ -1,0 +1,94 @@
+"""Measure each method's memory cost per input pixel, the number ``MethodSpec.bytes_per_pixel`` declares.
+
+For every method, a forked child runs it on a synthetic input at two sizes; the cost per pixel is the growth of the
+child's peak resident set (``ru_maxrss`` from ``wait4``) between the small and the large size, divided by the growth
+in input pixels (frames × height × width), so the process's fixed cost (Python, torch, weights) cancels out.
+
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/method_memory.py [--methods jiep,weiss] [--side 1024]
+
+Prints one line per method: measured bytes/pixel and the declared value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def _input(spec, side: int):
+    from engine.registry import InputKind, MethodInput
+
+    rng = np.random.default_rng(0)
+    h, w = side, side * 3 // 2
+    base = np.clip(rng.random((h, w, 3), dtype=np.float32) * 0.6 + 0.2, 0, 1)
+    low, _ = spec.input_kind.frame_range
+    frames = tuple(np.clip(base * (0.5 + 0.25 * k), 0, 1).astype(np.float32) for k in range(max(low, 1)))
+    if spec.input_kind == InputKind.IMAGE_SEQUENCE:
+        frames = tuple(np.clip(base * (0.4 + 0.1 * k), 0, 1).astype(np.float32) for k in range(4))
+    return MethodInput(frames=frames), len(frames) * h * w
+
+
+def _peak_in_child(name: str, side: int) -> tuple[int, int, float]:
+    """(peak RSS bytes, input pixels, seconds) of running ``name`` at ``side`` in a forked child."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read)
+        status = 1
+        try:
+            from engine.registry import get_method, run_method
+
+            spec = get_method(name)
+            inputs, pixels = _input(spec, side)
+            start = time.perf_counter()
+            run_method(name, inputs, {}, device="cpu")
+            os.write(write, f"{pixels} {time.perf_counter() - start}".encode())
+            status = 0
+        except BaseException as exc:  # noqa: BLE001 - report and leave
+            os.write(write, f"-1 0 {type(exc).__name__}: {exc}".encode())
+        finally:
+            os._exit(status)
+    os.close(write)
+    text = os.read(read, 4096).decode()
+    os.close(read)
+    _, status, usage = os.wait4(pid, 0)
+    parts = text.split(" ", 2)
+    if int(parts[0]) < 0:
+        raise RuntimeError(parts[2] if len(parts) > 2 else text)
+    return usage.ru_maxrss * 1024, int(parts[0]), float(parts[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="", help="comma-separated (default: every registered method)")
+    parser.add_argument("--side", type=int, default=768, help="height of the large input (width = 1.5 × height)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    from engine.registry import all_methods, get_method
+
+    names = [n for n in args.methods.split(",") if n] or [s.name for s in all_methods()]
+    for name in names:
+        spec = get_method(name)
+        try:
+            small = _peak_in_child(name, 64)
+            large = _peak_in_child(name, args.side)
+        except RuntimeError as exc:
+            print(f"{name:28s} skipped: {exc}")
+            continue
+        per_pixel = (large[0] - small[0]) / max(1, large[1] - small[1])
+        print(f"{name:28s} {per_pixel:7.1f} B/px measured (peak {large[0] / 2**20:.0f} MiB at {large[1] / 1e6:.2f} MP, "
+              f"{large[2]:.1f} s); declared {spec.bytes_per_pixel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
