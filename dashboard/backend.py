@@ -11,12 +11,12 @@ from pathlib import Path
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import benchmark_store as bstore
-from db import store
+from db import sharing, store
 from db.artifacts import ArtifactStore
 from db.models import Input, Job, JobStatus
 from db.session import session_scope
@@ -25,6 +25,7 @@ from engine.datasets.base import datasets_root
 from engine.datasets import get_adapter
 from engine.registry import MethodSpec, OutputKind, UnknownMethodError, get_method
 
+from . import access
 from .text import md
 from .uploads import PreparedInput, check_method
 
@@ -67,10 +68,13 @@ class Submission:
 
 def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
            requests: Sequence[tuple[MethodSpec, Mapping[str, Any]]],
-           artifacts: ArtifactStore | None = None, weights: Mapping[str, str] | None = None) -> Submission:
+           artifacts: ArtifactStore | None = None, weights: Mapping[str, str] | None = None,
+           visitor: str | None = None, limits: access.Limits | None = None) -> Submission:
     """Store the original files and one queued job per (method, parameters) in one transaction.
 
     ``weights`` maps a learned method's name to the weight set chosen for it (default: the method's first).
+    ``visitor`` is a public visitor's token: the upload must fit ``limits`` (``access.LimitError`` with the
+    numbers otherwise), only this visitor (and admins) will see it, and it expires after the retention time.
 
     Parameters are resolved (defaults filled, ranges checked: ``ParameterError``) and every method's own input
     rules are checked (``InputKindError``) before anything is written.
@@ -82,6 +86,10 @@ def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
         check_method(prepared, spec)  # input rules and the method's memory at this size (engine.limits)
         resolved.append((spec, spec.resolve_params(params)))
     names = ", ".join(f.name for f in prepared.files)
+    if visitor is not None:
+        limits = limits or access.Limits.from_env()
+        access.check_upload(limits, total_bytes=sum(len(f.data) for f in prepared.files),
+                            frames=prepared.frame_count, width=prepared.width, height=prepared.height)
     with session_scope(sessions) as session:
         content_hash = store.input_hash([f.data for f in prepared.files], prepared.kind.value)
         existed = session.scalars(select(Input.id).where(Input.content_hash == content_hash)).first()
@@ -91,9 +99,15 @@ def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
             session, [f.data for f in prepared.files], prepared.kind, names, prepared.width, prepared.height,
             frame_count=prepared.frame_count, artifacts=artifacts,
         )
+        sharing.add_owner(session, row.id, visitor or "team",
+                          keep_for=limits.retention if visitor is not None else None)
+        if visitor is not None:
+            recent, active = sharing.visitor_usage(session, visitor, within=timedelta(hours=1))
+            access.check_jobs(limits, new_jobs=len(resolved), recent=recent, active=active)
         job_ids, reused = [], 0
         for spec, params in resolved:
-            job = store.enqueue_job(session, row.id, spec.name, params, weights=(weights or {}).get(spec.name))
+            job = store.enqueue_job(session, row.id, spec.name, params, weights=(weights or {}).get(spec.name),
+                                    visitor=visitor)
             reused += job.id <= newest_before
             job_ids.append(job.id)
         return Submission(row.id, job_ids, existed is not None, reused)
@@ -109,6 +123,7 @@ class LayerView:
     meaning: str
     filename: str
     colour_space: str = "srgb"  # "linear" layers are tone-mapped to sRGB for display only
+    method: str = ""  # the method that made it
 
 
 @dataclass(frozen=True)
@@ -164,7 +179,7 @@ def _job_view(job: Job, with_outputs: bool) -> JobView:
             base = out.layer.split("/")[0]
             layers.append(LayerView(out.layer, out.artifact_key, out.kind, str(out.meta.get("meaning", base)),
                                     f"{job.method}_{job.id}_{out.layer.replace('/', '_')}.png",
-                                    str(out.meta.get("colour_space", "srgb"))))
+                                    str(out.meta.get("colour_space", "srgb")), job.method))
     info = job.info or {}
     return JobView(
         id=job.id, method=job.method, title=_title(job.method), status=job.status, progress=float(job.progress),
@@ -176,13 +191,14 @@ def _job_view(job: Job, with_outputs: bool) -> JobView:
     )
 
 
-def job_views(sessions: sessionmaker[Session], job_ids: Sequence[int]) -> list[JobView]:
-    """The given jobs with their stored layers, in the order asked (unknown ids are skipped)."""
+def job_views(sessions: sessionmaker[Session], job_ids: Sequence[int], visitor: str | None = None) -> list[JobView]:
+    """The given jobs with their stored layers, in the order asked (unknown ids, and in public mode jobs on
+    inputs the visitor may not see, are skipped)."""
     with session_scope(sessions) as session:
         views = []
         for job_id in job_ids:
             job = store.get_job(session, job_id)
-            if job is not None:
+            if job is not None and (visitor is None or sharing.can_see(session, job.input_id, visitor)):
                 views.append(_job_view(job, with_outputs=True))
         return views
 
@@ -202,19 +218,22 @@ def jobs_overview(sessions: sessionmaker[Session], statuses: Sequence[str] | Non
 
 
 def jobs_table(jobs: Sequence[JobView]) -> list[dict[str, Any]]:
-    """Rows for ``st.dataframe``: what a user needs to see why a job waits, runs long or failed."""
+    """Rows for ``st.dataframe``: what a user needs to see why a job waits, runs long or failed; the timings come
+    first so they show without scrolling."""
     rows = []
     for job in jobs:
         seconds = job.seconds
+        waited = ((job.started_at or _now()) - job.created_at).total_seconds() if job.created_at else None
         rows.append({
-            "job": job.id, "status": job.status, "method": job.method, "input": job.input_name,
-            "settings": changed_settings(job.method, job.params) or "defaults",
-            "progress": job.progress, "error / message": job.error or job.message or "",
-            "device": job.device or "—", "attempts": f"{job.attempts} of {job.max_attempts}",
-            "queued at": job.created_at,
-            "wall (s)": None if seconds is None else round(seconds, 2),
+            "job": job.id, "status": job.status, "method": job.title,
+            "waited (s)": None if waited is None else round(waited, 1),
+            "ran (s)": None if seconds is None else round(seconds, 2),
             "method (s)": round(job.timings["total"], 2) if "total" in job.timings else None,
-            "worker": job.worker or "—",
+            "load (s)": round(job.timings["load"], 2) if "load" in job.timings else None,
+            "device": job.device or "—", "progress": job.progress, "input": job.input_name,
+            "error / message": job.error or job.message or "",
+            "settings": changed_settings(job.method, job.params) or "defaults",
+            "attempts": f"{job.attempts} of {job.max_attempts}", "queued at": job.created_at,
         })
     return rows
 
@@ -258,10 +277,13 @@ def _input_view(row) -> InputView:
                      list(row.frames), row.created_at)
 
 
-def input_view(sessions: sessionmaker[Session], input_id: int) -> InputView | None:
+def input_view(sessions: sessionmaker[Session], input_id: int, visitor: str | None = None) -> InputView | None:
+    """One input, or None if it does not exist or (public mode) the visitor may not see it."""
     with session_scope(sessions) as session:
         row = store.get_input(session, input_id)
-        return None if row is None else _input_view(row)
+        if row is None or (visitor is not None and not sharing.can_see(session, input_id, visitor)):
+            return None
+        return _input_view(row)
 
 
 def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
@@ -272,11 +294,17 @@ def day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, 
 
 
 def gallery(sessions: sessionmaker[Session], methods: Sequence[str] | None = None, first: date | None = None,
-            last: date | None = None, limit: int = 50) -> list[GalleryEntry]:
+            last: date | None = None, limit: int = 50, visitor: str | None = None,
+            input_id: int | None = None) -> list[GalleryEntry]:
     """Inputs newest first; per method the latest succeeded job, or the latest job of any state if none succeeded
-    (so a failure shows in the grid without hiding an earlier good result)."""
+    (so a failure shows in the grid without hiding an earlier good result). A public ``visitor`` sees only
+    their own inputs and published examples; ``input_id`` narrows to one input (a shared link)."""
     since, until = day_bounds(first, last)
-    filters = dict(method=list(methods) if methods else None, since=since, until=until, limit=limit)
+    visible = sharing.visible_filter(visitor)
+    if input_id is not None:
+        visible = and_(visible, Input.id == input_id) if visitor is not None else Input.id == input_id
+    filters = dict(method=list(methods) if methods else None, since=since, until=until, limit=limit,
+                   visible=visible)
     with session_scope(sessions) as session:
         latest = store.gallery(session, status=None, **filters)
         succeeded = {row.input.id: row.jobs for row in store.gallery(session, **filters)}
@@ -389,9 +417,9 @@ def database_label(url: str) -> str:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return f"SQLite · {parsed.database}"
+        return "SQLite (this server's local file)"  # never a server path in the page
     if backend == "postgresql":
-        return f"PostgreSQL · {parsed.host or 'local socket'}/{parsed.database}"
+        return f"PostgreSQL · {parsed.database}"
     return backend
 
 
@@ -409,10 +437,11 @@ def system_status(sessions: sessionmaker[Session]) -> SystemStatus:
         queued = store.list_jobs(session, status=JobStatus.QUEUED.value, limit=None)
         idle = [w.worker_id for w in store.live_workers(session, WORKER_ALIVE_SECONDS, now=now)]
     database = f"Database: {database_label(url)}"
+    counts = f"{len(running)} running, {len(queued)} waiting"
     if running:
-        workers = sorted({j.worker_id or "?" for j in running})
-        return SystemStatus(database, True, f"Worker busy: {len(running)} job(s) running on {', '.join(workers)}"
-                                            + (f"; {len(queued)} waiting" if queued else ""))
+        workers = len({j.worker_id or "?" for j in running})
+        return SystemStatus(database, True, f"Queue: {counts} · {workers} worker(s) busy"
+                                            + (f", {len(idle)} ready" if idle else ""))
     if idle:
         return SystemStatus(database, True, f"{len(idle)} worker(s) ready"
                                             + (f"; {len(queued)} job(s) about to start" if queued else ", no jobs waiting"))

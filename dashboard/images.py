@@ -5,8 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine.imaging import decode_image, linear_to_srgb, to_display
+from engine.imaging import decode_image, to_display
 from engine.registry import OutputKind
+
+from .display import Exposure, apply_exposure, colour_mapped
 
 #: Longest side of a thumbnail in the gallery grid.
 THUMBNAIL_SIDE = 256
@@ -23,11 +25,20 @@ def label_palette(count: int = 256) -> np.ndarray:
 
 
 def layer_display(data: bytes, kind: str = OutputKind.IMAGE.value, name: str = "layer",
-                  colour_space: str = "srgb") -> np.ndarray:
-    """Decode a stored layer (or an uploaded input) and return ``(H, W, 3) uint8`` for display.
+                  colour_space: str = "srgb", exposure: Exposure = Exposure()) -> np.ndarray:
+    """Decode a stored layer (or an uploaded input) and return ``(H, W, 3) uint8`` for display."""
+    return layer_display_with_range(data, kind, name, colour_space, exposure)[0]
+
+
+def layer_display_with_range(data: bytes, kind: str = OutputKind.IMAGE.value, name: str = "layer",
+                             colour_space: str = "srgb", exposure: Exposure = Exposure()
+                             ) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """``(RGB uint8, value range of the colour map or None)``.
 
     Label maps are stored as class indices (dark when shown as grey), so they are coloured with a palette.
-    Layers stored in linear light are sRGB-encoded for the screen (the stored file keeps linear values).
+    Single-channel layers go through a perceptual colour map over their 1st–99th percentile (the range is
+    returned for the colour bar). Other layers get the display exposure and are sRGB-encoded for the screen;
+    the stored file keeps its values.
     """
     if kind == OutputKind.LABELS.value:
         labels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -35,11 +46,14 @@ def layer_display(data: bytes, kind: str = OutputKind.IMAGE.value, name: str = "
             raise ValueError(f"{name}: the stored label map cannot be decoded")
         if labels.ndim == 3:
             labels = labels[:, :, 0]
-        return label_palette()[labels.astype(np.uint8)]
+        return label_palette()[labels.astype(np.uint8)], None
     pixels = decode_image(data, name, allow_animation=True).pixels
-    if colour_space == "linear":
-        pixels = linear_to_srgb(pixels)
-    return to_display(pixels)
+    if kind == OutputKind.GREY.value:
+        rgb, low, high = colour_mapped(pixels[..., 0])
+        return rgb, (low, high)
+    if kind == OutputKind.NORMALS.value:
+        return to_display(pixels), None  # (n + 1) / 2 is the picture; exposure would change the directions
+    return to_display(apply_exposure(pixels, colour_space, exposure)), None
 
 
 def thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:

@@ -9,6 +9,14 @@ from __future__ import annotations
 from typing import Any, MutableMapping
 
 # --- App ------------------------------------------------------------------------------------------------
+EXPOSURE_AUTO = "display.auto"  # widget: auto level for display
+EXPOSURE_GAIN = "display.gain"  # widget: display gain
+EXPOSURE_GAMMA = "display.gamma"  # widget: display gamma
+VISITOR = "app.visitor"  # state: this browser session's visitor id (public mode)
+ADMIN_UNTIL = "app.admin_until"  # state: admin session expiry (epoch seconds) or None
+ADMIN_SECRET = "app.admin_secret"  # widget: admin password field
+ADMIN_LOGIN = "app.admin_login"  # widget: admin login button
+ADMIN_LOGOUT = "app.admin_logout"  # widget: admin logout button
 
 # --- Decompose --------------------------------------------------------------------------------------------
 INPUT_KIND = "decompose.input_kind"  # widget: which InputKind (value string)
@@ -20,6 +28,11 @@ SUBMITTED_JOBS = "decompose.submitted_jobs"  # state: job ids of the last run (l
 SUBMIT_NOTE = "decompose.submit_note"  # state: one line about the last submission (str | None)
 
 # --- Gallery ----------------------------------------------------------------------------------------------
+GALLERY_VIEW = "gallery.view"  # widget: "grid" (all methods on one input) or "compare" (two layers)
+GRID_METHODS = "gallery.grid_methods"  # widget: methods shown as grid columns
+VOTE_LEFT = "gallery.vote_left"  # widget: first method of a vote
+VOTE_RIGHT = "gallery.vote_right"  # widget: second method of a vote
+VOTE_NOTE = "gallery.vote_note"  # state: result of the last vote (str | None)
 GALLERY_METHODS = "gallery.methods"  # widget: method filter
 GALLERY_DATES = "gallery.dates"  # widget: date range filter
 GALLERY_INPUT = "gallery.input"  # widget: which input to compare on
@@ -69,6 +82,8 @@ _INITIAL: dict[str, Any] = {
     SUBMITTED_JOBS: [],
     SUBMIT_NOTE: None,
     JOBS_NOTE: None,
+    VOTE_NOTE: None,
+    ADMIN_UNTIL: None,
 }
 
 
@@ -103,3 +118,13 @@ def frame_key(job_id: int, output: str) -> str:
 def weights_key(method: str) -> str:
     """Widget: the weight set chosen for a learned method on the Decompose page."""
     return f"decompose.weights.{method}"
+
+
+def vote_key(input_id: int, choice: str) -> str:
+    """Widget: one of the vote buttons (left / same / right) under an input's comparison."""
+    return f"vote.{input_id}.{choice}"
+
+
+def download_all_key(scope: str, ident: int) -> str:
+    """Widget: the "download all" button of a result (scope "job") or an input (scope "input")."""
+    return f"download_all.{scope}.{ident}"

@@ -155,7 +155,7 @@ def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInp
         prepared.errors.append(problem)
     if len(sizes) > 1:
         listed = ", ".join(f"{w}×{h}" for h, w in sorted(sizes))
-        prepared.errors.append(f"All images must have the same size; got {listed}.")
+        prepared.errors.append(f"All frames must have the same size; got {listed}.")
     return prepared
 
 

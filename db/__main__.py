@@ -33,6 +33,14 @@ def _status(args) -> int:
     return 0 if current == head else 1
 
 
+def _purge(args) -> int:
+    from .sharing import purge_expired
+
+    report = purge_expired(db_session.default_sessions(args.url))
+    print(report.summary())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m db", description="Intrinsic Lab store")
     parser.add_argument("--url", default=None, help="database URL (default: $DATABASE_URL or the SQLite file "
@@ -42,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(handler=_migrate)
     commands.add_parser("status", help="schema revision and job counts").set_defaults(handler=_status)
+    commands.add_parser("purge", help="remove expired public uploads, their results and the files only they "
+                                      "used").set_defaults(handler=_purge)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -82,3 +82,11 @@ class ArtifactStore:
         if verify and content_key(data) != key:
             raise ArtifactError(f"artifact {key} is corrupt (its content hash differs)")
         return data
+
+    def delete(self, key: str) -> bool:
+        """Remove one file; returns whether it was there. The caller checks that no row refers to it."""
+        try:
+            self.path(key).unlink()
+            return True
+        except FileNotFoundError:
+            return False

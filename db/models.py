@@ -88,6 +88,9 @@ class Input(Base):
     original_name: Mapped[str] = mapped_column(String(512))
     frames: Mapped[list[Any]] = mapped_column()  # artifact keys of the uploaded files, in order
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Public mode: when a public visitor's upload (and everything made from it) may be purged; None keeps it.
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    published: Mapped[bool] = mapped_column(default=False)  # an example an admin showed to every visitor
 
     jobs: Mapped[list["Job"]] = relationship(back_populates="input", passive_deletes=True)
 
@@ -131,6 +134,7 @@ class Job(Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
     info: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    visitor: Mapped[str | None] = mapped_column(String(64), index=True)  # who asked for it (public mode)
 
     input: Mapped[Input] = relationship(back_populates="jobs")
     outputs: Mapped[list["Output"]] = relationship(
@@ -279,3 +283,26 @@ class BenchmarkScore(Base):
     value: Mapped[float] = mapped_column(Float)
 
     entry: Mapped[BenchmarkEntry] = relationship(back_populates="scores")
+class InputOwner(Base):
+    """Which public visitor may see an input (public mode): one row per (input, visitor)."""
+
+    __tablename__ = "input_owners"
+
+    input_id: Mapped[int] = mapped_column(ForeignKey("inputs.id", ondelete="CASCADE"), primary_key=True)
+    visitor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Vote(Base):
+    """A teammate's judgement of two methods' outputs on one input: ``winner`` is "a", "b" or "same"."""
+
+    __tablename__ = "votes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    input_id: Mapped[int] = mapped_column(ForeignKey("inputs.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(32), index=True)
+    method_a: Mapped[str] = mapped_column(String(64))
+    method_b: Mapped[str] = mapped_column(String(64))
+    winner: Mapped[str] = mapped_column(String(8))
+    voter: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

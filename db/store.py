@@ -137,12 +137,14 @@ def list_inputs(session: Session, *, kind: Any = None, since: datetime | None = 
 # --- jobs: the user's side ---------------------------------------------------------------------------------
 
 def enqueue_job(session: Session, input_id: int, method: str, params: dict[str, Any] | None = None,
-                weights: str | None = None, *, force: bool = False, max_attempts: int = 3) -> Job:
+                weights: str | None = None, *, force: bool = False, max_attempts: int = 3,
+                visitor: str | None = None) -> Job:
     """Queue ``method`` on an input, or return the identical job that is queued, running or done.
 
     ``params`` should be the method's resolved parameters (defaults filled in, see
     ``MethodSpec.resolve_params``) so that "default" and "explicitly the default" are the same request.
-    ``force`` queues a new job even if an identical one exists (e.g. to time a method again).
+    ``force`` queues a new job even if an identical one exists (e.g. to time a method again). ``visitor``
+    records who asked (public mode: per-visitor limits and the fair queue).
     """
     params = dict(params or {})
     digest = params_hash(params)
@@ -158,7 +160,8 @@ def enqueue_job(session: Session, input_id: int, method: str, params: dict[str, 
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
     job = Job(input_id=input_id, method=method, params=params, params_hash=digest, weights=weights,
-              status=QUEUED, attempts=0, max_attempts=max_attempts, progress=0.0, created_at=utcnow())
+              status=QUEUED, attempts=0, max_attempts=max_attempts, progress=0.0, created_at=utcnow(),
+              visitor=visitor)
     session.add(job)
     session.flush()
     return job
@@ -250,14 +253,15 @@ def outputs_for_input(session: Session, input_id: int, *, method: str | None = N
 
 def gallery(session: Session, *, method: str | Iterable[str] | None = None, since: datetime | None = None,
             until: datetime | None = None, status: str | Iterable[str] | None = SUCCEEDED,
-            kind: Any = None, limit: int | None = 200, offset: int = 0) -> list[GalleryRow]:
+            kind: Any = None, limit: int | None = 200, offset: int = 0, visible: Any = True) -> list[GalleryRow]:
     """Every input that a method ran on × the latest job of each such method (filters apply to the jobs).
 
     Rows come newest input first; ``row.jobs`` maps method → job with ``job.outputs`` loaded.
     ``status=None`` shows the latest job whatever its state (e.g. to show failures in the grid).
+    ``visible`` is a WHERE clause on ``Input`` (``db.sharing.visible_filter``: a public visitor's own inputs).
     """
     latest = _filter_jobs(select(func.max(Job.id)).group_by(Job.input_id, Job.method), status, method, since, until)
-    input_query = (select(Input).where(Input.id.in_(select(Job.input_id).where(Job.id.in_(latest))))
+    input_query = (select(Input).where(Input.id.in_(select(Job.input_id).where(Job.id.in_(latest))), visible)
                    .order_by(Input.created_at.desc(), Input.id.desc()).offset(offset).limit(limit))
     if kind is not None:
         input_query = input_query.where(Input.kind == _value(kind))

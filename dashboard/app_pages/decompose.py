@@ -13,6 +13,17 @@ from engine.registry import InputKind, methods_for
 st.title("Decompose an image")
 st.caption("Upload a photo, choose one or more methods and press **Run**. Every result is kept in the Gallery.")
 
+# The address holds the last submission (?input=…&jobs=…), so a reload or a shared link shows its results again.
+if not st.session_state[state.SUBMITTED_JOBS] and "jobs" in st.query_params:
+    try:
+        restored = [int(j) for j in st.query_params["jobs"].split(",") if j.strip()][:50]
+        restored_input = int(st.query_params["input"]) if "input" in st.query_params else None
+    except ValueError:
+        restored, restored_input = [], None
+    if restored:
+        st.session_state[state.SUBMITTED_INPUT] = restored_input
+        st.session_state[state.SUBMITTED_JOBS] = restored
+
 kinds = catalog.input_kinds()
 if not kinds:
     st.error("No methods are registered, so there is nothing to run. See engine/methods/__init__.py.")
@@ -70,13 +81,16 @@ hint = ("Upload an image first." if not uploaded else "Fix the upload first." if
 if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=hint is not None, key=state.RUN,
              help=hint):
     try:
-        submission = backend.submit(resources.sessions(), prepared, runnable, weights=weights)
+        submission = backend.submit(resources.sessions(), prepared, runnable, weights=weights,
+                                    visitor=views.current_visitor())
     except IntrinsicLabError as exc:
         st.error(md(exc), icon=":material/error:")
     else:
         st.session_state[state.SUBMITTED_INPUT] = submission.input_id
         st.session_state[state.SUBMITTED_JOBS] = submission.job_ids
         st.session_state[state.SUBMIT_NOTE] = submission.summary()
+        st.query_params["input"] = str(submission.input_id)
+        st.query_params["jobs"] = ",".join(map(str, submission.job_ids))
 elif hint and uploaded:
     st.caption(hint)
 
@@ -86,4 +100,7 @@ if job_ids:
     st.subheader("Results")
     if st.session_state[state.SUBMIT_NOTE]:
         st.caption(st.session_state[state.SUBMIT_NOTE])
+    st.caption("This page's address links to these results: reload it or send it to a colleague"
+               + (" (it carries your visitor key: share it only with people who may see your uploads)."
+                  if views.current_visitor() else "."))
     views.live_results(resources.sessions(), st.session_state[state.SUBMITTED_INPUT], job_ids)

@@ -30,8 +30,12 @@ def jobs_table() -> None:
         column_config={
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
             "queued at": st.column_config.DatetimeColumn("queued at", format="YYYY-MM-DD HH:mm:ss"),
-            "wall (s)": st.column_config.NumberColumn("wall (s)", help="from start to end of the last attempt"),
+            "waited (s)": st.column_config.NumberColumn("waited (s)", help="from Run to a worker starting it"),
+            "ran (s)": st.column_config.NumberColumn("ran (s)", help="from start to end of the last attempt"),
             "method (s)": st.column_config.NumberColumn("method (s)", help="time inside the method itself"),
+            "load (s)": st.column_config.NumberColumn("load (s)", help="loading the model (0 when the worker had "
+                                                                         "it loaded already)"),
+            "method": st.column_config.TextColumn("method", width="medium"),
             "error / message": st.column_config.TextColumn("error / message", width="large"),
         },
     )
@@ -66,6 +70,21 @@ else:
         st.rerun()
     if selected.error:
         st.error(md(selected.error), icon=":material/error:")
+
+st.subheader("Results of one job")
+finished = [job for job in backend.jobs_overview(resources.sessions(), ["succeeded"]).jobs]
+if finished:
+    asked = st.query_params.get("job")
+    ids = [job.id for job in finished]
+    shown = st.selectbox("Finished job", ids, key="jobs.result", index=ids.index(int(asked)) if asked and
+                         asked.isdigit() and int(asked) in ids else 0,
+                         format_func=lambda job_id: next(f"#{j.id} · {j.title} · {md(j.input_name)}"
+                                                         for j in finished if j.id == job_id))
+    st.query_params["job"] = str(shown)
+    [job] = backend.job_views(resources.sessions(), [shown])
+    views.job_result(job, backend.input_view(resources.sessions(), job.input_id), resources.sessions())
+else:
+    st.caption("No finished job yet.")
 note = st.session_state[state.JOBS_NOTE]
 if note:
     (st.warning if note.startswith("Not done") else st.success)(md(note))

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import catalog, views
+from dashboard import catalog, resources, results, views
 
 
 st.title("Methods")
@@ -16,7 +16,21 @@ def table(rows: list[dict]) -> None:
     st.table(frame.set_index(frame.columns[0]))
 
 
-for card in catalog.method_cards():
+cards = catalog.method_cards()
+with st.container(border=True):
+    st.markdown("**Index**")
+    methods_col, baselines_col = st.columns(2)
+    methods_col.markdown("\n".join(f"- [{c.heading}](#{c.name}) · {c.task}" for c in cards if not c.is_baseline))
+    baselines_col.markdown("\n".join(f"- [{c.heading}](#{c.name})" for c in cards if c.is_baseline))
+
+speed = results.speed_table(resources.sessions())
+if speed:
+    with st.expander("Speed on this server (medians over recent finished jobs)", icon=":material/speed:"):
+        st.dataframe(speed, hide_index=True, key="methods.speed")
+        st.caption("Queue wait: from Run to a worker starting the job. Model load: reading weights (0 when the worker "
+                   "had them loaded). Compute: time inside the method.")
+
+for card in cards:
     with st.container(border=True):
         st.subheader(card.heading, anchor=card.name)
         st.caption(f"`{card.name}` · task: {card.task} · input: {card.input_label}")

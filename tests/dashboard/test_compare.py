@@ -61,8 +61,11 @@ def test_label_maps_are_coloured_and_images_pass_through():
     palette = label_palette()
     assert (shown[0, 0] == palette[0]).all() and (shown[0, 1] == shown[1, 1]).all()
     assert not (shown[0, 1] == shown[1, 0]).all()
-    grey = layer_display(encode_png(np.full((3, 3, 1), 0.5, np.float32)), "grey")
-    assert shown.dtype == grey.dtype == np.uint8 and (grey == 128).all()
+    ramp = np.linspace(0, 1, 9, dtype=np.float32).reshape(3, 3, 1)
+    grey = layer_display(encode_png(ramp), "grey")  # single channel: through the viridis colour map
+    assert shown.dtype == grey.dtype == np.uint8 and grey.shape == (3, 3, 3)
+    assert grey[0, 0, 2] > grey[0, 0, 1] and grey[2, 2, 1] > grey[2, 2, 2]  # dark blue-purple → yellow
+    assert len({tuple(p) for p in grey.reshape(-1, 3)}) == 9
 
 
 def test_log_grid_holds_default_bounds_and_zero():

@@ -70,10 +70,13 @@ def test_decompose_uploads_runs_and_shows_results(sessions, photo_png):
     run_worker(sessions)
     at.run()  # the page now shows the finished job: the input beside its three layers, each downloadable
     assert any("succeeded" in m for m in texts(at.markdown))
-    captions = [c for img in at.image for c in img.captions]
-    assert captions[:2] == ["photo.png", "input"]  # the upload preview, then the result row
+    captions = [c for img in at.image for c in img.captions if not c.startswith("colour scale")]
+    assert [c.split(":")[0] for c in captions[:2]] == ["photo.png", "input"]  # the upload preview, then results
     assert [c.split(":")[0] for c in captions[2:]] == ["illumination", "reflectance", "enhanced"]
-    assert sorted(b.label for b in at.download_button) == ["PNG"] * 3
+    # Plain words for a non-expert, and a colour bar under the one-channel illumination.
+    assert "lighting of the photo" in captions[2] and "colours of the surfaces" in captions[3]
+    assert sum(c.startswith("colour scale") for img in at.image for c in img.captions) == 1
+    assert sorted(b.label for b in at.download_button) == ["Download all (zip of PNGs + result.json)"] + ["PNG"] * 3
     assert any(c.endswith("on cpu · changed settings: lambda=0.5") for c in texts(at.caption))
 
     # The same upload again reuses the stored input and the identical finished job.
@@ -135,7 +138,17 @@ def test_gallery_lists_outputs_and_compares(sessions, photo_png):
     run_worker(sessions)
     at = open_page("app_pages/gallery.py")
     assert texts(at.title) == ["Gallery"]
-    assert any("photo.png" in m and "64×48" in m for m in texts(at.markdown))
+    assert any("photo.png" in m and "64×48" in m for m in texts(at.text))  # the file name as plain text
+    # The gallery's thumbnail of JieP is its most telling layer (enhanced), not the dark illumination.
+    assert "JieP: joint intrinsic-extrinsic prior Retinex · enhanced" in [c for img in at.image for c in img.captions]
+    # One input's results in one grid: a row per role, a column per method, the input once.
+    assert at.segmented_control(key=state.GALLERY_VIEW).value == "grid"
+    rows = [m for m in texts(at.markdown) if m in ("**enhanced**", "**reflectance**", "**illumination**")]
+    assert rows == ["**enhanced**", "**reflectance**", "**illumination**"]
+    assert at.query_params["input"] in ("1", ["1"])
+    assert any(b.label.startswith("Download everything on this image") for b in at.download_button)
+
+    at.segmented_control(key=state.GALLERY_VIEW).set_value("compare").run()
     labels = at.selectbox(key=state.COMPARE_RIGHT).options
     assert labels == ["input", "jiep · illumination", "jiep · reflectance", "jiep · enhanced"]
 
@@ -145,6 +158,7 @@ def test_gallery_lists_outputs_and_compares(sessions, photo_png):
     assert not at.exception
     captions = [c for img in at.image for c in img.captions]
     assert "left of the line: input · right of it: jiep · reflectance" in captions
+    assert str(at.query_params["right"]).strip("[]'") == "jiep · reflectance"
 
     # Filtering by a day without runs, or by a method that never ran, empties the grid.
     today = utcnow().date()

@@ -55,10 +55,24 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
 @pytest.fixture
 def served(data_dir, tmp_path):
     """Dashboard + one CPU worker on a fresh migrated store; both stopped in teardown."""
+    yield from serve(data_dir, tmp_path)
+
+
+@pytest.fixture
+def served_public(data_dir, tmp_path):
+    """The same in public mode, with the admin secret ``ADMIN_SECRET``."""
+    yield from serve(data_dir, tmp_path, {"INTRINSIC_LAB_MODE": "public", "INTRINSIC_LAB_ADMIN_SECRET": ADMIN_SECRET})
+
+
+ADMIN_SECRET = "test-admin-secret-7f3a"
+
+
+def serve(data_dir, tmp_path, extra_env: dict[str, str] | None = None):
+    """Run the dashboard and one CPU worker as processes; yields (url, logs) and stops both afterwards."""
     if not CHROMIUM.exists():
         pytest.skip(f"chromium is not installed at {CHROMIUM} (Debian package 'chromium'; make test-system-deps)")
     env = {**os.environ, "INTRINSIC_LAB_DATA": str(data_dir), "INTRINSIC_LAB_DEVICE": "cpu",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), **(extra_env or {})}
     migrate()  # in-process: data_dir already points INTRINSIC_LAB_DATA at the temporary folder
     port = _free_port()
     logs = {name: tmp_path / f"{name}.log" for name in ("dashboard", "worker")}

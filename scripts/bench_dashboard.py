@@ -1,0 +1,124 @@
+"""Browser benchmark: seconds from pressing Run to a method's layers on screen, as a user meets it.
+
+Starts the dashboard and one worker as processes on a fresh store (like `make run`), drives Debian's chromium with
+Playwright, uploads a 600×400 photo (a new one each time, so nothing is reused), presses Run and waits for the
+result's layers. Prints one line per run and the median per method.
+
+    .venv/bin/python scripts/bench_dashboard.py --methods jiep,retinexnet --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from engine.imaging import encode_png  # noqa: E402
+from engine.registry import get_method  # noqa: E402
+
+
+def photo(seed: int, width: int = 600, height: int = 400) -> bytes:
+    """A dim photo-like picture (smooth light × texture), different for each seed."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    light = 0.15 + 0.3 * (x / width) * (0.5 + 0.5 * np.sin(y / 37.0 + seed))
+    texture = rng.uniform(0.3, 1.0, (height // 20 + 1, width // 20 + 1, 3)).astype(np.float32)
+    texture = np.kron(texture, np.ones((20, 20, 1), np.float32))[:height, :width]
+    return encode_png(np.clip(light[..., None] * texture, 0, 1), bit_depth=8)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default="jiep,retinexnet")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    args = parser.parse_args()
+    from playwright.sync_api import expect, sync_playwright
+
+    data = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    env = {**os.environ, "INTRINSIC_LAB_DATA": str(data), "INTRINSIC_LAB_DEVICE": "cpu", "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-m", "db", "migrate"], cwd=REPO, env=env, check=True, capture_output=True)
+    port = free_port()
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+                          "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=REPO, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "engine", "worker", "--device", "cpu"], cwd=REPO, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    times: dict[str, list[float]] = {}
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium,
+                                                 args=["--headless", "--no-sandbox", "--disable-gpu"])
+            seed = 0
+            for method in args.methods.split(","):
+                title = get_method(method).title
+                for run in range(args.runs):
+                    seed += 1
+                    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+                    page.goto(url)
+                    expect(page.get_by_role("heading", name="Decompose an image")).to_be_visible(timeout=60_000)
+                    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(
+                        {"name": f"photo{seed}.png", "mimeType": "image/png", "buffer": photo(seed)})
+                    expect(page.get_by_text("600×400 px")).to_be_visible(timeout=60_000)
+                    box = page.locator("[data-testid='stMultiSelect']").first
+                    if method != "jiep":  # JieP is preselected: swap it for the method under test
+                        box.get_by_role("button", name=re.compile("Remove|Delete|clear", re.I)).first.click()
+                        box.click()
+                        page.get_by_role("option", name=re.compile(re.escape(title))).click()
+                        page.keyboard.press("Escape")
+                    run_button = page.get_by_role("button", name="Run")
+                    expect(run_button).to_be_enabled(timeout=30_000)
+                    start = time.perf_counter()
+                    run_button.click()
+                    expect(page.get_by_text(f"{title} · succeeded")).to_be_visible(timeout=300_000)
+                    expect(page.get_by_role("button", name="PNG", exact=True).first).to_be_visible(timeout=60_000)
+                    seconds = time.perf_counter() - start
+                    times.setdefault(method, []).append(seconds)
+                    print(f"{method} run {run + 1}: {seconds:.2f} s from Run to layers on screen", flush=True)
+                    page.close()
+            browser.close()
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    for method, values in times.items():
+        print(f"{method}: median {statistics.median(values):.2f} s over {len(values)} runs "
+              f"(min {min(values):.2f}, max {max(values):.2f}); {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
