@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 export INTRINSIC_LAB_DATA ?= $(CURDIR)/data
 
-.PHONY: setup run worker dashboard test test-system-deps clean-data
+.PHONY: setup run worker dashboard test test-system-deps clean-data gpu-check
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: $(VENV)/.installed test-system-deps
 	    else echo "note: no PostgreSQL test server; the PostgreSQL store tests will skip"; fi; \
 	fi; \
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# On a machine with a CUDA GPU: every CUDA test and the GPU speed cases, into gpu-check.txt.
+gpu-check: $(VENV)/.installed
+	PYTHON=$(PY) REPORT=gpu-check.txt ./scripts/gpu_check.sh
 
 clean-data:
 	rm -rf "$(INTRINSIC_LAB_DATA)"
