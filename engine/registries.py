@@ -51,10 +51,10 @@ class Registry(Mapping, Generic[T]):
     def load(self) -> None:
         """Import the modules that register entries (once)."""
         if not self._loaded:
-            self._loaded = True
             modules = self._modules() if callable(self._modules) else self._modules
-            for module in modules:
+            for module in modules:  # a module that fails to import fails every lookup, never a silent gap
                 importlib.import_module(module)
+            self._loaded = True
 
     # --- looking up ---------------------------------------------------------------------------------------------
     def get(self, name: str, *default) -> T:  # type: ignore[override]

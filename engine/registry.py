@@ -5,6 +5,10 @@ The registry holds specs and a factory; it never loads weights or touches CUDA w
 Which modules exist is an explicit list (``engine.methods.METHOD_MODULES``), not an ``import *``.
 
 A method's runner is a callable ``run(inputs: MethodInput, params: dict, ctx: RunContext) -> MethodResult``.
+A learned method declares its weight sets in its module (``engine.weights.declare_weights``); ``MethodSpec.weights``
+is derived from them, and the runner gets its network with ``engine.models.load_model(name, ctx.weights, ctx.device,
+builder)``. ``tests/contract`` checks every registered spec and runner against the declarations here (outputs,
+ranges, progress, parameters, weights) on ``engine.examples.method_example(spec)``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ Loading (:func:`load_state_dict`) reads safetensors, or a PyTorch file through `
 map_location="cpu")`` -- never a full unpickle. Other formats (Caffe HDF5, numpy ``.npz``, TensorFlow checkpoints)
 only enter through a converter.
 
+A method's runner should not resolve and load by hand: :func:`engine.models.load_model` does both once per file and
+device and caches the network. The weight sets a method declares (plus any imported or installed in the cache) are its
+choices everywhere -- ``MethodSpec.weights`` is derived from them, never repeated.
+
 Example::
 
     from engine.weights import resolve, load_state_dict

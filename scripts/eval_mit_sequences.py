@@ -26,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.datasets.sequences import ImageSequences  # noqa: E402
+from engine.datasets.image_sequences import ImageSequences  # noqa: E402
 from engine.metrics.intrinsic import lmse, si_mse  # noqa: E402
 from engine.registry import MethodInput, run_method  # noqa: E402
 

@@ -13,7 +13,7 @@ from .faces import Faces
 from .iiw import IIW
 from .mit import MITIntrinsic
 from .pairs import LOL, Raindrop
-from .sequences import ImageSequences
+from .image_sequences import ImageSequences
 
 from ..registries import Registry
 

@@ -53,6 +53,7 @@ def ran(request):
 def test_spec_is_well_formed(ran):
     spec = ran[0]
     assert isinstance(spec.task, Task) and spec.outputs, spec.name
+    assert "cpu" in spec.devices, f"{spec.name}: every method must run on the CPU (devices {spec.devices})"
     names = [out.name for out in spec.outputs]
     assert len(names) == len(set(names)), f"{spec.name}: duplicate output names {names}"
     for out in spec.outputs:
