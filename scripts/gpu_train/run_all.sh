@@ -23,6 +23,8 @@ for method in "$@"; do
         PACK="$gpu_dir/pack/$method" OUTDIR="$res" BUDGET_S="$budget" OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1 \
             timeout $((budget + ${GRACE_S:-90})) bash "scripts/gpu_train/$method.sh" > "$res/outer.log" 2>&1
         echo "exit status $?" >> "$res/outer.log"
+        # The method's own CUDA tests (CUDA against CPU outputs), from its copy of the repository.
+        timeout 60 python3 -m pytest -q -p no:cacheprovider -k cuda tests/methods > "$res/cuda_tests.log" 2>&1
         tar czf "$out/$method.tgz" -C /tmp/gpu-results "$method"  # at once: a later overrun cannot lose it
     ) &
     pids+=($!)
