@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageDecodeError, ImageTooLargeError, IntrinsicLabError
-from .limits import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, PREVIEW_DECODE_PIXELS, PREVIEW_SIDE, check_frames,  # noqa: F401
-                     limits)
+from .limits import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, PREVIEW_DECODE_PIXELS, PREVIEW_SIDE,  # noqa: F401
+                     check_frames, limits)
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
 #: File name suffixes of the still images the project reads (datasets, training data, frame folders, uploads), all
 #: readable by both OpenCV and :func:`decode_image`; FRAME_SUFFIXES adds GIF, whose frames :func:`decode_frames` reads.

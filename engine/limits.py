@@ -128,9 +128,20 @@ def check_frames(frame_count: int, width: int, height: int, label: str) -> None:
             f"of {megapixels(lim.max_total_pixels)} per submission (set {MAX_TOTAL_PIXELS_ENV} to raise it)")
 
 
+#: Bytes per pixel that stay at full size when a method tiles: the decoded input and the output layers (float32).
+FULL_SIZE_BYTES_PER_PIXEL = 64
+
+
 def job_memory(spec, frame_count: int, width: int, height: int) -> int:
-    """Bytes ``spec`` is expected to need on ``frame_count`` frames of ``width`` × ``height``."""
-    return int(frame_count * width * height * max(1, int(getattr(spec, "bytes_per_pixel", 400))))
+    """Bytes ``spec`` is expected to need on ``frame_count`` frames of ``width`` × ``height``: its declared
+    ``bytes_per_pixel`` over the whole frame, or, for a method that tiles (``working_pixels``), over one tile plus
+    the full-size arrays."""
+    pixels = width * height
+    per_pixel = max(1, int(getattr(spec, "bytes_per_pixel", 400)))
+    working = getattr(spec, "working_pixels", None)
+    if working and pixels > working:
+        return int(frame_count * (working * per_pixel + (pixels - working) * FULL_SIZE_BYTES_PER_PIXEL))
+    return int(frame_count * pixels * per_pixel)
 
 
 def check_job_memory(spec, frame_count: int, width: int, height: int) -> None:
@@ -139,8 +150,15 @@ def check_job_memory(spec, frame_count: int, width: int, height: int) -> None:
     cap = limits().max_job_memory
     if need > cap:
         frames = f"{frame_count} frames" if frame_count > 1 else "one frame"
-        fit = cap / max(1, int(getattr(spec, "bytes_per_pixel", 400))) / max(1, frame_count)
+        per_pixel = max(1, int(getattr(spec, "bytes_per_pixel", 400)))
+        working = getattr(spec, "working_pixels", None)
+        if working and cap / frame_count > working * per_pixel:
+            fit = working + (cap / frame_count - working * per_pixel) / FULL_SIZE_BYTES_PER_PIXEL
+            cost = f"{per_pixel} bytes per pixel of a tile, {FULL_SIZE_BYTES_PER_PIXEL} per pixel beyond"
+        else:
+            fit = cap / per_pixel / max(1, frame_count)
+            cost = f"{per_pixel} bytes per pixel"
         raise BudgetError(
-            f"{spec.name} would need about {human_bytes(need)} for {frames} of {width}×{height} "
-            f"({spec.bytes_per_pixel} bytes per pixel), above the budget of {human_bytes(cap)} per job "
-            f"(set {MAX_JOB_MEMORY_ENV} to raise it); at most {megapixels(fit)} per frame fits")
+            f"{spec.name} would need about {human_bytes(need)} for {frames} of {width}×{height} ({cost}), above "
+            f"the budget of {human_bytes(cap)} per job (set {MAX_JOB_MEMORY_ENV} to raise it); at most "
+            f"{megapixels(fit)} per frame fits")

@@ -254,6 +254,9 @@ class MethodSpec:
     #: measured with ``scripts/method_memory.py``. Jobs whose estimate passes the memory budget
     #: (``engine.limits``) are refused before anything is decoded. The default is deliberately pessimistic.
     bytes_per_pixel: int = 400
+    #: For a method that tiles (or downscales) large frames: the largest area, in pixels, it works on at once. Above
+    #: it only the full-size input and output arrays keep growing (``engine.limits.FULL_SIZE_BYTES_PER_PIXEL``).
+    working_pixels: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "task", Task(self.task))

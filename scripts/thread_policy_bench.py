@@ -69,11 +69,12 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     for label, policy, threads, workers in configs:
         idle = run(policy, threads, args.repeat, workers)
-        busy_proc = subprocess.Popen(["timeout", str(args.busy_seconds), "yes"], stdout=subprocess.DEVNULL)
+        busy_proc = subprocess.Popen(["timeout", str(args.busy_seconds), "yes"], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             busy = run(policy, threads, args.repeat, workers)
         finally:
-            busy_proc.kill()
+            busy_proc.terminate()  # timeout passes SIGTERM on to yes
             busy_proc.wait()
         print(f"| {label} | {idle['threads']} | {idle['wait_policy']} | {idle['median']:.2f} | {busy['median']:.2f} | "
               f"{busy['median'] / idle['median']:.2f} |", flush=True)

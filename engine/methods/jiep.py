@@ -186,7 +186,8 @@ def jiep_decompose(rgb: torch.Tensor, gray: torch.Tensor, params: Mapping[str, A
             "cg_iterations_R": sol_r.iterations[0], "cg_residual_R": sol_r.relative_residual[0],
         })
         ctx.progress(k / params["K"], f"iteration {k}: ΔI {change_i:.4f}, ΔR {change_r:.4f}")
-        if math.isnan(change_i) or math.isnan(change_r) or not bool(torch.isfinite(i).all() and torch.isfinite(r).all()):
+        finite = bool(torch.isfinite(i).all() and torch.isfinite(r).all())
+        if math.isnan(change_i) or math.isnan(change_r) or not finite:
             stop_reason = f"diverged: values that are not finite numbers at iteration {k}"
             break  # NaN compares false with everything: never let it pass for convergence
         if change_i < params["stop_tol"] or change_r < params["stop_tol"]:

@@ -598,7 +598,7 @@ SPEC = register(MethodSpec(
             "window constraints, pairwise shading constraints between pixels with the same appearance over time, "
             "and a chromaticity regulariser, solved as a sparse least-squares problem.",
     input_kind=InputKind.IMAGE_SEQUENCE,
-    bytes_per_pixel=180,  # per frame pixel; measured 157 (scripts/method_memory.py, 4 frames of 768×1152)
+    bytes_per_pixel=180,  # per frame pixel; measured 157 (scripts/method_memory.py, 4 × 768×1152)
     outputs=(
         OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), scaled so its bright end is 1", "linear", role=Role.REFLECTANCE),
         OutputSpec("shading", OutputKind.IMAGE_STACK, "shading of each frame (frame / reflectance, per channel)",

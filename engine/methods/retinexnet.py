@@ -438,5 +438,6 @@ register(MethodSpec(
                "(TF 'SAME' padding, nearest resizes to the skip size); no code copied.",
     min_side=8,
     bytes_per_pixel=1200,  # measured 1080 (scripts/method_memory.py, 768×1152, CPU tiling)
+    working_pixels=(_DEFAULT_TILE["cpu"] + 2 * _HALO) ** 2,  # one CPU tile with its halo
     url="https://daooshee.github.io/BMVC2018website/",
 ))
