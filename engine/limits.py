@@ -10,7 +10,7 @@ environment variable               what it bounds                               
 ``INTRINSIC_LAB_MAX_TOTAL_PIXELS`` decoded pixels of one submission, all frames together       96 MP
 ``INTRINSIC_LAB_MAX_FRAMES``       frames of one submission (animations, zips, videos, files)  400
 ``INTRINSIC_LAB_MAX_FILE_BYTES``   bytes of one input file (CLI: checked before reading)       256 MiB
-``INTRINSIC_LAB_MAX_JOB_MEMORY``   memory one job may need: total pixels × the method's        1.5 GiB
+``INTRINSIC_LAB_MAX_JOB_MEMORY``   memory one job may need: total pixels × the method's        2 GiB  
                                    declared ``bytes_per_pixel``
 =================================  ==========================================================  ==============
 
@@ -35,7 +35,7 @@ DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_TOTAL_PIXELS = 96_000_000
 DEFAULT_MAX_FRAMES = 400
 DEFAULT_MAX_FILE_BYTES = 256 << 20
-DEFAULT_MAX_JOB_MEMORY = 3 << 29  # 1.5 GiB
+DEFAULT_MAX_JOB_MEMORY = 2 << 30  # 2 GiB: a 12-megapixel photo through JieP (160 bytes per pixel) fits
 
 #: Longest side of the previews the dashboard decodes (it never decodes a full-size image).
 PREVIEW_SIDE = 1024
