@@ -116,6 +116,8 @@ def main(argv=None) -> int:
                              "seconds": seconds}
             records.append({"object": name, "label": label, "method": method, **scores[label],
                             "params": resolved, "info": result.info, "timings": ctx.timings})
+            print(f"  {name} {label}: colour {scores[label]['colour']:.4f} grey {scores[label]['grey']:.4f} "
+                  f"({seconds:.1f} s)", flush=True)
         rows.append((name, scores))
         h, w = sample.frames[0].shape[:2]
         print(f"{name:<9} {len(sample.frames)}×{w}×{h} " + "  ".join(
