@@ -11,8 +11,12 @@ the benchmark's scale-invariant masked LMSE (20×20 windows, step 10):
   channels and normalised by the truth's energy in all three (so a wrong hue costs, a wrong brightness does not).
 
     .venv/bin/python scripts/eval_mit_sequences.py                       # all objects found, default parameters
-    .venv/bin/python scripts/eval_mit_sequences.py --objects apple box -p window_size=7
-    .venv/bin/python scripts/eval_mit_sequences.py --variant paper:refine_iterations=0 --variant big:window_size=9
+    .venv/bin/python scripts/eval_mit_sequences.py --objects apple box -p window_sigma=2
+    .venv/bin/python scripts/eval_mit_sequences.py --variant paper_weights:brightness_power=0 \
+        --variant constant_shading:shading_model=constant --variant per_channel:shading_colour=per_channel \
+        --variant rounds1:rounds=1 --variant rounds3:rounds=3 --variant sigma2:window_sigma=2      # the ablation
+    .venv/bin/python scripts/eval_mit_sequences.py --objects teabag2 apple --methods baseline_max_frames,laffont_bazin \
+        -p solver=global --variant no_shift:solver=global,energy_shift=false ...   # the global solve's ablation
 
 ``--variant NAME:k=v,k=v`` adds a Laffont & Bazin run with those parameters (repeatable; ``-p`` values apply to
 every Laffont & Bazin run). Prints one row per object with each method's colour / grey LMSE and its ratio to max

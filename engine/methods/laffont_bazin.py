@@ -38,7 +38,7 @@ What is left: on the MIT objects the windows cannot remove shading that varies w
 Pixels with no usable signal in any frame (black or clipped in all of them) cannot be decomposed. The
 ``confidence`` layer (0…1) is the product of a signal term (the brightest usable frame, from 2× to 8× the
 ``dark_level``) and a fit term (how well the windows explain the pixel's frames); where the signal term is below
-1 the reflectance is blended into a smooth fill (normalised convolution of the confident reflectance), so such
+1 the reflectance is blended into a smooth fill (push-pull average of the confident reflectance), so such
 pixels get their neighbours' colour instead of amplified noise. S = I / R.
 """
 
@@ -77,8 +77,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 class WindowFit:
     """Per-pixel least-squares fit of one frame's shading in the Gaussian window around every pixel.
 
-    Minimises Σ_q g(q − p) m(q) Σ_c (I_c(q) − R_c(q) · s_p(q))² with s_p constant or affine in q − p, one s_p for
-    all channels (grey light) or one per channel (``per_channel``, the paper's per-channel model). The moments
+    Minimises Σ_q g(q − p) m(q) Σ_c (I_c(q) − R_c(q) · s_p(q))² with s_p constant or affine in q − p, one s_p
+    for all channels (grey light) or one per channel (``per_channel``, the paper's per-channel model). The moments
     of R that do not depend on the frame are computed once per round (``__init__``); ``fit`` then costs one blur per
     regressor and one for the frame's energy. Returns the shading at the window centre and sin θ, the square
     root of the unexplained fraction of the frame's energy in the window.
@@ -194,7 +194,8 @@ def smooth_fill(values: torch.Tensor, weight: torch.Tensor, threshold: float = 0
     levels = [(values * weight, weight)]
     while max(levels[-1][1].shape) > 1:
         v, w = levels[-1]
-        levels.append((F.avg_pool2d(v[None], 2, ceil_mode=True)[0], F.avg_pool2d(w[None, None], 2, ceil_mode=True)[0, 0]))
+        levels.append((F.avg_pool2d(v[None], 2, ceil_mode=True)[0],
+                       F.avg_pool2d(w[None, None], 2, ceil_mode=True)[0, 0]))
     v, w = levels[-1]
     estimate = v / w.clamp_min(1e-30)
     for v, w in reversed(levels[:-1]):
