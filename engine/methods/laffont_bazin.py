@@ -22,6 +22,13 @@ colour / grey, mean over the objects: max over frames 0.0120 / 0.0089; the paper
   LMSE beats the max on teabag2 (0.0025 vs 0.0065) while its colour LMSE is 2.6× the max's there and 7.7× on
   apple (the cyan/blue blotches). Here the scale is the start's, and each round moves R only where the windows
   say the start is wrong (2 rounds; 1 and 3 are within ±2 %).
+  The global solve's own departures, on teabag2 / apple (colour / grey; its default 0.0269 / 0.0025 and
+  0.0783 / 0.0092, max over frames 0.0102 / 0.0065 and 0.0102 / 0.0078): solving at full size instead of 0.1 MP
+  then refitting 0.0269 / 0.0025 and 0.0738 / 0.0091; no energy shift 0.0455 / 0.0086 and 0.3243 / 0.1843; no
+  pairs 0.0356 / 0.0028 and 0.0363 / 0.0128; no outer IRLS round 0.0247 / 0.0026 and 0.0809 / 0.0095; 3×3 windows
+  at step 1 0.0281 / 0.0024 and 0.0745 / 0.0089; a 100× stronger regulariser 0.0368 / 0.0026 and 0.0311 / 0.0088.
+  None of them fixes the colour (``scripts/eval_mit_sequences.py --objects teabag2 apple -p solver=global``
+  with those ``--variant``s).
 * **Shading is grey** (one value per window and frame for all three channels, ``shading_colour``), so R's colour
   is a weighted mean of the frames' colours and cannot drift per channel. Per-channel shading: 0.0114 / 0.0084.
 * **Shading is affine within a window** (``shading_model``), not constant (constant: 0.0112 / 0.0084 at σ = 1,
