@@ -293,7 +293,7 @@ SPEC = register(MethodSpec(
         OutputSpec("shading", OutputKind.IMAGE_STACK, "shading of each frame (frame / reflectance, per channel)",
                    "linear", role=Role.SHADING),
         OutputSpec("confidence", OutputKind.GREY, "0…1: how well lit and how well explained each pixel is; below "
-                   "1 for lack of signal the reflectance is a smooth fill from the neighbours", "linear",
+                   "1 for lack of signal the reflectance is a smooth fill from the neighbours", "none",
                    role=Role.CONFIDENCE),
     ),
     params=(

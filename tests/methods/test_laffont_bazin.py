@@ -130,7 +130,7 @@ def test_registered_as_a_sequence_method_with_per_frame_shading():
 
     assert SPEC.input_kind == InputKind.IMAGE_SEQUENCE and not SPEC.is_baseline
     assert SPEC.output("shading").kind == OutputKind.IMAGE_STACK
-    assert SPEC.output("confidence").role == Role.CONFIDENCE
+    assert SPEC.output("confidence").role == Role.CONFIDENCE and SPEC.output("confidence").colour_space == "none"
     assert {"solver", "window_sigma", "shading_model", "brightness_power", "rounds", "window_size", "gamma_pair",
             "gamma_reg", "n_clusters", "max_solve_megapixels"} <= {p.name for p in SPEC.params}
 
