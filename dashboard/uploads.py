@@ -20,7 +20,7 @@ from engine.errors import ImageDecodeError, IntrinsicLabError
 from engine.imaging import IMAGE_SUFFIXES, decode_preview, preview_frames, probe_image
 from engine.limits import PREVIEW_FRAMES, check_file_size, check_frames, check_job_memory, limits
 from engine.registry import InputKind, MethodInput, MethodSpec
-from engine.sequences import UPLOAD_TYPES, SequenceLimits, container_kind, expand_upload
+from engine.frame_uploads import UPLOAD_TYPES, SequenceLimits, container_kind, expand_upload
 
 #: File types offered by the uploader (GIF only where frames of an animation make sense).
 STILL_TYPES = tuple(s.lstrip(".") for s in IMAGE_SUFFIXES)
@@ -94,7 +94,7 @@ def prepare_input(files: Sequence[UploadedFile], kind: InputKind) -> PreparedInp
     prepared = PreparedInput(kind=kind, files=list(files))
     sequence = kind == InputKind.IMAGE_SEQUENCE
     if sequence:
-        # A zip of frames or a video becomes its image files (engine.sequences), so the store and worker see frames.
+        # A zip of frames or a video becomes its image files (engine.frame_uploads), so the store and worker see frames.
         files = _expand_containers(files, prepared)
         prepared.files = list(files)
     sizes: dict[tuple[int, int], str] = {}
@@ -169,7 +169,7 @@ def _expand_containers(files: Sequence[UploadedFile], prepared: PreparedInput) -
         try:
             check_file_size(len(upload.data), upload.name)
             if kind == "video":  # priced from the container's header before any frame is decoded
-                from engine.sequences import probe_video
+                from engine.frame_uploads import probe_video
 
                 count, width, height = probe_video(upload.data, upload.name, limits=_sequence_limits())
                 check_frames(count, width, height, upload.name)

@@ -1,7 +1,7 @@
 """Loading user inputs from files into a :class:`~engine.registry.MethodInput`.
 
 One image → one frame; several image files or a folder of frames → a sequence (sorted by name);
-an animated GIF/WebP → its frames; a zip of frames or a video → its frames (see ``engine.sequences``).
+an animated GIF/WebP → its frames; a zip of frames or a video → its frames (see ``engine.frame_uploads``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageDecodeError, InputKindError
+from .frame_uploads import container_kind, frames_from_upload, probe_video, zip_members
 from .imaging import FRAME_SUFFIXES, decode_image, probe_image
 from .limits import check_file_size, check_frames, check_job_memory, human_bytes, limits
 from .registry import InputKind, MethodInput, MethodSpec, frame_size_problem
-from .sequences import container_kind, frames_from_upload, probe_video, zip_members
 
 
 def _frame_files(folder: Path) -> list[Path]:

@@ -9,6 +9,7 @@ METHOD_MODULES: tuple[str, ...] = (
     "engine.methods.retinexnet",
     "engine.methods.laffont_bazin",
     "engine.methods.weiss",
+    "engine.methods.baselines_sequence",
     "engine.methods.cgintrinsics",
     "engine.methods.baselines_intrinsic",
     "engine.methods.baselines_illuminant",

@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from scipy import fft
 
-from ..imaging import srgb_to_linear
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
-from ..sequences import normalise_reflectance, shading_from_reflectance
+from ..sequence_layers import linear_stack, normalise_reflectance, shading_from_reflectance
 
 
 # --- building blocks -------------------------------------------------------------------------------------------
@@ -63,12 +62,6 @@ def weiss_log_reflectance(log_frames: torch.Tensor) -> np.ndarray:
 
 
 # --- runner ----------------------------------------------------------------------------------------------------
-
-def linear_stack(inputs: MethodInput, encoding: str) -> np.ndarray:
-    """The frames as one (T, H, W, 3) float32 array of linear values."""
-    stack = np.stack(inputs.frames).astype(np.float32)
-    return srgb_to_linear(stack) if encoding == "srgb" else stack
-
 
 def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
     frames = linear_stack(inputs, params["input_encoding"])

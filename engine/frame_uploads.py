@@ -1,4 +1,4 @@
-"""Turning uploaded files into the frames of an image sequence, and splitting a sequence by a reflectance.
+"""Turning uploaded files into the frames of an image sequence (see ``engine.sequence_layers`` for its layers).
 
 A sequence arrives as any mix of: several image files (one frame each; an animated GIF/WebP/TIFF gives all its
 frames), a zip archive of frames, or a short video from which ``n_frames`` frames are sampled evenly.
@@ -362,21 +362,3 @@ def decode_sequence(files: list[tuple[str, bytes]], *, n_video_frames: int | Non
             raise ImageTooLargeError(f"the upload holds more than {limits.max_frames} frames")
     check_same_size(frames)
     return [f.pixels for f in frames]
-
-
-# --- splitting a sequence by its reflectance -------------------------------------------------------------------
-
-def shading_from_reflectance(frames_linear: np.ndarray, reflectance: np.ndarray, floor: float = 1e-4) -> np.ndarray:
-    """Per-frame shading S_t = I_t / R under the model I = R·S (per channel). (T, H, W, 3), (H, W, 3) → (T, H, W, 3)."""
-    return (frames_linear / np.maximum(reflectance, floor)[None]).astype(np.float32)
-
-
-def normalise_reflectance(reflectance: np.ndarray, mask: np.ndarray | None = None, percentile: float = 99.5
-                          ) -> tuple[np.ndarray, float]:
-    """Scale a reflectance known only up to scale so that its bright end sits at 1. Returns (scaled, scale)."""
-    brightest = reflectance.max(axis=2)
-    values = brightest[mask[..., 0] > 0.5] if mask is not None and (mask > 0.5).any() else brightest.ravel()
-    values = values[np.isfinite(values)]
-    scale = float(np.percentile(values, percentile)) if values.size else 1.0
-    scale = scale if scale > 1e-12 else 1.0
-    return (reflectance / scale).astype(np.float32), scale
