@@ -7,7 +7,6 @@ path and flags) from ``tests/helpers/browser.py``. Set INTRINSIC_LAB_SCREENSHOTS
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from benchmark.tiny_data import BASELINES, write_tiny_mit
 
-from helpers.browser import CHROMIUM, CHROMIUM_ARGS, served  # noqa: F401 (served is a fixture)
+from helpers.browser import chromium_browser, screenshots, served  # noqa: F401 (served is a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -44,44 +43,39 @@ def benchmark_through_worker(root: Path, timeout_s: float = 40.0) -> None:
 
 
 def test_leaderboard_in_the_browser(served, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, logs = served
     try:
         benchmark_through_worker(tmp_path / "mit")
     except AssertionError:
         raise AssertionError("the worker did not finish the benchmark jobs:\n" + logs["worker"].read_text()[-3000:])
-    shots = Path(os.environ.get("INTRINSIC_LAB_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2400})
-            page.goto(url)
-            page.get_by_role("link", name="Leaderboards").click()
-            expect(page.get_by_role("heading", name="Leaderboards")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Measured · MIT Intrinsic Images · train (2 images)")).to_be_visible(
-                timeout=20_000)
-            # Tables and charts are lazily loaded components: give them time to arrive.
-            expect(page.locator("[data-testid='stDataFrame']")).to_have_count(3, timeout=30_000)  # measured,
-            # per image, reported. Plotly draws the bars as SVG: both methods on the axis, best (lowest LMSE) first.
-            expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
-            ticks = page.locator(".js-plotly-plot").first.locator(".xtick text")
-            expect(ticks).to_have_text(["baseline_color_retinex", "baseline_image_albedo"], timeout=30_000)
-            expect(page.get_by_text("Quality versus runtime")).to_be_visible()
-            expect(page.get_by_role("heading", name="Reported in papers (not measured here)")).to_be_visible()
-            expect(page.get_by_role("button", name="Download leaderboard (CSV)")).to_be_visible()
-            page.screenshot(path=str(shots / "leaderboard.png"), full_page=True)
+    shots = screenshots(tmp_path)
+    with chromium_browser() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(url)
+        page.get_by_role("link", name="Leaderboards").click()
+        expect(page.get_by_role("heading", name="Leaderboards")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("Measured · MIT Intrinsic Images · train (2 images)")).to_be_visible(
+            timeout=20_000)
+        # Tables and charts are lazily loaded components: give them time to arrive.
+        expect(page.locator("[data-testid='stDataFrame']")).to_have_count(3, timeout=30_000)  # measured,
+        # per image, reported. Plotly draws the bars as SVG: both methods on the axis, best (lowest LMSE) first.
+        expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
+        ticks = page.locator(".js-plotly-plot").first.locator(".xtick text")
+        expect(ticks).to_have_text(["baseline_color_retinex", "baseline_image_albedo"], timeout=30_000)
+        expect(page.get_by_text("Quality versus runtime")).to_be_visible()
+        expect(page.get_by_role("heading", name="Reported in papers (not measured here)")).to_be_visible()
+        expect(page.get_by_role("button", name="Download leaderboard (CSV)")).to_be_visible()
+        page.screenshot(path=str(shots / "leaderboard.png"), full_page=True)
 
-            chooser = page.get_by_role("combobox", name="Open one image in the gallery comparison")
-            chooser.click()
-            page.get_by_role("option", name="box", exact=True).click()
-            expect(chooser).to_have_value("box")
-            page.get_by_role("button", name="Compare in the gallery").click()
-            expect(page.get_by_role("heading", name="Gallery")).to_be_visible(timeout=30_000)
-            expect(page.get_by_role("heading", name="Compare")).to_be_visible(timeout=20_000)
-            # the comparison opened on the drilled-down item
-            expect(page.get_by_role("combobox", name="Image")).to_have_value(re.compile(r"mit-mini/box$"))
-            page.screenshot(path=str(shots / "leaderboard_gallery.png"), full_page=True)
-        finally:
-            browser.close()
+        chooser = page.get_by_role("combobox", name="Open one image in the gallery comparison")
+        chooser.click()
+        page.get_by_role("option", name="box", exact=True).click()
+        expect(chooser).to_have_value("box")
+        page.get_by_role("button", name="Compare in the gallery").click()
+        expect(page.get_by_role("heading", name="Gallery")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("heading", name="Compare")).to_be_visible(timeout=20_000)
+        # the comparison opened on the drilled-down item
+        expect(page.get_by_role("combobox", name="Image")).to_have_value(re.compile(r"mit-mini/box$"))
+        page.screenshot(path=str(shots / "leaderboard_gallery.png"), full_page=True)

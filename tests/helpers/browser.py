@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +23,26 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 40
 RESULT_TIMEOUT_MS = 45_000
+
+@contextmanager
+def chromium_browser():
+    """Debian's chromium driven by Playwright, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshots(tmp_path: Path) -> Path:
+    """Where a browser test keeps its screenshots: INTRINSIC_LAB_SCREENSHOTS, else the test's temporary folder."""
+    shots = Path(os.environ.get("INTRINSIC_LAB_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
