@@ -129,7 +129,8 @@ def _linear_to_srgb_t(x: torch.Tensor) -> torch.Tensor:
 
 
 class PairStream:
-    """Deterministic batches of pairs: ``image1``, ``image2`` (sRGB, (B, 3, c, c)), ``mask`` (B, 1, c, c),
+    """Deterministic batches of pairs (in linear light, with each photo's ``gain`` and noise ``sigma``; see
+    :func:`apply_photometric`, which makes the photos on the training device): ``image1``, ``image2`` ((B, 3, c, c)), ``mask`` (B, 1, c, c),
     ``negative`` and ``negative_mask`` (a crop of another scene), ``labelled`` (B,) and ``albedo`` (B, 3, c, c;
     zeros where unlabelled). Scenes smaller than the crop are padded by reflection (the padding is masked out)."""
 
@@ -195,11 +196,22 @@ class PairStream:
         start = (step * accumulate + micro) * self.batch_size
         samples = [self.sample(c) for c in range(start, start + self.batch_size)]
         out = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
-        # Photometric changes, vectorised: an independent exposure and noise level per photo, then sRGB encoding.
-        generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, 11, start]).integers(2 ** 62)))
-        gain, sigma = out.pop("gain"), out.pop("sigma")
-        for index, key in enumerate(("image1", "image2", "negative")):
-            x = out[key] * gain[:, index].view(-1, 1, 1, 1)
-            noise = torch.randn(x.shape, generator=generator) * sigma[:, index].view(-1, 1, 1, 1)
-            out[key] = _linear_to_srgb_t(x + noise)
+        out["noise_seed"] = torch.tensor(int(np.random.default_rng([self.seed, 11, start]).integers(2 ** 62)))
         return out
+
+
+def apply_photometric(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Turn a :class:`PairStream` batch (linear crops, ``gain``, ``sigma``, ``noise_seed``) into photos, on the
+    batch's device (vectorised): an independent exposure and noise level per photo, then sRGB encoding. The noise
+    comes from a generator seeded by the batch, so a batch is the same photos wherever it is made."""
+    out = dict(batch)
+    if "gain" not in out:
+        return out
+    gain, sigma = out.pop("gain"), out.pop("sigma")
+    device = gain.device
+    generator = torch.Generator(device=device).manual_seed(int(out.pop("noise_seed")))
+    for index, key in enumerate(("image1", "image2", "negative")):
+        x = out[key] * gain[:, index].view(-1, 1, 1, 1)
+        noise = torch.randn(x.shape, generator=generator, device=device) * sigma[:, index].view(-1, 1, 1, 1)
+        out[key] = _linear_to_srgb_t(x + noise)
+    return out

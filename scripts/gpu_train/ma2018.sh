@@ -9,7 +9,7 @@ export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 mkdir -p "$OUTDIR"
 PY=${PYTHON:-python3}
 $PY scripts/gpu_train/ma2018_folds.py --pack "$PACK" --out "$OUTDIR" --budget "${BUDGET_S:-360}" \
-    --device "${DEVICE:-cuda}" --lanes "${LANES:-3}" --work "${WORK:-$OUTDIR/../ma2018_work}" \
+    --device "${DEVICE:-cuda}" --lanes "${LANES:-2}" --work "${WORK:-$OUTDIR/../ma2018_work}" \
     > "$OUTDIR/log.txt" 2>&1
 status=$?
 tail -n 30 "$OUTDIR/log.txt"

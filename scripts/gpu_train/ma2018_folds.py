@@ -7,8 +7,8 @@ final model, as parallel short ``python -m engine train ma2018`` runs; then per-
   scored on its 2 held-out objects only, so no object is both trained on and scored;
 * ``unsup``: no ground truth at all; ``semi``: the reference reflectance of half of the fold's 8 training objects
   (``labelled_fraction=0.5``), never of the held-out ones;
-* ``final``: unsupervised on all ten objects + the kitchen (+ engine.synth scenes under 4 lightings if they could be
-  rendered in time): the shipped model.
+* ``final``: unsupervised on all ten objects + the kitchen (+ ``--synthetic N`` engine.synth scenes under 4 lightings
+  if they could be rendered in time; 0 by default: the renderer is CPU-bound, ~2 s a scene there): the shipped model.
 
 OUTDIR receives ``ma2018.safetensors`` + ``ma2018.md`` (final), ``metrics.csv`` (final run), ``folds.json`` (per
 object Grosse LMSE / albedo / shading LMSE at the pack's resolution, for the ratio and network albedo outputs),
@@ -38,10 +38,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--budget", type=float, default=360)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--lanes", type=int, default=3)
+    parser.add_argument("--lanes", type=int, default=2)
     parser.add_argument("--work", default=None, help="scratch folder for run folders (default OUT/../ma2018_work)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra NAME=VALUE for all runs")
-    parser.add_argument("--synthetic", type=int, default=120, help="engine.synth scenes for the final model (0: none)")
+    parser.add_argument("--synthetic", type=int, default=0, help="engine.synth scenes for the final model (0: none)")
+    parser.add_argument("--only", default="unsup,semi,final", help="which of unsup, semi, final to run")
+    parser.add_argument("--per-run", type=float, default=None, help="training seconds per run (default: from budget)")
     args = parser.parse_args(argv)
     start = time.time()
     pack, out = Path(args.pack).resolve(), Path(args.out).resolve()
@@ -62,14 +64,17 @@ def main(argv=None) -> int:
 
     jobs = []  # (name, overrides)
     common = [f"extra_data={kitchen}", "val_data=" + str(mit), *args.overrides]
+    only = set(args.only.split(","))
     for variant, extra in (("unsup", []), ("semi", ["labelled_fraction=0.5"])):
+        if variant not in only:
+            continue
         for k, held in enumerate(FOLDS):
             jobs.append((f"{variant}-{k}", [f"exclude={','.join(held)}", f"val_scenes={','.join(held)}", *extra,
                                             *common]))
     final = ("final", [*common, f"val_scenes={','.join(OBJECTS)}"])
-    runs_per_lane = -(-(len(jobs) + 1) // args.lanes)
+    runs_per_lane = -(-(len(jobs) + ("final" in only)) // args.lanes)
     reserve = 45.0  # start-up, final scoring and copying
-    per_run = max(4.0, (args.budget - reserve) / runs_per_lane - 10.0)  # ~10 s of start-up per run
+    per_run = args.per_run or max(4.0, (args.budget - reserve) / runs_per_lane - 10.0)  # ~10 s of start-up per run
     print(f"{len(jobs) + 1} runs in {args.lanes} lanes, {per_run:.0f} s of training each", flush=True)
 
     def command(name, overrides, seconds):
@@ -84,7 +89,7 @@ def main(argv=None) -> int:
     pending = list(jobs)
     running: list[tuple[str, subprocess.Popen]] = []
     (out / "runs").mkdir(exist_ok=True)
-    final_started = False
+    final_started = "final" not in only
     while pending or running or not final_started:
         running = [(n, p) for n, p in running if p.poll() is None]
         while len(running) < args.lanes and (pending or not final_started):
@@ -123,7 +128,7 @@ def main(argv=None) -> int:
     report = {"resolution": "MIT objects at long side 320 (the pack), benchmark input convention",
               "folds": [list(f) for f in FOLDS], "per_run_seconds": per_run, "runs": {}}
     (out / "folds").mkdir(exist_ok=True)
-    for name, _ in jobs + [final]:
+    for name, _ in jobs + ([final] if "final" in only else []):
         weights = work / name / "export" / f"ma2018-{name}.safetensors"
         if not weights.is_file():
             report["runs"][name] = {"error": "no export (see runs/%s.log)" % name}
@@ -133,10 +138,14 @@ def main(argv=None) -> int:
         scores = {mode: score_objects(model, [objects[o] for o in held], device, 320, mode)
                   for mode in ("ratio", "network")}
         run = json.loads((work / name / "run.json").read_text())
-        steps = sum(1 for _ in open(work / name / "metrics.csv")) if (work / name / "metrics.csv").exists() else 0
+        import csv
+
+        rows = list(csv.DictReader(open(work / name / "metrics.csv")))
         report["runs"][name] = {"held_out": held if name != "final" else "none (trained on all: not a test score)",
                                 "scores": scores, "config": run["config"], "device": run["device"],
-                                "logged_rows": steps}
+                                "steps": int(rows[-1]["step"]) if rows else 0,
+                                "seconds": float(rows[-1]["seconds"]) if rows else 0.0,
+                                "last_losses": rows[-1] if rows else {}}
         if name != "final":
             shutil.copyfile(weights, out / "folds" / f"{name}.safetensors")
     summary = {}

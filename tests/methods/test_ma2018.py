@@ -14,7 +14,7 @@ import torch
 from engine.methods.ma2018 import SPEC, Ma2018Net, decompose, model_from_state, pad_to_multiple, run
 from engine.registry import MethodInput, OutputKind, Role, RunContext, Task
 from engine.train.ma2018_recipe import Ma2018Recipe, ma2018_losses
-from engine.train.multilight import PairStream, load_multilight_folder
+from engine.train.multilight import PairStream, apply_photometric, load_multilight_folder
 
 CPU = torch.device("cpu")
 
@@ -152,7 +152,7 @@ def test_pair_stream_is_deterministic_aligned_and_draws_negatives_from_other_sce
     albedo = rng.uniform(0.1, 0.9, (40, 50, 3)).astype(np.float32)
     uniform = Scene("u", np.stack([albedo * s for s in (0.3, 0.6, 0.9)]), np.ones((40, 50), np.float32))
     other = Scene("v", np.stack([albedo[::-1] * s for s in (0.5, 1.0)]), np.ones((40, 50), np.float32))
-    pairs = PairStream([uniform, other], 4, 1, crop=24, noise=0.0, exposure=(1.0, 1.0)).batch(0)
+    pairs = apply_photometric(PairStream([uniform, other], 4, 1, crop=24, noise=0.0, exposure=(1.0, 1.0)).batch(0))
     lin = lambda x: torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)  # noqa: E731
     ratio = lin(pairs["image1"]) / lin(pairs["image2"])
     spread = ratio.flatten(1).std(1) / ratio.flatten(1).mean(1)
