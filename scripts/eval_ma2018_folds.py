@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,35 +26,43 @@ FOLDS = (("apple", "box"), ("cup1", "dinosaur"), ("frog1", "panther"), ("paper1"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--folds", required=True)
+    parser.add_argument("--folds", default=".")
     parser.add_argument("--mit", default=str(REPO.parent / "shared" / "data" / "mit-intrinsic"))
     parser.add_argument("--out", default="ma2018_fold_scores.json")
     parser.add_argument("--db", default="/tmp/ma2018_bench_db")
     parser.add_argument("--baselines", default="baseline_color_retinex,jiep")
     parser.add_argument("--variants", default="unsup,semi")
     parser.add_argument("--param", action="append", default=[], help="extra --param for bench (METHOD.NAME=VALUE)")
+    parser.add_argument("--work", default="/tmp/ma2018_fold_links", help="where the fold folders (links) are made")
+    parser.add_argument("--baselines-only", action="store_true", help="only run the baselines (to warm the cache)")
     args = parser.parse_args(argv)
     env = {**os.environ, "INTRINSIC_LAB_DATA": args.db}
     mit, folds = Path(args.mit).resolve(), Path(args.folds).resolve()
     rows = []
-    work = Path(tempfile.mkdtemp(prefix="ma2018_folds_"))
+    work = Path(args.work)
     for k, held in enumerate(FOLDS):
         folder = work / f"fold{k}"
-        folder.mkdir()
+        folder.mkdir(parents=True, exist_ok=True)
         for name in held:
-            (folder / name).symlink_to(mit / name)
+            if not (folder / name).exists():
+                (folder / name).symlink_to(mit / name)
         for variant in args.variants.split(","):
             weights = folds / f"{variant}-{k}.safetensors"
-            if not weights.is_file():
+            if not weights.is_file() and not args.baselines_only:
                 print(f"missing {weights}", file=sys.stderr)
                 continue
             dataset = f"ma2018_fold{k}_{variant}"
             subprocess.run([sys.executable, "-m", "engine", "datasets", "register", dataset, "mit-intrinsic",
                             str(folder)], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
-            methods = ["ma2018"] + (args.baselines.split(",") if variant == args.variants.split(",")[0] else [])
+            first = variant == args.variants.split(",")[0]
+            methods = ([] if args.baselines_only else ["ma2018"]) + (args.baselines.split(",") if first else [])
+            if not methods:
+                continue
             table = work / f"{dataset}.csv"
             cmd = [sys.executable, "-m", "engine", "bench", *methods, "--dataset", dataset, "--split", "all",
-                   "--weights", f"ma2018={weights}", "--device", "cpu", "--csv", str(table)]
+                   "--device", "cpu", "--csv", str(table)]
+            if not args.baselines_only:
+                cmd += ["--weights", f"ma2018={weights}"]
             for item in args.param:
                 cmd += ["--param", item]
             print(" ".join(cmd), file=sys.stderr, flush=True)

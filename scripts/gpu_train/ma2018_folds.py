@@ -73,8 +73,8 @@ def main(argv=None) -> int:
                                             *common]))
     final = ("final", [*common, f"val_scenes={','.join(OBJECTS)}"])
     runs_per_lane = -(-(len(jobs) + ("final" in only)) // args.lanes)
-    reserve = 45.0  # start-up, final scoring and copying
-    per_run = args.per_run or max(4.0, (args.budget - reserve) / runs_per_lane - 10.0)  # ~10 s of start-up per run
+    reserve = 70.0  # final scoring and copying
+    per_run = args.per_run or max(4.0, (args.budget - reserve) / runs_per_lane - 12.0)  # ~12 s of start-up per run
     print(f"{len(jobs) + 1} runs in {args.lanes} lanes, {per_run:.0f} s of training each", flush=True)
 
     def command(name, overrides, seconds):
@@ -92,6 +92,12 @@ def main(argv=None) -> int:
     final_started = "final" not in only
     while pending or running or not final_started:
         running = [(n, p) for n, p in running if p.poll() is None]
+        if time.time() - start > args.budget + 20:  # watchdog: never overrun the budget by much
+            for n, p in running:
+                print(f"{time.time() - start:6.1f} s: stopping {n} (over budget)", flush=True)
+                p.terminate()
+            pending, running, final_started = [], [], True
+            break
         while len(running) < args.lanes and (pending or not final_started):
             if pending:
                 name, overrides = pending.pop(0)
