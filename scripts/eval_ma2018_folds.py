@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--baselines", default="baseline_color_retinex,jiep")
     parser.add_argument("--variants", default="unsup,semi")
     parser.add_argument("--param", action="append", default=[], help="extra --param for bench (METHOD.NAME=VALUE)")
+    parser.add_argument("--tag", default="", help="suffix of the registered dataset names (one per configuration)")
     parser.add_argument("--work", default="/tmp/ma2018_fold_links", help="where the fold folders (links) are made")
     parser.add_argument("--baselines-only", action="store_true", help="only run the baselines (to warm the cache)")
     args = parser.parse_args(argv)
@@ -51,11 +52,12 @@ def main(argv=None) -> int:
             if not weights.is_file() and not args.baselines_only:
                 print(f"missing {weights}", file=sys.stderr)
                 continue
-            dataset = f"ma2018_fold{k}_{variant}"
+            dataset = f"ma2018_fold{k}_{variant}{args.tag}"
             subprocess.run([sys.executable, "-m", "engine", "datasets", "register", dataset, "mit-intrinsic",
                             str(folder)], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
             first = variant == args.variants.split(",")[0]
-            methods = ([] if args.baselines_only else ["ma2018"]) + (args.baselines.split(",") if first else [])
+            baselines = [b for b in args.baselines.split(",") if b]
+            methods = ([] if args.baselines_only else ["ma2018"]) + (baselines if first else [])
             if not methods:
                 continue
             table = work / f"{dataset}.csv"
