@@ -210,7 +210,7 @@ def _declare_weights() -> None:
         description="trained by this project without intrinsic ground truth on multi-light captures (MIT "
                     "light01..10, the multi-illumination kitchen) and engine.synth scenes under several lightings",
         filename="ma2018-multilight.safetensors",
-        sha256="9bba940e1124d47967e165419d94c94fe11c8f1ebc606daa5ed1f041d9bd0ce6",
+        sha256="3e1883d673a8a41e0b0240b2880a9ae372840062d4cc2f9a7737346ef4f2bc4d",
         licence="MIT (project weights); training data: MIT Intrinsic (research use), Murmann et al. (MIT), "
                 "engine.synth",
         model_card="assets/model_cards/ma2018-multilight.md",
