@@ -52,8 +52,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     mit, kitchen = pack / "mit", pack / "kitchen"
     python = sys.executable
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1",
-           "TQDM_DISABLE": "1"}  # no progress bars in the run logs (they come back in OUTDIR)
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
 
     # engine.synth scenes for the final model, rendered in the background while the folds train.
     synth_dir, synth_proc = work / "synth", None
