@@ -127,6 +127,8 @@ bench_case("retinexnet-12mp", "RetinexNet, project weights, one 4000×3000 (12 M
            repeat=1, warmup=False)(method_setup("retinexnet", 3000, 4000))
 bench_case("retinexnet-12mp-fp32", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled, float32",
            repeat=1, warmup=False)(method_setup("retinexnet", 3000, 4000, {"precision": "float32"}))
+bench_case("ma2018-1mp", "Ma et al. 2018, shipped weights, one 1000×1000 (1 MP) photo, default parameters")(
+    method_setup("ma2018", 1000, 1000))
 
 
 # --- measuring (inside the per-case subprocess) ---------------------------------------------------------------

@@ -11,6 +11,7 @@ METHOD_MODULES: tuple[str, ...] = (
     "engine.methods.weiss",
     "engine.methods.baselines_sequence",
     "engine.methods.cgintrinsics",
+    "engine.methods.ma2018",
     "engine.methods.baselines_intrinsic",
     "engine.methods.baselines_illuminant",
     "engine.methods.baselines_identity",
