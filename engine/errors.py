@@ -27,3 +27,7 @@ class ParameterError(IntrinsicLabError):
 
 class WeightsUnavailableError(IntrinsicLabError):
     """A learned method's weights are missing or fail verification."""
+
+
+class NoFaceError(InputKindError):
+    """A face method found no face in the photo (or the face detector is not installed)."""
