@@ -292,8 +292,8 @@ def model_from_state(state: Mapping[str, torch.Tensor]) -> SfSNet:
 
 #: the detector box → crop mapping (crop side = CROP_SCALE × box width, centre shifted down by CROP_SHIFT × box
 #: height), measured by running the detector on rendered training faces (scripts/sfsnet_calibrate_crop.py)
-CROP_SCALE = 1.55
-CROP_SHIFT = -0.05
+CROP_SCALE = 1.56
+CROP_SHIFT = -0.07
 #: the soft ellipse (centre x, y, radii x, y as fractions of the crop) that covers the face in that framing
 PASTE_ELLIPSE = (0.5, 0.5, 0.40, 0.47)
 

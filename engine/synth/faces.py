@@ -23,7 +23,7 @@ Model coordinates are millimetres, x to the subject's left as seen by the camera
 face (toward the camera in a frontal view); triangles are counter-clockwise seen from the front.
 
 **Rendering.** Random identity (N(0, 1) in units of the PCA standard deviations, clipped at ±3), expression (0–2
-blendshapes), pose (yaw ±45°, pitch ±20°, roll ±12°) and framing (the face's height fills 74–92 % of the crop, shifted
+blendshapes), pose (yaw ±45°, pitch ±20°, roll ±12°) and framing (the face's height fills 70–90 % of the crop, shifted
 by up to 4 %), orthographic camera. A small batched z-buffer rasteriser in torch (:func:`rasterise`) finds, per
 pixel, the nearest front-facing triangle and its barycentric coordinates; vertex normals (area-weighted, camera space:
 x right, y up, z toward the camera) and texture coordinates are interpolated. The albedo is a procedural texture in
@@ -392,7 +392,7 @@ class FaceRenderer:
         yaw = max(-45.0, min(45.0, math.degrees(yaw)))
         pitch = max(-20.0, min(20.0, float(torch.randn((), generator=gen)) * 9))
         roll = max(-12.0, min(12.0, float(torch.randn((), generator=gen)) * 5))
-        fill = u(0.74, 0.92)
+        fill = u(0.70, 0.90)
         shift = (u(-0.04, 0.04), u(-0.04, 0.04))
         sh = sample_lighting(gen)
         texture = self._texture(gen, field)
