@@ -4,6 +4,7 @@ Data: faces rendered on the fly by :class:`engine.synth.faces.FaceRenderer` on t
 (``--data synthetic``; the GPU when there is one), or a folder written by ``python -m engine.synth.faces``. Held-out
 validation faces use other seeds (from 10,000,000), hence other identities, expressions, poses and lights.
 
+Inputs get camera-like degradations (blur, noise; :func:`degrade`), the targets none.
 Losses (methods.md §4, inside the face mask, as means rather than Caffe's sums): normal L1 (on unit normals),
 albedo L1, reconstruction L1 (albedo · SH shading vs the image) and the L2 of the 27 SH coefficients, weighted
 ``w_normal``, ``w_albedo``, ``w_rec``, ``w_light``. Adam; constant learning rate, then a linear decay over the last
@@ -30,6 +31,24 @@ VAL_SEED = 10_000_000
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.expand_as(pred)
     return ((pred - target).abs() * m).sum() / m.sum().clamp(min=1.0)
+
+
+def degrade(image: torch.Tensor, gen: torch.Generator, blur: float, noise: float) -> torch.Tensor:
+    """Camera-like degradations of the input only (targets unchanged): Gaussian blur with σ up to ``blur`` pixels on
+    half the images, then Gaussian noise with σ up to ``noise``. Draws from ``gen`` (on the CPU) for determinism."""
+    n = image.shape[0]
+    sigma = torch.rand(n, generator=gen) * blur * (torch.rand(n, generator=gen) < 0.5)
+    x = torch.arange(-2, 3, dtype=torch.float32)
+    k1 = torch.exp(-x[None] ** 2 / (2 * sigma.clamp(min=1e-3)[:, None] ** 2))
+    k1 = k1 / k1.sum(1, keepdim=True)
+    kernel = (k1[:, :, None] * k1[:, None, :]).to(image.device, image.dtype)  # (N, 5, 5)
+    weight = kernel.repeat_interleave(3, 0)[:, None]  # (3N, 1, 5, 5)
+    flat = image.reshape(1, 3 * n, *image.shape[-2:])
+    blurred = torch.nn.functional.conv2d(torch.nn.functional.pad(flat, (2, 2, 2, 2), mode="replicate"), weight,
+                                         groups=3 * n).reshape_as(image)
+    sd = (torch.rand(n, 1, 1, 1, generator=gen) * noise).to(image.device, image.dtype)
+    grain = torch.randn(image.shape, generator=gen).to(image.device, image.dtype)
+    return (blurred + sd * grain).clamp(0, 1)
 
 
 class _Rendered(torch.utils.data.Dataset):
@@ -69,6 +88,7 @@ class SfSNetRecipe(TrainingRecipe):
         "lr": 1e-3, "batch_size": 16, "accumulate": 1, "val_every": 500, "checkpoint_every": 500,
         "weight_decay": 0.0, "width": 0.5, "size": 128, "val_faces": 64, "render_device": "auto",
         "w_normal": 1.0, "w_albedo": 1.0, "w_rec": 0.5, "w_light": 0.1, "time_budget": 0.0, "export_half": True,
+        "blur": 1.2, "noise": 0.02,
     }
     metric_higher_is_better = {"normal_mean_deg": False, "normal_under20": True, "normal_under25": True,
                                "normal_under30": True, "albedo_l1": False, "light_l2": False}
@@ -104,6 +124,7 @@ class SfSNetRecipe(TrainingRecipe):
     def begin(self, config: Mapping[str, Any]) -> None:
         super().begin(config)
         self._start = time.perf_counter()
+        self._degrade_gen = torch.Generator().manual_seed(12345)
 
     def phases(self, config):
         return [Phase("main")]
@@ -117,7 +138,10 @@ class SfSNetRecipe(TrainingRecipe):
 
     def loss(self, model, batch, phase, optimizer):
         c = {**self.defaults, **self.run_config}
-        out = predict(model, batch["image"])
+        image = batch["image"]
+        if float(c["blur"]) > 0 or float(c["noise"]) > 0:
+            image = degrade(image, self._degrade_gen, float(c["blur"]), float(c["noise"]))
+        out = predict(model, image)
         mask = batch["mask"]
         terms = {
             "normal": masked_l1(out["normals"], batch["normals"], mask),

@@ -269,3 +269,22 @@ def test_predict_on_cuda_matches_cpu(cuda_device):
         cpu = sf.predict(net, x)["normals"]
         gpu = sf.predict(net.to(cuda_device), x.to(cuda_device))["normals"].cpu()
     assert torch.allclose(cpu, gpu, atol=1e-3)
+
+
+def test_training_recipe_runs_two_steps_on_rendered_faces(tmp_path, shared_dir):
+    from engine.synth.faces import FaceModelUnavailable, find_face_model
+    from engine.train.loop import TrainRequest, train
+    from engine.weights import load_state_dict
+
+    try:
+        find_face_model(shared_dir / "models" / "surrey-face-model")
+    except FaceModelUnavailable as exc:
+        pytest.skip(str(exc))
+    result = train(TrainRequest(method="sfsnet", data=None, steps=2, out=tmp_path / "run", device="cpu",
+                                overrides={"width": 0.125, "batch_size": 2, "size": 64, "val_faces": 2,
+                                           "render_device": "cpu"}, progress=False))
+    assert np.isfinite(result.final_loss) and 0 <= result.validation["normal_mean_deg"] <= 180
+    state = load_state_dict(result.weights)
+    assert state["conv1.weight"].dtype == torch.float16  # exported as float16
+    assert sf.model_from_state(state).width == 0.125
+    assert "non-commercial" in result.card.read_text()
