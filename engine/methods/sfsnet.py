@@ -352,17 +352,21 @@ def crop_box(box: FaceBox) -> tuple[float, float, float]:
 
 
 def extract_crop(image: np.ndarray, cx: float, cy: float, side: float, size: int = INPUT_SIZE) -> np.ndarray:
-    """The square (cx, cy, side) of an RGB image resized to size×size (area averaging; borders replicated)."""
+    """The square (cx, cy, side) of an RGB image resized to size×size (area averaging; borders replicated).
+
+    Only the square is copied (padded where it leaves the image), never the whole photo."""
     import cv2
 
     h, w = image.shape[:2]
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
     s = max(1, int(round(side)))
-    pad = max(0, -x0, -y0, x0 + s - w, y0 + s - h)
-    if pad:
-        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0, y0 = x0 + pad, y0 + pad
-    region = image[y0:y0 + s, x0:x0 + s]
+    ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
+    if ix1 <= ix0 or iy1 <= iy0:
+        raise NoFaceError(f"the face crop ({x0}, {y0}, side {s}) lies outside the {w}×{h} image")
+    region = np.ascontiguousarray(image[iy0:iy1, ix0:ix1])
+    pads = (iy0 - y0, y0 + s - iy1, ix0 - x0, x0 + s - ix1)
+    if any(pads):
+        region = cv2.copyMakeBorder(region, *pads, cv2.BORDER_REPLICATE)
     interp = cv2.INTER_AREA if s > size else cv2.INTER_CUBIC
     return np.clip(cv2.resize(region, (size, size), interpolation=interp), 0, 1).astype(np.float32)
 
@@ -375,23 +379,32 @@ def paste_mask(size: int) -> np.ndarray:
     return np.clip((1.0 - d) / 0.15, 0, 1).astype(np.float32)
 
 
-def _paste(canvas: np.ndarray, layer: np.ndarray, cx: float, cy: float, side: float, scale: float) -> None:
-    """Blend a (128, 128, C) layer into ``canvas`` (scaled by ``scale`` from input pixels) with the paste mask."""
+def _paste(canvas: np.ndarray, layer: np.ndarray, cx: float, cy: float, side: float, scale: float,
+           hard: bool = False) -> None:
+    """Blend a (128, 128, C) layer into ``canvas`` (scaled by ``scale`` from input pixels) inside the paste mask,
+    in place (soft edge; ``hard``: replace where the mask passes 0.5, e.g. for unit normals)."""
     import cv2
 
     hc, wc = canvas.shape[:2]
     s = max(2, int(round(side * scale)))
     x0, y0 = int(round((cx - side / 2) * scale)), int(round((cy - side / 2) * scale))
-    resized = cv2.resize(layer, (s, s), interpolation=cv2.INTER_LINEAR if s > layer.shape[0] else cv2.INTER_AREA)
-    if resized.ndim == 2:
-        resized = resized[..., None]
-    alpha = cv2.resize(paste_mask(INPUT_SIZE), (s, s), interpolation=cv2.INTER_LINEAR)[..., None]
     ax0, ay0, ax1, ay1 = max(0, x0), max(0, y0), min(wc, x0 + s), min(hc, y0 + s)
     if ax1 <= ax0 or ay1 <= ay0:
         return
+    resized = cv2.resize(layer, (s, s), interpolation=cv2.INTER_LINEAR if s > layer.shape[0] else cv2.INTER_AREA)
+    if resized.ndim == 2:
+        resized = resized[..., None]
+    alpha = cv2.resize(paste_mask(INPUT_SIZE), (s, s), interpolation=cv2.INTER_LINEAR)
     sub = (slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0))
-    a = alpha[sub]
-    canvas[ay0:ay1, ax0:ax1] = canvas[ay0:ay1, ax0:ax1] * (1 - a) + resized[sub] * a
+    region = canvas[ay0:ay1, ax0:ax1]
+    if hard:
+        inside = alpha[sub] > 0.5
+        values = resized[sub][inside]
+        region[inside] = values / np.maximum(np.linalg.norm(values, axis=-1, keepdims=True), 1e-6)
+        return
+    delta = resized[sub] - region
+    delta *= alpha[sub][..., None]
+    region += delta
 
 
 # --- runner ---------------------------------------------------------------------------------------------------------
@@ -410,14 +423,20 @@ def _load(weights: str | None, device: torch.device) -> tuple[SfSNet, dict]:
     return _CACHE[key], resolved.describe()
 
 
-def find_crops(image: np.ndarray, params: Mapping[str, Any]) -> list[tuple[FaceBox, tuple[float, float, float]]]:
-    """The faces to decompose: (box in input pixels, crop square), largest first, at most ``max_faces``."""
+def find_crops(image: np.ndarray, params: Mapping[str, Any], small: np.ndarray | None = None
+               ) -> list[tuple[FaceBox, tuple[float, float, float]]]:
+    """The faces to decompose: (box in input pixels, crop square), largest first, at most ``max_faces``.
+
+    ``small`` is an optional downscaled copy of ``image`` to run the detector on (saves a second resize)."""
     h, w = image.shape[:2]
     mode = params["crop_mode"]
     whole = FaceBox(0.0, 0.0, float(w), float(h), 0.0)
     if mode == "whole":
         return [(whole, (w / 2, h / 2, float(max(h, w))))]
-    boxes = detect_faces(image, int(params["detect_max_side"]), int(params["upsample"]))
+    source = image if small is None else small
+    f = w / source.shape[1]
+    boxes = [FaceBox(b.x0 * f, b.y0 * f, b.x1 * f, b.y1 * f, b.score)
+             for b in detect_faces(source, int(params["detect_max_side"]), int(params["upsample"]))]
     if not boxes:
         if mode == "auto" and max(h, w) <= 256 and 0.8 <= w / h <= 1.25:
             return [(whole, (w / 2, h / 2, float(max(h, w))))]
@@ -429,15 +448,23 @@ def find_crops(image: np.ndarray, params: Mapping[str, Any]) -> list[tuple[FaceB
 
 
 def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
+    import cv2
+
     image = inputs.image
     h, w = image.shape[:2]
+    scale = min(1.0, int(params["output_max_side"]) / max(h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    with ctx.timed("downscale"):  # one area resize serves the detector and the pasted-back layers
+        base = image if scale == 1.0 else cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
     with ctx.timed("detect"):
-        faces = find_crops(image, params)
+        faces = find_crops(image, params, base)
     ctx.progress(0.2, f"{len(faces)} face(s)")
     with ctx.timed("load"):
         model, weights_info = _load(ctx.weights, ctx.device)
     with ctx.timed("crop"):
-        crops = np.stack([extract_crop(image, *square) for _, square in faces])
+        # crop from the downscaled copy when it still holds at least twice the network's resolution
+        crops = np.stack([extract_crop(base, cx * scale, cy * scale, side * scale) if side * scale >= 2 * INPUT_SIZE
+                          else extract_crop(image, cx, cy, side) for _, (cx, cy, side) in faces])
     with ctx.timed("inference"), torch.no_grad():
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).to(ctx.device)
         out = predict(model, x)
@@ -452,26 +479,20 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
         hwc = {k: v.permute(0, 2, 3, 1).float().cpu().numpy() for k, v in out.items() if v.ndim == 4}
         spheres = sphere.permute(0, 2, 3, 1).cpu().numpy()
         relit_np = relit.permute(0, 2, 3, 1).cpu().numpy() if relit is not None else None
-        scale = min(1.0, int(params["output_max_side"]) / max(h, w))
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        import cv2
-
-        base = image if scale == 1.0 else cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
+        base = base.astype(np.float32, copy=False)
         layers = {"normals": np.zeros((*size, 3), np.float32), "albedo": base.copy(),
                   "shading": np.zeros((*size, 3), np.float32), "reconstruction": base.copy()}
         if relit_np is not None:
             layers["relit"] = base.copy()
         for i, (_, (cx, cy, side)) in enumerate(faces):
-            _paste(layers["normals"], hwc["normals"][i], cx, cy, side, scale)
+            _paste(layers["normals"], hwc["normals"][i], cx, cy, side, scale, hard=True)
             _paste(layers["albedo"], np.clip(hwc["albedo"][i], 0, 1), cx, cy, side, scale)
             _paste(layers["shading"], np.clip(hwc["shading"][i], 0, None), cx, cy, side, scale)
             _paste(layers["reconstruction"], np.clip(hwc["reconstruction"][i], 0, 1), cx, cy, side, scale)
             if relit_np is not None:
                 _paste(layers["relit"], relit_np[i], cx, cy, side, scale)
-        norm = np.linalg.norm(layers["normals"], axis=2, keepdims=True)
-        layers["normals"] = np.where(norm > 1e-3, layers["normals"] / np.maximum(norm, 1e-6), 0).astype(np.float32)
         shading_scale = float(max(1.0, np.percentile(hwc["shading"], 99)))
-        layers["shading"] = np.clip(layers["shading"] / shading_scale, 0, 1)
+        np.clip(layers["shading"] / shading_scale, 0, 1, out=layers["shading"])
         layers["lighting"] = np.concatenate(list(spheres), axis=1)
         panels = []
         for i in range(len(faces)):
@@ -485,7 +506,7 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
     sh = out["sh"].cpu().numpy().astype(float)
     ctx.progress(1.0, "done")
     return MethodResult(
-        layers={k: v.astype(np.float32) for k, v in layers.items()},
+        layers={k: v.astype(np.float32, copy=False) for k, v in layers.items()},
         values={"sh": sh[0].tolist(), "sh_all_faces": sh.tolist(), "face_boxes": boxes},
         info={"weights": weights_info, "faces": [{"box": bx, "crop": [round(v, 1) for v in sq],
                                                   "detector_score": round(b.score, 3)}
@@ -555,7 +576,7 @@ SPEC = register(MethodSpec(
         ParamSpec("detect_max_side", 1024, "the detector sees the photo scaled to at most this side", int, 256,
                   4096),
         ParamSpec("upsample", 0, "detector upsampling steps (finds faces half as large per step; slower)", int, 0, 2),
-        ParamSpec("output_max_side", 2048, "longest side of the pasted-back full-photo layers", int, 128, 8192),
+        ParamSpec("output_max_side", 1600, "longest side of the pasted-back full-photo layers", int, 128, 8192),
     ),
     runner=lambda: run, learned=True, weights=("synthetic", "official"),
     licence="MIT (this implementation); shipped weights: non-commercial (trained on Surrey Face Model renders)",
