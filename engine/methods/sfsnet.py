@@ -27,9 +27,9 @@ compiled in: no model download; Boost Software Licence), on a copy of the photo 
 resized to 128×128 with area averaging, decomposed, and the results are pasted back onto the photo (inside a soft
 ellipse that covers the face in that framing). Known failure modes of the detector: profile and strongly turned
 faces (beyond about 30–40° of yaw), tilted faces (beyond about 20–30° of roll), faces smaller than about 80 pixels at
-the detection scale (``upsample`` helps, at a cost), heavy occlusion. With ``crop_mode = auto`` an image that is
-already a small square face crop (≤ 256 px, as in face datasets) is used whole when no face is detected; otherwise no
-face raises :class:`~engine.errors.NoFaceError`.
+the detection scale (``upsample`` helps, at a cost), heavy occlusion. No face raises
+:class:`~engine.errors.NoFaceError`. With ``crop_mode = auto`` a square image of at most 160 px (an aligned crop,
+as in face datasets) is used whole when no face, or a face at least 35 % of its width, is detected.
 
 **Relighting.** :func:`relight` re-renders a face from its albedo and normals under a new light: the face's own
 ambient term plus a directional light from a preset (front, left, right, above, below) or any azimuth/elevation
@@ -294,6 +294,8 @@ def model_from_state(state: Mapping[str, torch.Tensor]) -> SfSNet:
 #: height), measured by running the detector on rendered training faces (scripts/sfsnet_calibrate_crop.py)
 CROP_SCALE = 1.56
 CROP_SHIFT = -0.07
+#: with crop_mode "auto", a square image at most this large whose face (if detected) is large is used whole
+CROP_MAX_SIDE = 160
 #: the soft ellipse (centre x, y, radii x, y as fractions of the crop) that covers the face in that framing
 PASTE_ELLIPSE = (0.5, 0.5, 0.40, 0.47)
 
@@ -437,9 +439,10 @@ def find_crops(image: np.ndarray, params: Mapping[str, Any], small: np.ndarray |
     f = w / source.shape[1]
     boxes = [FaceBox(b.x0 * f, b.y0 * f, b.x1 * f, b.y1 * f, b.score)
              for b in detect_faces(source, int(params["detect_max_side"]), int(params["upsample"]))]
+    looks_like_crop = mode == "auto" and max(h, w) <= CROP_MAX_SIDE and 0.8 <= w / h <= 1.25
+    if looks_like_crop and (not boxes or boxes[0].width >= 0.35 * w):
+        return [(whole, (w / 2, h / 2, float(max(h, w))))]  # already an aligned face crop, as in face datasets
     if not boxes:
-        if mode == "auto" and max(h, w) <= 256 and 0.8 <= w / h <= 1.25:
-            return [(whole, (w / 2, h / 2, float(max(h, w))))]
         raise NoFaceError(f"no face found in the {w}×{h} photo (dlib's frontal-face detector finds upright faces "
                           f"seen from the front, at least ~80 px tall at the detection scale of "
                           f"{int(params['detect_max_side'])} px; try upsample = 1 for small faces, or crop_mode = "
@@ -570,8 +573,8 @@ SPEC = register(MethodSpec(
                   "light_elevation)", str, choices=("none", *PRESETS, "custom")),
         ParamSpec("light_azimuth", 45.0, "custom light: degrees toward image right", float, -180.0, 180.0),
         ParamSpec("light_elevation", 20.0, "custom light: degrees up", float, -90.0, 90.0),
-        ParamSpec("crop_mode", "auto", "detect faces; whole: the image is one face crop; auto: detect, and use a "
-                  "small square image whole when no face is found", str, choices=("auto", "detect", "whole")),
+        ParamSpec("crop_mode", "auto", "detect: find faces; whole: the image is one face crop; auto: detect, but "
+                  "use a square image of at most 160 px whole when it shows no face or one large face", str, choices=("auto", "detect", "whole")),
         ParamSpec("max_faces", 8, "largest number of faces decomposed (largest first)", int, 1, 64),
         ParamSpec("detect_max_side", 1024, "the detector sees the photo scaled to at most this side", int, 256,
                   4096),

@@ -288,3 +288,14 @@ def test_training_recipe_runs_two_steps_on_rendered_faces(tmp_path, shared_dir):
     assert state["conv1.weight"].dtype == torch.float16  # exported as float16
     assert sf.model_from_state(state).width == 0.125
     assert "non-commercial" in result.card.read_text()
+
+
+@needs_dlib
+def test_auto_mode_takes_a_small_square_crop_whole(tiny_weights):
+    image = np.full((128, 128, 3), 0.5, np.float32)
+    result, _, _ = run_method("sfsnet", MethodInput(frames=(image,)), {"relight": "none"}, device="cpu",
+                              weights=tiny_weights)
+    assert result.values["face_boxes"] == [[0.0, 0.0, 128.0, 128.0]] and "relit" not in result.layers
+    with pytest.raises(NoFaceError):
+        run_method("sfsnet", MethodInput(frames=(image,)), {"crop_mode": "detect"}, device="cpu",
+                   weights=tiny_weights)
