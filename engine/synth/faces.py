@@ -30,7 +30,9 @@ x right, y up, z toward the camera) and texture coordinates are interpolated. Th
 the model's UV space: a skin tone drawn across the human range (pale to very dark), low-frequency blotches, pores,
 optional freckles, redder cheeks and lips, eyebrows, eyes, optional stubble. Lighting is second-order SH
 (:mod:`engine.ops.sh`): a tinted ambient term plus one or two coloured directional lights from the front hemisphere.
-``shading = Σ L_k H_k(n)``, ``image = albedo · shading`` exactly, on a procedural background with hair and neck. The
+``shading = Σ L_k H_k(n)``, ``diffuse = albedo · shading`` exactly; the image adds, for most faces, a weak white
+Phong highlight toward the dominant light (skin shine, which the albedo must not absorb) and sits on a procedural
+background with hair and neck. The
 frame is rendered at ``supersample``× and area-averaged (anti-aliased edges); the mask marks the pixels fully covered
 by the face, where every layer is exact.
 """
@@ -310,6 +312,7 @@ class FaceParams:
     sh: torch.Tensor  # (27,)
     texture: torch.Tensor  # (3, T, T) albedo in UV space
     background: torch.Tensor  # (3, S, S) at the render size
+    specular: tuple[float, float] = (0.0, 1.0)  # strength, Phong exponent (added to the image only)
 
 
 def sample_lighting(gen: torch.Generator) -> torch.Tensor:
@@ -397,8 +400,9 @@ class FaceRenderer:
         sh = sample_lighting(gen)
         texture = self._texture(gen, field)
         background = self._background(gen, field, fill, shift)
+        specular = (u(0.0, 0.25) if float(torch.rand((), generator=gen)) < 0.7 else 0.0, u(6.0, 40.0))
         return FaceParams(int(seed), identity, expression, math.radians(yaw), math.radians(pitch), math.radians(roll),
-                          fill, shift, sh, texture, background)
+                          fill, shift, sh, texture, background, specular)
 
     def _texture(self, gen: torch.Generator, field: torch.Generator) -> torch.Tensor:
         t, dev = TEXTURE_SIZE, self.device
@@ -514,11 +518,22 @@ class FaceRenderer:
         shade, sh = shade * gain, sh * gain.view(-1, 1)
         background = torch.stack([p.background for p in params]).to(dev) * gain.clamp(max=1.5)
         face = albedo * shade
-        image = face * covered + background * (1 - covered)
+        # skin shine: a white Phong lobe toward the dominant (first-order SH) light, in the image only
+        lum = sh.view(-1, 3, 9).mean(1)
+        toward = F.normalize(torch.stack([lum[:, 2], lum[:, 3], lum[:, 1]], 1), dim=1)  # (x, y, z) of the light
+        half = F.normalize(toward + torch.tensor([0.0, 0.0, 1.0], device=dev), dim=1)
+        strength = torch.tensor([p.specular[0] for p in params], device=dev).view(-1, 1, 1, 1)
+        exponent = torch.tensor([p.specular[1] for p in params], device=dev).view(-1, 1, 1, 1)
+        n_dot_h = (n * half.view(-1, 3, 1, 1)).sum(1, keepdim=True).clamp(min=0)
+        lit_side = ((n * toward.view(-1, 3, 1, 1)).sum(1, keepdim=True) > 0).float()
+        level = gen_levels.view(-1, 1, 1, 1)
+        shine = strength * level * n_dot_h ** exponent * lit_side * covered
+        image = (face + shine) * covered + background * (1 - covered)
         pool = (lambda t: F.avg_pool2d(t, ss)) if ss > 1 else (lambda t: t)
         coverage = pool(covered)
         mask = (coverage > 0.999).float()
-        out = {"image": pool(image).clamp(0, 1), "albedo": pool(albedo) * mask, "shading": pool(shade) * mask,
+        out = {"image": pool(image).clamp(0, 1), "diffuse": pool(face) * mask,
+               "albedo": pool(albedo) * mask, "shading": pool(shade) * mask,
                "normals": F.normalize(pool(n), dim=1) * mask, "mask": mask, "sh": sh}
         return out
 

@@ -6,7 +6,7 @@ validation faces use other seeds (from 10,000,000), hence other identities, expr
 
 Inputs get camera-like degradations (blur, noise; :func:`degrade`), the targets none.
 Losses (methods.md §4, inside the face mask, as means rather than Caffe's sums): normal L1 (on unit normals),
-albedo L1, reconstruction L1 (albedo · SH shading vs the image) and the L2 of the 27 SH coefficients, weighted
+albedo L1, reconstruction L1 (albedo · SH shading vs the diffuse image, without the highlight) and the L2 of the 27 SH coefficients, weighted
 ``w_normal``, ``w_albedo``, ``w_rec``, ``w_light``. Adam; constant learning rate, then a linear decay over the last
 40 % of the run, measured in steps or, with ``time_budget`` (seconds), in training time, whichever is further.
 Validation: mean angular error of the normals and % of pixels under 20°/25°/30° (``engine.metrics``), albedo L1 and
@@ -146,7 +146,7 @@ class SfSNetRecipe(TrainingRecipe):
         terms = {
             "normal": masked_l1(out["normals"], batch["normals"], mask),
             "albedo": masked_l1(out["albedo"], batch["albedo"], mask),
-            "rec": masked_l1(out["reconstruction"], batch["image"], mask),
+            "rec": masked_l1(out["reconstruction"], batch.get("diffuse", batch["image"]), mask),
             "light": ((out["sh"] - batch["sh"]) ** 2).mean(),
         }
         total = (float(c["w_normal"]) * terms["normal"] + float(c["w_albedo"]) * terms["albedo"]

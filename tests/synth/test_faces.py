@@ -90,7 +90,8 @@ def test_renders_exact_layers(renderer):
     assert batch["image"].shape == (2, 3, 48, 48) and batch["sh"].shape == (2, 27)
     assert mask.sum() > 0.25 * 48 * 48  # the face fills much of the crop
     inside = mask.expand(-1, 3, -1, -1) > 0
-    assert torch.allclose((batch["albedo"] * batch["shading"])[inside], batch["image"][inside], atol=1e-5)
+    assert torch.allclose((batch["albedo"] * batch["shading"])[inside], batch["diffuse"][inside], atol=1e-5)
+    assert (batch["image"] >= batch["diffuse"].clamp(max=1) - 1e-6)[inside].all()  # the highlight only adds
     assert torch.allclose(shading(batch["normals"], batch["sh"])[inside], batch["shading"][inside], atol=1e-4)
     norms = batch["normals"].norm(dim=1)[mask[:, 0] > 0]
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
