@@ -45,7 +45,9 @@ def held_out(weights: str | None, n: int, device: str) -> dict[str, float]:
         m = batch["mask"][:, 0].cpu().numpy() > 0.5
         truths.append(t), preds.append(p), masks.append(m)
         per_face += [float(angle_deg(t[i], p[i])[m[i]].mean()) for i in range(len(t))]
-    stats = normal_errors(np.concatenate(truths), np.concatenate(preds), np.concatenate(masks))
+    # all faces' pixels as one (M, 1) "image" for the metric
+    stats = normal_errors(np.concatenate(truths).reshape(-1, 1, 3), np.concatenate(preds).reshape(-1, 1, 3),
+                          np.concatenate(masks).reshape(-1, 1))
     stats["per_face_mean"] = float(np.mean(per_face))
     stats["per_face_worst"] = float(np.max(per_face))
     print(f"weights {info['path']} (sha256 {info['sha256'][:12]}…)")
