@@ -374,9 +374,27 @@ class FaceRenderer:
         covered_a = (tri_a >= 0)[:, None]
         self.texel_pos = torch.where(covered_a, pos_a, pos_b)[0]  # (3, T, T)
         self.texel_mask = ((tri_a >= 0) | (tri_b >= 0))[0]
-        mean = self.model.mean
-        nose = mean[np.argmax(mean[:, 2])]
-        self.landmarks = {"nose": nose}
+        # the regions that do not depend on the face's random draws, computed once (fewer kernels per face)
+        x, y, _ = self.texel_pos
+        dev = self.device
+        self._fixed = {
+            "cheeks": (_ellipse(x, y, 38, -10, 22, 18, 0.3) + _ellipse(x, y, -38, -10, 22, 18, 0.3)
+                       + _ellipse(x, y, 0, 0, 12, 18, 0.3)).clamp(0, 1),
+            "freckle_area": _ellipse(x, y, 0, 0, 60, 40, 0.5) * torch.tensor([0.8, 1.0, 1.1], device=dev).view(3, 1, 1),
+            "beard": torch.sigmoid((-30 - y) / 4) * (1 - _ellipse(x, y, 0, -52, 22, 10, 0.2)),
+            "red": torch.tensor([1.06, 0.94, 0.94], device=dev).view(3, 1, 1) - 1,
+            "lip_tint": torch.tensor([0.85, 0.55, 0.58], device=dev).view(3, 1, 1),
+            "sclera": torch.tensor([0.85, 0.82, 0.80], device=dev).view(3, 1, 1),
+        }
+        for side in (-1, 1):
+            cx = side * 33.0
+            eye = _ellipse(x, y, cx, 31, 14, 5.0, 0.15)
+            self._fixed[side] = {
+                "brow_dist": (y - (47.0 - 0.012 * (x - cx) ** 2)).abs(),
+                "brow_span": torch.sigmoid((24 - (x - cx).abs()) / 2),
+                "eye": eye, "iris": _ellipse(x, y, cx, 31, 5.5, 5.5, 0.15) * eye,
+                "lash": 0.6 * (_ellipse(x, y, cx, 31, 16, 7, 0.15) - eye),
+            }
 
     # --- sampling ------------------------------------------------------------------------------------------
     def sample(self, seed: int) -> FaceParams:
@@ -420,42 +438,34 @@ class FaceRenderer:
         skin = skin * (1 + 0.06 * _smooth_noise(field, 1, 6, t)) * (1 + 0.03 * _smooth_noise(field, 3, 12, t))
         skin = skin * (1 + 0.025 * torch.randn(1, t, t, generator=field, device=dev))  # pores
         # redder cheeks and nose
-        red = torch.tensor([1.06, 0.94, 0.94], device=dev).view(3, 1, 1)
-        cheeks = (_ellipse(x, y, 38, -10, 22, 18, 0.3) + _ellipse(x, y, -38, -10, 22, 18, 0.3)
-                  + _ellipse(x, y, 0, 0, 12, 18, 0.3)) * u(0.2, 1.0)
-        skin = skin * (1 + (red - 1) * cheeks.clamp(0, 1))
+        fixed = self._fixed
+        skin = skin * (1 + fixed["red"] * (fixed["cheeks"] * u(0.2, 1.0)))
         if float(torch.rand((), generator=gen)) < 0.3:  # freckles
             dots = (torch.rand(1, t // 2, t // 2, generator=field, device=dev) > u(0.93, 0.985)).float()
             dots = F.interpolate(dots[None], size=(t, t), mode="bilinear", align_corners=False)[0]
-            area = _ellipse(x, y, 0, 0, 60, 40, 0.5)
-            skin = skin * (1 - u(0.15, 0.35) * dots * area * torch.tensor([0.8, 1.0, 1.1], device=dev).view(3, 1, 1))
+            skin = skin * (1 - u(0.15, 0.35) * dots * fixed["freckle_area"])
         hair = torch.from_numpy(HAIR_COLOURS[int(torch.randint(0, len(HAIR_COLOURS), (), generator=gen))])
         hair = (hair.view(3, 1, 1) * (1 + 0.2 * (torch.rand(3, 1, 1, generator=gen) - 0.5))).to(dev)
         if float(torch.rand((), generator=gen)) < 0.2:  # stubble
             dots = (torch.rand(1, t, t, generator=field, device=dev) > 0.6).float() * u(0.2, 0.5)
-            beard = (torch.sigmoid((-30 - y) / 4) * (1 - _ellipse(x, y, 0, -52, 22, 10, 0.2)))
+            beard = fixed["beard"]
             skin = skin * (1 - dots * beard) + hair * dots * beard
         # lips
         lips = _ellipse(x, y, 0, -52, 24 * u(0.85, 1.15), 8 * u(0.8, 1.3), 0.25)
-        lip_colour = base.view(3, 1, 1) * torch.tensor([0.85, 0.55, 0.58], device=dev).view(3, 1, 1) * u(0.8, 1.1)
+        lip_colour = base.view(3, 1, 1) * fixed["lip_tint"] * u(0.8, 1.1)
         skin = skin * (1 - lips) + lip_colour * lips
         # eyebrows: an arc above each eye, with hair strands
         strands = (0.6 + 0.4 * torch.rand(1, t, t, generator=field, device=dev)).clamp(0, 1)
         thick = u(2.5, 5.0)
         for side in (-1, 1):
-            cx = side * 33.0
-            arc = 47.0 - 0.012 * (x - cx) ** 2
-            brow = torch.sigmoid((thick - (y - arc).abs()) / 1.5) * torch.sigmoid((24 - (x - cx).abs()) / 2)
+            f = fixed[side]
+            brow = torch.sigmoid((thick - f["brow_dist"]) / 1.5) * f["brow_span"]
             brow = brow * u(0.6, 1.0) * strands
             skin = skin * (1 - brow) + hair * brow
             # eyes: dark lash line, sclera and iris
-            eye = _ellipse(x, y, cx, 31, 14, 5.0, 0.15)
-            iris = _ellipse(x, y, cx, 31, 5.5, 5.5, 0.15) * eye
             iris_colour = torch.from_numpy(HAIR_COLOURS[int(torch.randint(0, 4, (), generator=gen))]).view(3, 1, 1).to(dev)
-            sclera = torch.tensor([0.85, 0.82, 0.80], device=dev).view(3, 1, 1)
-            lash = _ellipse(x, y, cx, 31, 16, 7, 0.15) - eye
-            skin = skin * (1 - lash * 0.6)
-            skin = skin * (1 - eye) + (sclera * (1 - iris) + iris_colour * iris) * eye
+            skin = skin * (1 - f["lash"])
+            skin = skin * (1 - f["eye"]) + (fixed["sclera"] * (1 - f["iris"]) + iris_colour * f["iris"]) * f["eye"]
         return skin.clamp(0.01, 0.98)
 
     def _background(self, gen: torch.Generator, field: torch.Generator, fill: float, shift: tuple[float, float]
