@@ -197,13 +197,18 @@ def relit_sh(sh: torch.Tensor, azimuth_deg: float, elevation_deg: float) -> torc
 def relight(albedo: torch.Tensor, normals: torch.Tensor, sh: torch.Tensor, preset: str = "front",
             azimuth_deg: float | None = None, elevation_deg: float | None = None) -> torch.Tensor:
     """Re-render faces (N, 3, H, W albedo and normals, (N, 27) estimated light) under a new light: a ``preset`` name
-    from :data:`PRESETS` or an explicit azimuth/elevation. Returns albedo · shading under the new light."""
+    from :data:`PRESETS` or an explicit azimuth/elevation. Returns albedo · shading under the new light, with the new
+    shading scaled to the mean level of the estimated one (relighting moves the light, not the exposure)."""
     if azimuth_deg is None or elevation_deg is None:
         if preset not in PRESETS:
             raise ValueError(f"unknown light preset {preset!r}; presets: {', '.join(PRESETS)}")
         azimuth_deg, elevation_deg = PRESETS[preset]
     new = relit_sh(sh, azimuth_deg, elevation_deg)
-    return (albedo * sh_shading(normals, new)).clamp(0, 1)
+    shade = sh_shading(normals, new)
+    # keep each face's overall brightness: scale the new shading to the mean level of the estimated one
+    before = sh_shading(normals, sh.reshape(-1, 27)).mean((1, 2, 3), keepdim=True)
+    shade = shade * (before.clamp(min=1e-3) / shade.mean((1, 2, 3), keepdim=True).clamp(min=1e-3))
+    return (albedo * shade).clamp(0, 1)
 
 
 # --- the authors' Caffe HDF5 weights --------------------------------------------------------------------------------
