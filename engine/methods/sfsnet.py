@@ -528,9 +528,10 @@ def _declare_weights() -> None:
 
     declare_weights(WeightSet(
         method="sfsnet", name="synthetic",
-        description="trained by this project on Surrey Face Model renders (engine.synth.faces; see the card)",
+        description="quarter width, trained by this project on the CPU on Surrey Face Model renders "
+                    "(engine.synth.faces; see the card)",
         filename="sfsnet-synthetic.safetensors",
-        sha256=None,
+        sha256="54a95e9504e0dae72e947f03a445b7ffe07ef634501a1e12442825f71d71a050",
         licence="project weights; trained on renders of the Surrey Face Model: non-commercial use only",
         model_card="assets/model_cards/sfsnet-synthetic.md",
     ))

@@ -606,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..device import resolve_device
 
     try:
-        write_faces(args.n, args.out, args.seed, args.size, resolve_device(args.device), args.model)
+        folder = find_face_model(args.model)  # fails clearly before anything is written
+        write_faces(args.n, args.out, args.seed, args.size, resolve_device(args.device), str(folder))
     except FaceModelUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
