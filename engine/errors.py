@@ -38,3 +38,7 @@ class WeightsUnavailableError(IntrinsicLabError):
 
 class NumericalError(IntrinsicLabError):
     """A method produced values that are not finite numbers (NaN or infinity); its result is refused, not stored."""
+
+
+class NoFaceError(InputKindError):
+    """A face method found no face in the photo (or the face detector is not installed)."""

@@ -119,6 +119,9 @@ class OutputSpec:
     #: (low, high) every value lies in, None = unbounded; ``None`` takes the kind's default (:data:`DEFAULT_RANGES`:
     #: non-negative layers, normals in [-1, 1], unbounded vectors). The contract tests check it on every method.
     value_range: tuple[float | None, float | None] | None = None
+    #: False for a picture of its own rather than a layer over the input (a lit sphere, a strip of face crops):
+    #: its height, width (and, for a stack, length) are free; the contract tests check only dtype and channels.
+    same_size: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "kind", OutputKind(self.kind))

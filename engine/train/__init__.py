@@ -8,4 +8,5 @@ RECIPE_MODULES: tuple[str, ...] = (
     "engine.train.cgintrinsics",
     "engine.train.retinexnet_recipe",
     "engine.train.ma2018_recipe",
+    "engine.train.sfsnet_recipe",
 )

@@ -63,7 +63,9 @@ def test_leaderboard_in_the_browser(served, tmp_path):
         # per image, reported. Plotly draws the bars as SVG: both methods on the axis, best (lowest LMSE) first.
         expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
         ticks = page.locator(".js-plotly-plot").first.locator(".xtick text")
-        expect(ticks).to_have_text(["baseline_color_retinex", "baseline_image_albedo"], timeout=30_000)
+        # Display names, not internal ids, on the axis (lower LMSE first).
+        expect(ticks).to_have_text(["Baseline: Color Retinex (MIT benchmark)", "Baseline: image as albedo, constant shading"],
+                                   timeout=30_000)
         expect(page.get_by_text("Quality versus runtime")).to_be_visible()
         expect(page.get_by_role("heading", name="Reported in papers (not measured here)")).to_be_visible()
         expect(page.get_by_role("button", name="Download leaderboard (CSV)")).to_be_visible()

@@ -1,0 +1,128 @@
+"""Evaluate SfSNet weights: normals on held-out synthetic faces, real photos by eye, and the 12 MP speed.
+
+    python scripts/sfsnet_evaluate.py [--weights NAME_OR_FILE] [--n 256] [--photos OUT_DIR] [--speed]
+
+* Held-out faces: rendered by engine.synth.faces with seeds from 30,000,000 (never used by training, which draws
+  seeds from seed·10⁸ ≥ 0 upwards for at most a few million faces, nor by validation, 10,000,000+): other
+  identities, expressions, poses and lights. Prints the mean angular error of the normals over all face pixels and
+  the % of pixels under 20°/25°/30° (engine.metrics.angular.normal_errors), plus the per-face mean.
+* ``--photos DIR``: runs the full method (detection, crops, paste-back, relighting) on every photo of
+  ../shared/data/faces/real-photos and the SfSNet sample crops, and writes one contact sheet per input to DIR.
+* ``--speed``: times the method on a 12-megapixel photo (4000×3000: a real photo scaled up, one face) on the CPU,
+  detection included, cold (first call) and warm (median of 3), wall-clock and process CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TEST_SEED = 30_000_000
+
+
+def held_out(weights: str | None, n: int, device: str) -> dict[str, float]:
+    from engine.methods.sfsnet import _load, predict
+    from engine.metrics.angular import angle_deg, normal_errors
+    from engine.synth.faces import FaceRenderer
+
+    dev = torch.device(device)
+    model, info = _load(weights, dev)
+    renderer = FaceRenderer(size=128, device=dev)
+    truths, preds, masks, per_face = [], [], [], []
+    for start in range(TEST_SEED, TEST_SEED + n, 16):
+        batch = renderer.render(range(start, min(start + 16, TEST_SEED + n)))
+        with torch.no_grad():
+            out = predict(model, batch["image"])
+        t = batch["normals"].permute(0, 2, 3, 1).cpu().numpy()
+        p = out["normals"].permute(0, 2, 3, 1).cpu().numpy()
+        m = batch["mask"][:, 0].cpu().numpy() > 0.5
+        truths.append(t), preds.append(p), masks.append(m)
+        per_face += [float(angle_deg(t[i], p[i])[m[i]].mean()) for i in range(len(t))]
+    # all faces' pixels as one (M, 1) "image" for the metric
+    stats = normal_errors(np.concatenate(truths).reshape(-1, 1, 3), np.concatenate(preds).reshape(-1, 1, 3),
+                          np.concatenate(masks).reshape(-1, 1))
+    stats["per_face_mean"] = float(np.mean(per_face))
+    stats["per_face_worst"] = float(np.max(per_face))
+    print(f"weights {info['path']} (sha256 {info['sha256'][:12]}…)")
+    print(f"held-out synthetic faces: n={n} seeds {TEST_SEED}…{TEST_SEED + n - 1}")
+    print("normals: mean {mean:.2f}°, under 20° {under20:.1f} %, under 25° {under25:.1f} %, under 30° {under30:.1f} %; "
+          "per-face mean {per_face_mean:.2f}°, worst face {per_face_worst:.2f}°".format(**stats))
+    return stats
+
+
+def photos(weights: str | None, out_dir: Path, shared: Path) -> None:
+    import cv2
+
+    from engine.errors import NoFaceError
+    from engine.imaging import read_image
+    from engine.registry import MethodInput, run_method
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = sorted((shared / "data/faces/real-photos").glob("*.png"))
+    files += sorted((shared / "data/faces/sfsnet-samples/Images").glob("*.png"))
+    for f in files:
+        image = read_image(f).pixels
+        try:
+            result, ctx, _ = run_method("sfsnet", MethodInput(frames=(image,)), {"relight": "left"}, device="cpu",
+                                        weights=weights)
+        except NoFaceError as exc:
+            print(f"{f.name}: {exc}")
+            continue
+        panel = result.layers["faces"][0]
+        cv2.imwrite(str(out_dir / f"{f.stem}.png"), (np.clip(panel, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8))
+        print(f"{f.name}: {len(result.values['face_boxes'])} face(s), boxes {result.values['face_boxes']}, "
+              f"{ctx.timings['total']:.2f} s")
+
+
+def speed(weights: str | None, shared: Path) -> None:
+    import cv2
+
+    from engine.imaging import read_image
+    from engine.registry import MethodInput, run_method
+
+    photo = read_image(shared / "data/faces/real-photos/face_08.png").pixels
+    canvas = cv2.resize(photo, (3000, 3000), interpolation=cv2.INTER_CUBIC)
+    image = np.zeros((3000, 4000, 3), np.float32) + 0.4
+    image[:, 500:3500] = canvas
+    print(f"12 MP input: {image.shape[1]}×{image.shape[0]} ({image.shape[0] * image.shape[1] / 1e6:.1f} MP)")
+    runs = []
+    for i in range(4):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result, ctx, _ = run_method("sfsnet", MethodInput(frames=(image,)), {}, device="cpu", weights=weights)
+        runs.append((time.perf_counter() - wall, time.process_time() - cpu, dict(ctx.timings)))
+        label = "cold" if i == 0 else f"warm {i}"
+        print(f"{label}: wall {runs[-1][0]:.2f} s, process CPU {runs[-1][1]:.2f} s, faces "
+              f"{len(result.values['face_boxes'])}, stages " + ", ".join(f"{k} {v:.3f}" for k, v in ctx.timings.items()))
+    print(f"warm median: wall {np.median([r[0] for r in runs[1:]]):.2f} s, "
+          f"CPU {np.median([r[1] for r in runs[1:]]):.2f} s (torch threads {torch.get_num_threads()})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--n", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--photos", default=None)
+    parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[1] / ".." / "shared"))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.n:
+        held_out(args.weights, args.n, args.device)
+    if args.photos:
+        photos(args.weights, Path(args.photos), Path(args.shared))
+    if args.speed:
+        speed(args.weights, Path(args.shared))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Synthetic faces: the eos reader (on a file written here), the rasteriser (on known triangles), and, with the
+Surrey Face Model from ../shared (skipped without it), exact layers, determinism and the folder round trip."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from engine.ops.sh import shading
+from engine.synth import faces as sf
+
+
+def _eigen(matrix: np.ndarray) -> bytes:
+    rows, cols = matrix.shape
+    return struct.pack("<ii", rows, cols) + np.asarray(matrix, np.float32).T.tobytes()  # column-major
+
+
+def _write_tiny_model(folder):
+    """A 4-vertex, 2-triangle model in the eos layout (shape .bin + blendshapes .bin)."""
+    mean = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32)
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(12, 2)))[0].astype(np.float32)
+    tris = np.array([[0, 1, 2], [0, 2, 3]], np.int32)
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float64)
+    data = struct.pack("<I", 1) + _eigen(mean.reshape(-1, 1)) + _eigen(basis) + _eigen(np.array([[4.0], [1.0]]))
+    data += struct.pack("<Q", 2) + tris.tobytes()
+    data += struct.pack("<ii", 0, 1) + struct.pack("<ii", 0, 0) + struct.pack("<ii", 0, 1) + struct.pack("<Q", 0)
+    data += struct.pack("<Q", 4) + uv.tobytes()
+    (folder / sf.SHAPE_FILE).write_bytes(data)
+    offsets = np.arange(12, dtype=np.float32).reshape(-1, 1)
+    blend = struct.pack("<Q", 1) + struct.pack("<Q", 5) + b"smile" + _eigen(offsets)
+    (folder / sf.EXPRESSION_FILE).write_bytes(blend)
+    return mean, basis, tris, uv
+
+
+def test_eos_reader_on_a_written_file(tmp_path):
+    mean, basis, tris, uv = _write_tiny_model(tmp_path)
+    model = sf.read_eos_shape_model(tmp_path / sf.SHAPE_FILE)
+    assert np.allclose(model["mean"], mean) and np.allclose(model["basis"], basis)
+    assert np.allclose(model["eigenvalues"], [4.0, 1.0]) and np.array_equal(model["triangles"], tris)
+    assert np.allclose(model["uv"], uv)
+    names, offsets = sf.read_eos_blendshapes(tmp_path / sf.EXPRESSION_FILE)
+    assert names == ["smile"] and offsets.shape == (1, 12) and offsets[0, 5] == 5.0
+    assert sf.find_face_model(tmp_path) == tmp_path.resolve()
+
+
+def test_missing_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(sf.SFM_ENV, str(tmp_path / "nowhere"))
+    monkeypatch.setenv("INTRINSIC_LAB_SHARED", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(sf, "__file__", str(tmp_path / "a" / "b" / "c" / "faces.py"))
+    with pytest.raises(sf.FaceModelUnavailable, match="non-commercial"):
+        sf.find_face_model()
+    assert sf.main(["--n", "1", "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    assert "Surrey Face Model" in capsys.readouterr().err
+
+
+def test_rasteriser_covers_a_square_and_keeps_the_nearest_triangle():
+    # a 4×4-pixel square (two triangles, counter-clockwise in y-up = clockwise on screen) at depth 0, and in front
+    # of its left half a triangle at depth 1; pixel centres at +0.5
+    square = torch.tensor([[1.0, 5.0, 0.0], [5.0, 5.0, 0.0], [5.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    tri = torch.tensor([[0.0, 8.0, 1.0], [3.0, 8.0, 1.0], [3.0, 0.0, 1.0]])
+    screen = torch.cat([square, tri])[None]
+    triangles = torch.tensor([[0, 1, 2], [0, 2, 3], [4, 5, 6]])
+    tri_id, bary = sf.rasterise(screen, triangles, 8, 8)
+    covered = tri_id[0] >= 0
+    assert covered[1:5, 1:5].all()
+    assert tri_id[0, 2, 2] == 2  # the nearer triangle wins where both cover the pixel
+    assert tri_id[0, 4, 4] in (0, 1)
+    assert torch.allclose(bary.sum(-1)[0][covered], torch.ones(int(covered.sum())))
+    # back-facing (reversed winding) is culled
+    tri_id_back, _ = sf.rasterise(screen, triangles[:, [0, 2, 1]], 8, 8)
+    assert (tri_id_back < 0).all()
+
+
+@pytest.fixture(scope="module")
+def renderer(shared_dir):
+    try:
+        model = sf.load_face_model(shared_dir / "models" / "surrey-face-model")
+    except sf.FaceModelUnavailable as exc:
+        pytest.skip(str(exc))
+    return sf.FaceRenderer(model, size=48, device="cpu", supersample=1)
+
+
+def test_renders_exact_layers(renderer):
+    batch = renderer.render([3, 4])
+    mask = batch["mask"]
+    assert batch["image"].shape == (2, 3, 48, 48) and batch["sh"].shape == (2, 27)
+    assert mask.sum() > 0.25 * 48 * 48  # the face fills much of the crop
+    inside = mask.expand(-1, 3, -1, -1) > 0
+    assert torch.allclose((batch["albedo"] * batch["shading"])[inside], batch["diffuse"][inside], atol=1e-5)
+    assert (batch["image"] >= batch["diffuse"].clamp(max=1) - 1e-6)[inside].all()  # the highlight only adds
+    assert torch.allclose(shading(batch["normals"], batch["sh"])[inside], batch["shading"][inside], atol=1e-4)
+    norms = batch["normals"].norm(dim=1)[mask[:, 0] > 0]
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
+    z = batch["normals"][:, 2][mask[:, 0] > 0]
+    assert (z > 0).float().mean() > 0.95  # visible surfaces face the camera
+
+
+def test_renders_are_a_function_of_the_seed(renderer):
+    a = renderer.render([7, 8])
+    b = renderer.render([8])
+    c = renderer.render([8])
+    assert all(torch.equal(b[k], c[k]) for k in b)
+    assert torch.allclose(a["image"][1], b["image"][0], atol=1e-5)
+    assert not torch.allclose(a["image"][0], a["image"][1])
+
+
+def test_write_faces_and_read_them_back(renderer, tmp_path):
+    out = sf.write_faces(2, tmp_path / "faces", seed=5, size=48, model=renderer.model, log=lambda *_: None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "non-commercial" in manifest["licence"] and manifest["n"] == 2
+    folder = sf.FaceFolder(out)
+    sample = folder[1]
+    direct = sf.FaceRenderer(renderer.model, size=48).render([6])
+    assert torch.allclose(sample["sh"], direct["sh"][0], atol=1e-5)
+    assert torch.allclose(sample["image"], direct["image"][0], atol=1 / 255 + 1e-6)
+    m = sample["mask"] > 0
+    assert torch.allclose(sample["normals"][:, m[0]], direct["normals"][0][:, m[0]], atol=1e-3)
+    # the Faces benchmark adapter reads the same folder (crop, mask and normals)
+    from engine.datasets.faces import Faces
+
+    item = Faces().load(out, "face_0000006")
+    assert item.truth["normals"].shape == (48, 48, 3) and item.mask.sum() > 0
