@@ -164,5 +164,6 @@ _register("baseline_bright_pixels", "Baseline: bright pixels (top 2 %)",
           "H. R. V. Joze, M. S. Drew, G. D. Finlayson, P. A. T. Rey. The role of bright pixels in illumination "
           "estimation. CIC 2012.",
           2012, "The mean of the brightest unclipped pixels (top percent by R + G + B) is assumed to be the light.",
-          0, None, (ParamSpec("percent", 2.0, "share of the valid pixels kept, brightest first (%)", float, 0.1, 50.0),),
+          0, None,
+          (ParamSpec("percent", 2.0, "share of the valid pixels kept, brightest first (%)", float, 0.1, 50.0),),
           runner=_bright_runner)

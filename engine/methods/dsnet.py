@@ -275,16 +275,16 @@ def check_input(image: np.ndarray, saturation: float) -> None:
     if image.ndim != 3 or image.shape[2] == 1:
         raise InputKindError("a 1-channel (greyscale) image carries no colour: DS-Net needs a 3-channel linear raw "
                              "RGB image (demosaiced, black level subtracted)")
-    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 250_000)))  # a subsample is enough for these tests
-    view = image[::step, ::step]
-    if np.all(np.abs(view[..., 0] - view[..., 1]) < 1e-6) and np.all(np.abs(view[..., 1] - view[..., 2]) < 1e-6):
-        raise InputKindError("the three channels are identical (a 1-channel greyscale image stored as RGB): there is "
-                             "no colour to estimate an illuminant from; DS-Net needs a linear raw RGB image")
     if float(image.max()) <= 1.0 / 65535.0:
         raise InputKindError("the image is all black: there is no light to estimate the colour of")
     if not np.any(np.all(image < saturation, axis=2)):
         raise InputKindError(f"every pixel is saturated (some channel ≥ {saturation:g}): clipped pixels carry no "
                              "colour information; use a less exposed image")
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 250_000)))  # a subsample is enough for these tests
+    view = image[::step, ::step]
+    if np.all(np.abs(view[..., 0] - view[..., 1]) < 1e-6) and np.all(np.abs(view[..., 1] - view[..., 2]) < 1e-6):
+        raise InputKindError("the three channels are identical (a 1-channel greyscale image stored as RGB): there is "
+                             "no colour to estimate an illuminant from; DS-Net needs a linear raw RGB image")
 
 
 def working_image(image: np.ndarray, saturation: float, working_side: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -352,7 +352,8 @@ def _conv(weight: np.ndarray) -> torch.Tensor:  # HWIO → OIHW
 
 def _fc1(weight: np.ndarray) -> torch.Tensor:
     """[4096, 256] whose rows follow the NHWC flatten ((h·4 + w)·256 + c) → our [256, 4096] over the NCHW flatten."""
-    return torch.from_numpy(np.ascontiguousarray(weight.reshape(4, 4, 256, 256).transpose(3, 2, 0, 1).reshape(256, 4096)))
+    nchw = weight.reshape(4, 4, 256, 256).transpose(3, 2, 0, 1).reshape(256, 4096)
+    return torch.from_numpy(np.ascontiguousarray(nchw))
 
 
 def _fc2(weight: np.ndarray) -> torch.Tensor:
@@ -427,9 +428,37 @@ def convert_official(path) -> dict[str, torch.Tensor]:
     return state
 
 
+def quantize_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Store every weight matrix as int8 with one float32 scale per output channel (``<name>.weight_int8`` and
+    ``<name>.weight_scale``): 4.2 M parameters in about 4.3 MB instead of 17 MB. Biases and buffers stay float32."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith(".weight") and value.ndim >= 2:
+            w = value.float()
+            scale = w.abs().flatten(1).amax(1).clamp(min=1e-12) / 127.0
+            q = torch.round(w / scale.view(-1, *([1] * (w.ndim - 1)))).clamp(-127, 127).to(torch.int8)
+            out[key + "_int8"], out[key + "_scale"] = q, scale
+        else:
+            out[key] = value.float()
+    return out
+
+
+def dequantize_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`quantize_state` (a state without int8 entries passes through, as float32)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith(".weight_int8"):
+            name = key[: -len("_int8")]
+            scale = state[name + "_scale"].float()
+            out[name] = value.float() * scale.view(-1, *([1] * (value.ndim - 1)))
+        elif not key.endswith(".weight_scale"):
+            out[key] = value.float()
+    return out
+
+
 def model_from_state(state: Mapping[str, torch.Tensor]) -> DSNet:
     model = DSNet()
-    state = {k: v.float() for k, v in state.items()}
+    state = dequantize_state(state)
     state.setdefault("reference_white", torch.full((3,), 3 ** -0.5))
     model.load_state_dict(state)
     return model.eval()

@@ -91,7 +91,8 @@ class Locus:
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """(n, 3) illuminants (max channel 1)."""
-        t = torch.rand(n, generator=generator, dtype=torch.float64) * (self.t_range[1] - self.t_range[0]) + self.t_range[0]
+        low, high = self.t_range
+        t = torch.rand(n, generator=generator, dtype=torch.float64) * (high - low) + low
         s = torch.randn(n, generator=generator, dtype=torch.float64) * self.spread
         uv = (torch.as_tensor(self.mean)[None] + t[:, None] * torch.as_tensor(self.direction)[None]
               + s[:, None] * torch.as_tensor(self.normal)[None])
@@ -100,7 +101,8 @@ class Locus:
 
     def describe(self) -> str:
         return (f"(u, v) mean ({self.mean[0]:.3f}, {self.mean[1]:.3f}), direction ({self.direction[0]:.3f}, "
-                f"{self.direction[1]:.3f}), t in [{self.t_range[0]:.3f}, {self.t_range[1]:.3f}], spread {self.spread:.3f}")
+                f"{self.direction[1]:.3f}), t in [{self.t_range[0]:.3f}, {self.t_range[1]:.3f}], "
+                f"spread {self.spread:.3f}")
 
 
 class Scenes:
@@ -203,7 +205,7 @@ def render_synthetic(n: int, size: int, seed: int, scenes: Scenes) -> None:
     for i in range(n):
         try:
             s = {k: v.cpu() for k, v in render_sample(seed + i, size, 1, device).items()}
-        except RuntimeError:  # a CUDA problem in the renderer must not cost the run: render this one on the CPU
+        except Exception:  # noqa: BLE001 -- a CUDA problem in the renderer must not cost the run: use the CPU
             device = "cpu"
             s = render_sample(seed + i, size, 1, device)
         neutral = s["albedo"] * s["shading"][0].mean(0, keepdim=True) + s["specular"][0].mean(0, keepdim=True)
@@ -303,6 +305,7 @@ class DSNetRecipe(TrainingRecipe):
         "photos_dir": "", "photos_max": 0, "synth_scenes": 0, "synth_size": 192,
         "p_real": 0.6, "p_photo": 0.3, "keep_original": 0.3, "locus_margin": 0.15, "locus_spread": 0.03,
         "intensity_min": 0.3, "intensity_max": 2.0, "noise": 0.01, "val_stride": 8, "stream_device": "auto",
+        "export_dtype": "int8",
     }
     metric_higher_is_better = {"angular_mean": False, "angular_median": False, "angular_worst": False}
 
@@ -394,11 +397,18 @@ class DSNetRecipe(TrainingRecipe):
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         state["reference_white"] = torch.as_tensor(getattr(self, "reference_white", np.full(3, 3 ** -0.5)),
                                                    dtype=torch.float32)
-        dtype = str(config.get("export_dtype", "float16"))
+        dtype = str(config.get("export_dtype", "int8"))
         if dtype == "float16":
             state = {k: (v.half() if v.is_floating_point() and k != "reference_white" else v) for k, v in state.items()}
+        elif dtype == "int8":
+            from ..methods.dsnet import quantize_state
+
+            state = quantize_state(state)
+        elif dtype != "float32":
+            raise ValueError(f"dsnet: export_dtype must be int8, float16 or float32, not {dtype!r}")
         params = sum(p.numel() for p in model.parameters())
-        return state, {"architecture": f"DSNet = HypNet + SelNet, {params:,} parameters, stored as {dtype}",
+        return state, {"architecture": f"DSNet = HypNet + SelNet, {params:,} parameters, stored as {dtype}"
+                                       + (" (per-output-channel scales)" if dtype == "int8" else ""),
                        "training data": getattr(self, "data_note", ""),
                        "validation data": getattr(self, "val_note", ""),
                        "input": "44×44 log-chroma patches of a linear raw image at longest side "
@@ -410,5 +420,4 @@ class DSNetRecipe(TrainingRecipe):
                 "research); rendered scenes: engine.synth (no third-party content)")
 
 
-DSNetRecipe.defaults = {**DSNetRecipe.defaults, "export_dtype": "float16"}
 register_recipe(DSNetRecipe())

@@ -48,6 +48,18 @@ def test_hypnet_is_equivariant_to_a_uv_shift_and_selnet_is_not_mean_subtracted()
     assert not torch.allclose(la, lb)
 
 
+def test_int8_export_round_trips_closely():
+    torch.manual_seed(0)
+    net = dsnet.DSNet().eval()
+    state = dsnet.quantize_state(net.state_dict())
+    assert state["hypnet.branches.0.fc1.weight_int8"].dtype == torch.int8 and "hypnet.trunk.conv1.bias" in state
+    back = dsnet.model_from_state(state)
+    uv = torch.randn(8, 2, 44, 44) * 0.2
+    with torch.no_grad():
+        (h0, l0), (h1, l1) = net(uv), back(uv)
+    assert (h0 - h1).abs().max() < 0.02 * h0.abs().max() and (l0 - l1).abs().max() < 0.02 * l0.abs().max()
+
+
 def test_uv_round_trip_and_weighted_median():
     rgb = torch.tensor([[0.6, 0.7, 0.3]])
     back = dsnet.uv_to_rgb(dsnet.rgb_to_uv(rgb))
@@ -140,6 +152,17 @@ def test_official_converter_refuses_wrong_files(tmp_path):
         dsnet.convert_official(tmp_path)
 
 
+def test_weights_import_cli_path_stores_a_loadable_set(tmp_path, monkeypatch):
+    from engine.weights import import_official, load_weights
+
+    monkeypatch.setenv("INTRINSIC_LAB_DATA", str(tmp_path / "data"))
+    _write_official(tmp_path)
+    target, provenance = import_official("dsnet", tmp_path / "hypnet_4000000.npz")
+    assert provenance["converter"] == "engine.methods.dsnet:convert_official" and target.is_file()
+    state, resolved = load_weights("dsnet", "official")
+    assert resolved.source == "cache" and dsnet.model_from_state(state) is not None
+
+
 class _Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
@@ -185,7 +208,7 @@ def test_runner_outputs_and_roles(tiny_weights):
     assert result.layers["white_balanced"].shape == image.shape
     assert result.layers["confidence"].shape == (64, 96, 1) and result.layers["patch_estimates"].shape == image.shape
     assert result.info["input_encoding"] == "linear raw" and result.info["approximation"] is None
-    assert result.info["patches_used"] == 4 * 7  # rows 0, 8, 16, 20 × cols 0, 8, …, 48, 52
+    assert result.info["patches_used"] == 4 * 8  # rows 0, 8, 16, 20 × cols 0, 8, …, 48, 52
     # the white-balanced image is the input divided by the estimate (strongest channel unchanged)
     gains = ill.max() / ill
     np.testing.assert_allclose(result.layers["white_balanced"], image * gains, rtol=1e-5)
@@ -251,7 +274,7 @@ def test_shipped_weights_verify():
     assert state.reference_white.shape == (3,)
 
 
-# --- recipe -------------------------------------------------------------------------------------------------------------
+# --- recipe ---------------------------------------------------------------------------------------------------------
 
 def test_folds_partition_the_items():
     items = [f"img{i}" for i in range(10)]
@@ -320,7 +343,7 @@ def test_one_tiny_training_run_exports_and_loads(tmp_path):
                                                            "fold": 0, "folds": 3, "stream_device": "cpu"}))
     assert result.weights.is_file() and "angular_mean" in result.validation
     state = __import__("engine.weights", fromlist=["x"]).load_state_dict(result.weights)
-    assert state["hypnet.trunk.conv1.weight"].dtype == torch.float16
+    assert state["hypnet.trunk.conv1.weight_int8"].dtype == torch.int8  # the default export is int8
     net = dsnet.model_from_state(state)
     expected = np.mean([[0.6, 0.75, 0.3], [0.5, 0.8, 0.35]], axis=0)  # fold 0 trains on two of the three
     assert np.allclose(sorted(net.reference_white.numpy()), sorted(expected / np.linalg.norm(expected)), atol=0.1)
@@ -353,3 +376,17 @@ def test_bright_pixels_beats_white_patch_on_intel_tau():
             result, _, _ = run_method(name, MethodInput(frames=sample.frames), None, device="cpu")
             errors[name].append(illuminant_error(sample.truth["illuminant"], result.values["illuminant"]))
     assert np.mean(errors["baseline_bright_pixels"]) < np.mean(errors["baseline_white_patch"])
+
+
+# --- the colour-constancy adapter -----------------------------------------------------------------------------------
+
+def test_colour_constancy_adapter_ignores_a_readme_beside_intel_tau_metadata(tmp_path):
+    from engine.datasets import get_adapter
+
+    folder = _tiny_cc_folder(tmp_path / "cc")
+    (folder / "README.txt").write_text("INTEL-TAU subset\nthree images\n")
+    adapter = get_adapter("color-constancy")
+    adapter.validate(folder)
+    sample = adapter.load(folder, "s1")
+    assert sample.colour_space == "linear" and sample.truth["illuminant"] == pytest.approx([0.5, 0.8, 0.35])
+    assert sample.frames[0].dtype == np.float32 and sample.frames[0].max() <= 1.0
