@@ -564,7 +564,7 @@ def _declare_weights() -> None:
     ))
 
 
-SHIPPED_SHA256 = None
+SHIPPED_SHA256 = "f44dbf49179a4ad741d638cf874358340eb2e5f7de144fa4aaaf9f75b8d06a2f"
 _declare_weights()
 
 _PAPER = ("W. Shi, C. C. Loy, X. Tang. Deep Specialized Network for Illuminant Estimation. ECCV 2016.")
