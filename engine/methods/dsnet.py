@@ -125,6 +125,26 @@ class SelNet(nn.Module):
     def forward(self, uv: torch.Tensor) -> torch.Tensor:
         return self.branch(self.trunk(uv))
 
+    def dense(self, uv_image: torch.Tensor, step: int) -> torch.Tensor:
+        """Logits of every patch on a ``step``-pixel grid at once (``step`` a multiple of 4), fully convolutionally.
+
+        (1, 2, H, W) → (2, ⌊(H − 44)/step⌋ + 1, ⌊(W − 44)/step⌋ + 1); entry [:, i, j] equals ``forward`` on the patch
+        at (step·i, step·j). SelNet has no per-patch mean subtraction, so overlapping patches share their work: conv1
+        (stride 4) runs once over the image, conv2 at stride 2 (grids of 8·k px) or 1 with fc1 dilated by 2 (4·k px),
+        fc1 as a 4×4 convolution and fc2 as a 1×1. About 6× cheaper than cutting patches at stride 8.
+        """
+        if step % 4:
+            raise ValueError(f"dense SelNet needs a grid step that is a multiple of 4, not {step}")
+        k = step // 4
+        x = F.relu(self.trunk.conv1(uv_image))
+        conv2, fc1, fc2 = self.trunk.conv2, self.branch.fc1, self.branch.fc2
+        coarse = k % 2 == 0
+        x = F.relu(F.conv2d(x, conv2.weight, conv2.bias, stride=2 if coarse else 1))
+        x = F.relu(F.conv2d(x, fc1.weight.view(256, 256, 4, 4), fc1.bias, dilation=1 if coarse else 2))
+        x = F.conv2d(x, fc2.weight[:, :, None, None], fc2.bias)
+        every = k // 2 if coarse else k
+        return x[0, :, ::every, ::every]
+
 
 class DSNet(nn.Module):
     """HypNet + SelNet, plus the camera's ``reference_white`` (its raw response to a neutral light, unit norm) used to
@@ -210,11 +230,13 @@ def extract_patches(image: np.ndarray, invalid: np.ndarray, stride: int) -> dict
 
 
 def estimate(model: DSNet, image: np.ndarray, invalid: np.ndarray, device: torch.device, stride: int = 4,
-             batch: int = 2048) -> dict[str, Any]:
+             batch: int = 2048, dense: bool = True) -> dict[str, Any]:
     """The DS-Net estimate of one linear image at the resolution given (no resizing here).
 
     Returns ``illuminant`` (unit-norm RGB in the image's space), and per patch ``ys``, ``xs``, ``weights``,
-    ``rgb`` (the chosen illuminant, (N, 3), g = 1), ``choice`` and ``probability``.
+    ``rgb`` (the chosen illuminant, (N, 3), g = 1), ``choice`` and ``probability``. With ``dense`` (and a stride that
+    is a multiple of 4) SelNet runs fully convolutionally over the image (:meth:`SelNet.dense`); the patches flush
+    with the border, off the grid, and HypNet (whose per-patch mean subtraction forbids sharing) run per patch.
     """
     found = extract_patches(image, invalid, stride)
     n = len(found["weights"])
@@ -225,12 +247,30 @@ def estimate(model: DSNet, image: np.ndarray, invalid: np.ndarray, device: torch
     chosen, choices, probs = [], [], []
     model.eval()
     with torch.no_grad():
+        grid_logits = on_grid = None
+        if dense and stride % 4 == 0:
+            uv_image = log_chroma(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device))
+            logits_map = model.selnet.dense(uv_image.float(), stride).float().cpu()
+            ys, xs = found["ys"], found["xs"]
+            on_grid = torch.from_numpy((ys % stride == 0) & (xs % stride == 0))
+            gy = torch.from_numpy(np.where(on_grid.numpy(), ys // stride, 0))
+            gx = torch.from_numpy(np.where(on_grid.numpy(), xs // stride, 0))
+            grid_logits = logits_map[:, gy, gx].T
         for start in range(0, n, batch):
             rgb = torch.from_numpy(found["patches"][start:start + batch]).to(device)
-            uv, choice, prob = model.select(log_chroma(rgb))
-            chosen.append(uv.float().cpu())
+            uv_patches = log_chroma(rgb)
+            hyps = model.hypnet(uv_patches).float()
+            if grid_logits is None:
+                logits = model.selnet(uv_patches).float()
+            else:
+                logits = grid_logits[start:start + batch].clone().to(device)
+                off = ~on_grid[start:start + batch].to(device)
+                if bool(off.any()):
+                    logits[off] = model.selnet(uv_patches[off]).float()
+            choice = logits.argmax(1)
+            chosen.append(hyps.gather(1, choice[:, None, None].expand(-1, 1, 2))[:, 0].cpu())
             choices.append(choice.cpu())
-            probs.append(prob.cpu())
+            probs.append(torch.softmax(logits, 1).gather(1, choice[:, None])[:, 0].cpu())
     uv = torch.cat(chosen)
     rgb = uv_to_rgb(uv).numpy().astype(np.float64)
     weights = found["weights"] / max(found["weights"].max(), 1e-12)

@@ -390,3 +390,30 @@ def test_colour_constancy_adapter_ignores_a_readme_beside_intel_tau_metadata(tmp
     sample = adapter.load(folder, "s1")
     assert sample.colour_space == "linear" and sample.truth["illuminant"] == pytest.approx([0.5, 0.8, 0.35])
     assert sample.frames[0].dtype == np.float32 and sample.frames[0].max() <= 1.0
+
+
+@pytest.mark.parametrize("step", [4, 8, 12, 16])
+def test_dense_selnet_equals_selnet_on_each_patch(step):
+    torch.manual_seed(0)
+    net = dsnet.DSNet().eval()
+    uv = torch.randn(1, 2, 44 + 2 * step + 3, 44 + 3 * step + 1) * 0.3
+    with torch.no_grad():
+        dense = net.selnet.dense(uv, step)
+        assert dense.shape == (2, 3, 4)
+        for i in range(3):
+            for j in range(4):
+                patch = uv[:, :, step * i:step * i + 44, step * j:step * j + 44]
+                torch.testing.assert_close(dense[:, i, j], net.selnet(patch)[0], atol=1e-4, rtol=1e-4)
+
+
+def test_dense_and_per_patch_estimates_agree(tiny_weights):
+    from engine.weights import load_state_dict
+
+    net = dsnet.model_from_state(load_state_dict(tiny_weights))
+    image = _scene(70, 100)
+    invalid = np.zeros(image.shape[:2], bool)
+    a = dsnet.estimate(net, image, invalid, torch.device("cpu"), stride=8, dense=True)
+    b = dsnet.estimate(net, image, invalid, torch.device("cpu"), stride=8, dense=False)
+    assert len(a["weights"]) == 4 * 8  # includes patches flush with the border, off the grid
+    np.testing.assert_allclose(a["illuminant"], b["illuminant"], atol=1e-5)
+    np.testing.assert_allclose(a["probability"], b["probability"], atol=1e-4)
