@@ -264,14 +264,15 @@ def test_cuda_matches_cpu(tiny_weights):
 
 
 def test_shipped_weights_verify():
-    from engine.weights import resolve_weights
+    from engine.weights import get_weight_set, load_state_dict, resolve_weights
 
-    ws = [w for w in __import__("engine.weights", fromlist=["x"]).weight_sets_for("dsnet") if w.name == "intel-tau"][0]
+    ws = get_weight_set("dsnet", "intel-tau")
     if not ws.shipped_path.is_file():
         pytest.skip("shipped weights not present")
-    resolved = resolve_weights("dsnet", "intel-tau")
-    state = dsnet.model_from_state(__import__("engine.weights", fromlist=["x"]).load_state_dict(resolved.path))
-    assert state.reference_white.shape == (3,)
+    resolved = resolve_weights("dsnet", "intel-tau")  # checks the declared sha256
+    net = dsnet.model_from_state(load_state_dict(resolved.path))
+    white = net.reference_white.numpy()
+    assert np.linalg.norm(white) == pytest.approx(1.0, abs=1e-4) and white[1] == white.max()  # IMX135: green-heavy
 
 
 # --- recipe ---------------------------------------------------------------------------------------------------------
@@ -342,7 +343,9 @@ def test_one_tiny_training_run_exports_and_loads(tmp_path):
                                 progress=False, overrides={"batch_size": 4, "canvas": 96, "val_stride": 16,
                                                            "fold": 0, "folds": 3, "stream_device": "cpu"}))
     assert result.weights.is_file() and "angular_mean" in result.validation
-    state = __import__("engine.weights", fromlist=["x"]).load_state_dict(result.weights)
+    from engine.weights import load_state_dict
+
+    state = load_state_dict(result.weights)
     assert state["hypnet.trunk.conv1.weight_int8"].dtype == torch.int8  # the default export is int8
     net = dsnet.model_from_state(state)
     expected = np.mean([[0.6, 0.75, 0.3], [0.5, 0.8, 0.35]], axis=0)  # fold 0 trains on two of the three
