@@ -131,6 +131,29 @@ bench_case("ma2018-1mp", "Ma et al. 2018, shipped weights, one 1000×1000 (1 MP)
     method_setup("ma2018", 1000, 1000))
 
 
+
+def _raw_12mp_setup(params: dict | None = None):
+    """DS-Net on a 12-MP linear raw image: the first INTEL-TAU image upscaled to 4000×3000 (else a synthetic one)."""
+    def setup(device):
+        import cv2
+
+        folder = SHARED / "data/color-constancy/intel-tau-imx135"
+        files = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        if files:
+            raw = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)[:, :, ::-1].astype(np.float32) / 65535.0
+            image = np.ascontiguousarray(cv2.resize(raw, (4000, 3000), interpolation=cv2.INTER_LINEAR))
+            source = f"INTEL-TAU {files[0].name} upscaled to 4000×3000"
+        else:
+            image, source = synthetic_photo(3000, 4000) * 0.9 + 0.02, "synthetic 4000×3000"
+        return lambda: {"input": source, **_run_method("dsnet", image, device, params)}
+    return setup
+
+
+bench_case("dsnet-12mp", "DS-Net, shipped weights, one 4000×3000 (12 MP) linear raw image, default parameters "
+           "(working side 384)", repeat=3)(_raw_12mp_setup())
+bench_case("dsnet-12mp-stride4", "DS-Net, shipped weights, one 12-MP raw image, official stride 4", repeat=3)(
+    _raw_12mp_setup({"stride": 4}))
+
 # --- measuring (inside the per-case subprocess) ---------------------------------------------------------------
 
 def _current_rss_bytes() -> int:

@@ -2,7 +2,8 @@
 
 Two ground-truth layouts are read:
 
-* INTEL-TAU: ``<stem>.png`` beside ``<stem>_metadata.json`` holding ``illuminant_color_raw`` = [r, g, b].
+* INTEL-TAU: ``<stem>.png`` beside ``<stem>_metadata.json`` holding ``illuminant_color_raw`` = [r, g, b]. When
+  such files exist, any ``.csv``/``.txt`` in the folder (a README, notes) is not read as a ground-truth table.
 * Gehler-Shi / Cube+: a folder of images and one CSV/text file of illuminants. Either a header row naming
   ``image`` (or ``file``/``name``) and ``r, g, b`` columns, or bare rows of three numbers in the images' natural
   order (Cube+'s ``cube+_gt.txt``: row i belongs to ``i.PNG``).
@@ -46,24 +47,25 @@ class ColourConstancy(DatasetAdapter):
         images = {p.stem: p for p in image_files(folder)}
         truth: dict[str, list[float]] = {}
         problems: list[str] = []
-        table, tables = self._gt_table(folder)
-        if len(tables) > 1:
-            problems.append(f"several ground-truth tables ({', '.join(tables)}); keep exactly one")
-        if table is not None:
-            truth, table_problems = self._read_table(table, list(images))
-            problems += table_problems
-        else:
-            for stem in images:
-                meta = folder / f"{stem}_metadata.json"
-                if not meta.is_file():
-                    continue
-                try:
-                    value = json.loads(read_text_file(meta))["illuminant_color_raw"]
-                    truth[stem] = [float(v) for v in value]
-                except DatasetError as exc:
-                    problems.append(str(exc))
-                except (ValueError, KeyError, TypeError):
-                    problems.append(f"{meta.name}: no readable illuminant_color_raw")
+        # INTEL-TAU metadata first: a stray README.txt or notes.csv beside the images must not be read as the table.
+        for stem in images:
+            meta = folder / f"{stem}_metadata.json"
+            if not meta.is_file():
+                continue
+            try:
+                value = json.loads(read_text_file(meta))["illuminant_color_raw"]
+                truth[stem] = [float(v) for v in value]
+            except DatasetError as exc:
+                problems.append(str(exc))
+            except (ValueError, KeyError, TypeError) as exc:
+                problems.append(f"{meta.name}: no readable illuminant_color_raw ({exc.__class__.__name__})")
+        if not truth and not problems:
+            table, tables = self._gt_table(folder)
+            if len(tables) > 1:
+                problems.append(f"several ground-truth tables ({', '.join(tables)}); keep exactly one")
+            if table is not None:
+                truth, table_problems = self._read_table(table, list(images))
+                problems += table_problems
         for stem, rgb in truth.items():
             if len(rgb) != 3 or not np.all(np.isfinite(rgb)) or min(rgb) < 0 or max(rgb) <= 0:
                 problems.append(f"{stem}: illuminant {rgb} is not three non-negative numbers")

@@ -9,6 +9,12 @@ All four are instances of the Minkowski framework of van de Weijer, Gevers & Gij
 * **Grey edge** (van de Weijer et al. 2007): n = 1, gradient magnitude of the image smoothed with a Gaussian of
   σ (default σ = 6, p = 1, the first-order setting usually tabulated beside learned methods).
 
+One more, outside the Minkowski family:
+
+* **Bright pixels** (Joze, Drew, Finlayson & Rey 2012, "The role of bright pixels in illumination estimation"):
+  the mean RGB of the top ``percent`` % (default 2; the paper tabulates 1–5 %) of the valid pixels ranked by
+  brightness R + G + B — a white patch made robust by averaging. Clipped pixels are excluded first, as above.
+
 Pixels with any channel at or above ``saturation`` (clipped sensor values carry no colour information) and pixels
 outside a given mask are left out; for grey edge the exclusion is widened by the Gaussian's reach, so no
 derivative touches a clipped pixel. The estimate is returned as a unit-norm RGB vector; ``white_balanced`` is the
@@ -75,6 +81,23 @@ def estimate_illuminant(image: np.ndarray, mask: np.ndarray | None, *, order: in
     return estimate / norm
 
 
+def bright_pixels_estimate(image: np.ndarray, mask: np.ndarray | None, *, percent: float, saturation: float
+                           ) -> np.ndarray:
+    """Mean RGB of the brightest ``percent`` % of the valid pixels (by R + G + B), unit norm."""
+    image = np.asarray(image, dtype=np.float64)
+    values = image[valid_pixels(image, mask, saturation)]
+    if values.shape[0] == 0:
+        raise InputKindError("no usable pixels: every pixel is saturated, black or outside the mask")
+    brightness = values.sum(axis=1)
+    count = max(1, int(round(values.shape[0] * percent / 100.0)))
+    top = np.argpartition(brightness, values.shape[0] - count)[values.shape[0] - count:]
+    estimate = values[top].mean(axis=0)
+    norm = np.linalg.norm(estimate)
+    if not np.isfinite(norm) or norm == 0:
+        raise InputKindError("the image has no colour signal to estimate an illuminant from")
+    return estimate / norm
+
+
 def white_balance(image: np.ndarray, illuminant: np.ndarray) -> np.ndarray:
     gains = illuminant.max() / np.maximum(illuminant, 1e-8)
     return (image * gains[None, None, :]).astype(np.float32)
@@ -104,11 +127,21 @@ _SATURATION = ParamSpec("saturation", 0.98, "leave out pixels with any channel a
 _WEIJER = ("J. van de Weijer, T. Gevers, A. Gijsenij. Edge-based color constancy. IEEE TIP 16(9), 2007.")
 
 
-def _register(name, title, paper, year, summary, order, p, params):
+def _bright_runner():
+    def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:
+        illuminant = bright_pixels_estimate(inputs.image, inputs.mask, percent=params["percent"],
+                                            saturation=params["saturation"])
+        return MethodResult(layers={"white_balanced": white_balance(inputs.image, illuminant)},
+                            values={"illuminant": illuminant.tolist()})
+
+    return run
+
+
+def _register(name, title, paper, year, summary, order, p, params, runner=None):
     register(MethodSpec(
         name=name, title=title, paper=paper, year=year, task="illuminant", summary=summary,
         input_kind=InputKind.RAW_IMAGE, outputs=_OUTPUTS, params=params + (_SATURATION,),
-        runner=_runner(order, p), is_baseline=True, min_side=4,
+        runner=runner or _runner(order, p), is_baseline=True, min_side=4,
         bytes_per_pixel=120,  # measured 81-105 (scripts/method_memory.py, 768×1152)
         provenance="Written for Intrinsic Lab from the Minkowski-framework definitions (van de Weijer et al. 2007).",
     ))
@@ -128,3 +161,10 @@ _register("baseline_grey_edge", "Baseline: grey edge (1st order)", _WEIJER,
           2007, "The average edge difference is assumed grey: Minkowski norm of Gaussian-derivative magnitudes.", 1,
           None, (ParamSpec("p", 1.0, "Minkowski norm", float, 1.0, 64.0),
                  ParamSpec("sigma", 6.0, "Gaussian scale of the derivative (pixels)", float, 0.5, 50.0)))
+_register("baseline_bright_pixels", "Baseline: bright pixels (top 2 %)",
+          "H. R. V. Joze, M. S. Drew, G. D. Finlayson, P. A. T. Rey. The role of bright pixels in illumination "
+          "estimation. CIC 2012.",
+          2012, "The mean of the brightest unclipped pixels (top percent by R + G + B) is assumed to be the light.",
+          0, None,
+          (ParamSpec("percent", 2.0, "share of the valid pixels kept, brightest first (%)", float, 0.1, 50.0),),
+          runner=_bright_runner)

@@ -9,4 +9,5 @@ RECIPE_MODULES: tuple[str, ...] = (
     "engine.train.retinexnet_recipe",
     "engine.train.ma2018_recipe",
     "engine.train.sfsnet_recipe",
+    "engine.train.dsnet_recipe",
 )
