@@ -196,8 +196,8 @@ def convert_official(path) -> dict[str, torch.Tensor]:
 
 
 def model_from_state(state: Mapping[str, torch.Tensor]) -> IntrinSegNet:
-    """Build a network whose width matches the state dict (conv0's output channels / 16) and load it (float32)."""
-    width = state["conv0.0.weight"].shape[0] / ENCODER[0]
+    """Build a network whose width matches the state dict (conv5's output channels / 256) and load it (float32)."""
+    width = state["conv5.0.weight"].shape[0] / ENCODER[-1]
     classes = state["output.2.3.weight"].shape[0]
     model = IntrinSegNet(width=width, num_classes=classes)
     model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})

@@ -66,11 +66,11 @@ for n in intrinseg cgintrinsics; do
   init=$(ls "$W/runs/${n}_pre/export/"*.safetensors 2>/dev/null | head -n 1)
   [ -n "$init" ] || init=""
   if [ "$n" = intrinseg ]; then extra=(--set lr=5e-4 --set warmup=20 --set mit_share=0.5);
-  else extra=(--set lr=2e-4 --set crop=256 --set render_size="$SIZE" --set w_lmse=1 --set mit_share=0.5); fi
+  else extra=(--set lr=2e-4 --set crop=256 --set render_size="$SIZE" --set w_lmse=1 --set mit_share=0.5 --set noise=0); fi
   for k in $FOLDS all; do
     if [ "$k" = all ]; then fold=-1; name=mit; out="$W/runs/${n}_final"; else fold=$k; name="f$k"; out="$W/runs/${n}_f$k"; fi
     OMP_NUM_THREADS=1 timeout $(( F + SLACK )) $PY -m engine train "$n" "${common[@]}" --max-seconds "$F" --name "$name" \
-      --set batch_size=16 --set mit_dir="$PACK/mit" --set fold="$fold" --set val_every=0 \
+      --set batch_size=8 --set mit_dir="$PACK/mit" --set fold="$fold" --set val_every=0 \
       --set checkpoint_every=100000 --set time_budget="$F" --set init="$init" "${extra[@]}" \
       --out "$out" > "$W/${n}_$name.log" 2>&1 &
     pids+=($!)

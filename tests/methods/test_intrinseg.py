@@ -217,3 +217,14 @@ def test_tiny_training_run_exports_weights(tmp_path):
     weights = load_state_dict(run / "export" / "intrinseg-trained.safetensors")
     assert weights["conv0.0.weight"].shape == (4, 3, 3, 3)
     assert "seg_accuracy" in (run / "validation.csv").read_text()
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu(cuda_device):
+    torch.manual_seed(0)
+    net = isg.IntrinSegNet(width=0.125).eval()
+    image = np.random.default_rng(2).random((64, 96, 3)).astype(np.float32)
+    cpu = isg.decompose(image, net, torch.device("cpu"), "aspect", 96)
+    gpu = isg.decompose(image, net.to(cuda_device), cuda_device, "aspect", 96)
+    np.testing.assert_allclose(gpu["albedo"], cpu["albedo"], atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(gpu["class_probability"], cpu["class_probability"], atol=1e-4)
