@@ -11,7 +11,7 @@ LMSE, 20×20 windows every 10 px, inside the mask) of the methods' runners on th
     python scripts/intrinsic_cv.py score --pred OUTDIR/folds --mit ../shared/data/mit-intrinsic --json cv.json
 
 ``predict`` expects ``RUNS/<net>_f<k>/export/<net>-*.safetensors`` for k = 0…4 and writes
-``OUT/folds/<net>/<object>_albedo.png`` / ``_shading.png`` (8-bit sRGB of the layer ÷ its max; 16-bit for
+``OUT/folds/<net>/<object>_albedo.png`` / ``_shading.png`` (8-bit sRGB of the layer ÷ its max, grey for
 shading) and ``OUT/fold_scores.json``. ``score`` runs the baselines through ``engine.registry.run_method`` with their
 default parameters, exactly as the benchmark does, and reads each network's predictions (or, with
 ``--weights NET=PATTERN`` where PATTERN holds ``{fold}``, runs the fold weights here).
@@ -56,7 +56,8 @@ def _save(folder: Path, name: str, albedo: np.ndarray, shading: np.ndarray) -> N
     cv2.imwrite(str(folder / f"{name}_albedo.png"), np.round(a * 255).astype(np.uint8)[:, :, ::-1])
     s = shading.mean(axis=2) if shading.ndim == 3 else shading
     s = np.clip(s / max(float(s.max()), 1e-8), 0, 1)
-    cv2.imwrite(str(folder / f"{name}_shading.png"), np.round(s * 65535).astype(np.uint16))
+    s = np.where(s <= 0.0031308, 12.92 * s, 1.055 * np.power(s, 1 / 2.4) - 0.055)
+    cv2.imwrite(str(folder / f"{name}_shading.png"), np.round(s * 255).astype(np.uint8))
 
 
 def predict(args) -> int:

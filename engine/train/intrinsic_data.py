@@ -118,12 +118,19 @@ class MITSamples(torch.utils.data.Dataset):
         self.scales = tuple(scales)
         self.index = [(o, v, s) for o, obj in enumerate(self.objects) for v in range(1 + len(obj["lights"]))
                       for s in range(len(self.scales))]
+        self._cache: dict[int, dict[str, torch.Tensor]] = {}  # prepared samples (resizing is the costly part)
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        o, v, s = self.index[int(index)]
+        index = int(index)
+        if index not in self._cache:
+            self._cache[index] = self._prepare(index)
+        return dict(self._cache[index])
+
+    def _prepare(self, index: int) -> dict[str, torch.Tensor]:
+        o, v, s = self.index[index]
         obj = self.objects[o]
         reflectance, mask = obj["reflectance"], obj["mask"]
         grey_r = reflectance.mean(axis=2, keepdims=True)
