@@ -15,7 +15,7 @@ DEVICE=${DEVICE:-cuda}
 PY=${PYTHON:-python3}
 FOLDS=${FOLDS:-0 1 2 3 4}   # which cross-validation folds to train (a CPU dry run may use one)
 SLACK=${SLACK:-90}          # seconds a stage may run past its budget (start-up, validation, export)
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1 TQDM_MININTERVAL=15
 mkdir -p "$OUTDIR"
 W=$(mktemp -d /tmp/intrinseg-work.XXXXXX)
 exec > >(tee -a "$OUTDIR/log.txt") 2>&1
@@ -107,8 +107,8 @@ for d in "$W"/runs/*; do
   cp "$d/metrics.csv" "$OUTDIR/runs/$b.metrics.csv" 2>/dev/null
   cp "$d"/export/*.md "$OUTDIR/runs/$b.card.md" 2>/dev/null
 done
-cp "$W"/*.log "$OUTDIR/runs/" 2>/dev/null
+for f in "$W"/*.log; do tail -c 4000 "$f" > "$OUTDIR/runs/$(basename "$f")"; done
 size=$(du -sk "$OUTDIR" | cut -f1)
-if [ "$size" -gt 14800 ]; then stamp "OUTDIR ${size} KiB: dropping the prediction images"; rm -rf "$OUTDIR/folds"; fi
+if [ "$size" -gt 15100 ]; then stamp "OUTDIR ${size} KiB: dropping the prediction images"; rm -rf "$OUTDIR/folds"; fi
 stamp "done: $(du -sh "$OUTDIR" | cut -f1)"
 rm -rf "$W"
