@@ -301,14 +301,14 @@ def _declare_weights() -> None:
     from ..weights import WeightSet, declare_weights
 
     declare_weights(WeightSet(
-        method="intrinseg", name="project",
+        method="intrinseg", name="mit",
         description="trained by this project on engine.synth scenes (photo textures) and the 10 MIT objects in "
                     "../shared (see the card)",
-        filename="intrinseg-project.safetensors",
+        filename="intrinseg-mit.safetensors",
         sha256=None,
         licence="MIT (project weights); training data: engine.synth, Kodak/BSDS photo textures, MIT Intrinsic "
                 "Images (research use)",
-        model_card="assets/model_cards/intrinseg-project.md",
+        model_card="assets/model_cards/intrinseg-mit.md",
     ))
     declare_weights(WeightSet(
         method="intrinseg", name="official", official=True, format="torch",
@@ -343,7 +343,7 @@ SPEC = register(MethodSpec(
                       choices=("aspect", "official")),
             ParamSpec("max_side", 512, "longest side the network sees in aspect mode (outputs are resized back)",
                       int, 64, 2048)),
-    runner=lambda: run, learned=True, weights=("project", "official"), min_side=8,
+    runner=lambda: run, learned=True, weights=("mit", "official"), min_side=8,
     provenance="architecture and key layout from methods.md §7 and official-weights.md §3; weights trained by "
                "this project (engine/train/intrinseg_recipe.py)",
     url="https://github.com/Morpheus3000/intrinseg",
