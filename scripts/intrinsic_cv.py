@@ -139,7 +139,8 @@ def halve(args) -> int:
     from safetensors.torch import save_file
 
     report = {}
-    for item in args.files:
+    files = []
+    for item in args.files:  # every float16 file first, so a slow scoring pass never leaves one missing
         net, path = item.split("=", 1)
         path = Path(path)
         with safe_open(str(path), "pt") as handle:
@@ -150,6 +151,8 @@ def halve(args) -> int:
             path.with_name(f"{path.stem}-fp16.safetensors")
         target.parent.mkdir(parents=True, exist_ok=True)
         save_file(half, str(target), metadata={**metadata, "dtype": "float16"})
+        files.append((net, path, target))
+    for net, path, target in files:
         scores = {}
         for label, file in (("float32", path), ("float16", target)):
             per = {}
@@ -164,6 +167,8 @@ def halve(args) -> int:
                                                  for k in scores["float32"]["objects"])}
         print(f"{net}: float32 {scores['float32']['mean']:.5f}, float16 {scores['float16']['mean']:.5f} "
               f"(largest per-object change {report[net]['max_abs_difference']:.2e})")
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -89,12 +89,12 @@ cp "$W/runs/intrinseg_final/export/intrinseg-mit.safetensors" "$OUTDIR/intrinseg
 cp "$W/runs/intrinseg_final/export/intrinseg-mit.md" "$OUTDIR/intrinseg.md"
 cp "$W/runs/intrinseg_final/metrics.csv" "$OUTDIR/metrics.csv"
 cp "$W/runs/cgintrinsics_final/export/cgintrinsics-mit.md" "$OUTDIR/cgintrinsics.md"
-timeout 90 $PY scripts/intrinsic_cv.py halve intrinseg="$OUTDIR/intrinseg.safetensors" \
+timeout 180 $PY scripts/intrinsic_cv.py halve intrinseg="$OUTDIR/intrinseg.safetensors" \
   cgintrinsics="$W/runs/cgintrinsics_final/export/cgintrinsics-mit.safetensors" --mit "$PACK/mit" \
   --out-dir "$OUTDIR" --device "$DEVICE" --json "$OUTDIR/precision.json"
 mv "$OUTDIR/cgintrinsics-mit-fp16.safetensors" "$OUTDIR/cgintrinsics-fp16.safetensors" 2>/dev/null
 # Ship IntrinSeg in float16 when that changes no object's score by more than 1e-4 (precision.json has the numbers).
-if $PY -c "import json,sys; r=json.load(open('$OUTDIR/precision.json')); sys.exit(0 if r['intrinseg']['max_abs_difference'] < 1e-4 else 1)"; then
+if $PY -c "import json,sys; r=json.load(open('$OUTDIR/precision.json')); sys.exit(0 if r['intrinseg']['max_abs_difference'] < 1e-4 else 1)" 2>/dev/null; then
   mv "$OUTDIR/intrinseg-fp16.safetensors" "$OUTDIR/intrinseg.safetensors"; stamp "intrinseg.safetensors is float16"
 else
   rm -f "$OUTDIR/intrinseg-fp16.safetensors"; stamp "float16 changed IntrinSeg's scores: intrinseg.safetensors stays float32"
