@@ -21,7 +21,7 @@ W=$(mktemp -d /tmp/intrinseg-work.XXXXXX)
 exec > >(tee -a "$OUTDIR/log.txt") 2>&1
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-R=$(( B * 14 / 100 )); P=$(( B * 28 / 100 )); F=$(( B * 36 / 100 ))
+R=$(( B * 12 / 100 )); P=$(( B * 26 / 100 )); F=$(( B * 34 / 100 ))
 stamp "budget $B s: render $R, pre-train $P, fine-tune $F; device $DEVICE; work $W"
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
