@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.train.intrinsic_data import (FOLDS, MIT_OBJECTS, grosse_scores, load_mit_object,  # noqa: E402
-                                         mit_benchmark_input, read_linear)
+from engine.train.intrinsic_data import (FOLDS, MIT_OBJECTS, as_benchmark_stores, grosse_scores,  # noqa: E402
+                                         load_mit_object, mit_benchmark_input, read_linear)
 
 NETS = ("intrinseg", "cgintrinsics")
 
@@ -41,12 +41,37 @@ def _fold_of(name: str) -> int:
     return next(k for k, pair in enumerate(FOLDS) if name in pair)
 
 
+SCORED = {"intrinseg": ("albedo", "shading"), "cgintrinsics": ("reflectance", "shading"),
+          "baseline_color_retinex": ("reflectance", "shading"), "jiep": ("reflectance", "illumination")}
+
+
+def benchmark_view(method: str, layers: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The method's reflectance and shading as the benchmark scores them (16-bit PNG clipped to [0, 1], declared
+    colour space → linear)."""
+    from engine.registry import OutputKind, get_method
+
+    spec = get_method(method)
+    out = []
+    for name in SCORED[method]:
+        o = spec.output(name)
+        out.append(as_benchmark_stores(layers[name], o.colour_space, o.kind == OutputKind.GREY))
+    return out[0], out[1]
+
+
 def _run_net(net: str, weights: str, image: np.ndarray, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     from engine.registry import MethodInput, run_method
 
     result, _, _ = run_method(net, MethodInput(frames=(image,)), {}, device=device, weights=weights)
-    roles = {"intrinseg": ("albedo", "shading"), "cgintrinsics": ("reflectance", "shading")}[net]
-    return result.layers[roles[0]], result.layers[roles[1]]
+    return benchmark_view(net, result.layers)
+
+
+def _renormalise(net: str, albedo: np.ndarray, shading: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Saved predictions (÷ max) → the runner's own display scaling (99th percentile at 1), then the benchmark view."""
+    import importlib
+
+    module = importlib.import_module(f"engine.methods.{net}")
+    names = SCORED[net]
+    return benchmark_view(net, {names[0]: module._normalise(albedo)[0], names[1]: module._normalise(shading)[0]})
 
 
 def _save(folder: Path, name: str, albedo: np.ndarray, shading: np.ndarray) -> None:
@@ -105,9 +130,7 @@ def score(args) -> int:
             start = time.perf_counter()
             result, _, _ = run_method(method, MethodInput(frames=(image,), mask=obj["mask"]), {}, device="cpu")
             timing[method] = timing.get(method, 0.0) + time.perf_counter() - start
-            spec_roles = _roles(method)
-            rows.setdefault(method, {})[name] = grosse_scores(result.layers[spec_roles[0]],
-                                                              result.layers[spec_roles[1]], obj)
+            rows.setdefault(method, {})[name] = grosse_scores(*benchmark_view(method, result.layers), obj)
         for net in NETS:
             if net in weights:
                 pattern = weights[net]
@@ -116,7 +139,9 @@ def score(args) -> int:
             elif args.pred and (Path(args.pred) / net / f"{name}_albedo.png").is_file():
                 albedo = read_linear(Path(args.pred) / net / f"{name}_albedo.png")
                 shading = read_linear(Path(args.pred) / net / f"{name}_shading.png")
-                rows.setdefault(f"{net} (CV)", {})[name] = grosse_scores(albedo, shading, obj)
+                if net == "cgintrinsics":
+                    shading = shading[..., :1]
+                rows.setdefault(f"{net} (CV)", {})[name] = grosse_scores(*_renormalise(net, albedo, shading), obj)
     table = {}
     print(f"{'method':28s} {'grosse':>8s} {'albedo':>8s} {'shading':>8s}  n")
     for method, per in rows.items():
@@ -172,14 +197,6 @@ def halve(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
-
-
-def _roles(method: str) -> tuple[str, str]:
-    from engine.benchmark.convention import output_roles
-    from engine.registry import get_method
-
-    roles = output_roles(get_method(method))
-    return roles["reflectance"], roles["shading"]
 
 
 def main(argv=None) -> int:

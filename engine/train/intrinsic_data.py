@@ -309,6 +309,21 @@ def masked_cross_entropy(scores: torch.Tensor, labels: torch.Tensor, seg_mask: t
     return (per_pixel * weight).sum() / weight.sum().clamp(min=1.0)
 
 
+def as_benchmark_stores(layer: np.ndarray, colour_space: str = "linear", grey: bool = False) -> np.ndarray:
+    """What the benchmark scores for an output layer: stored as a 16-bit PNG (clipped to [0, 1]), decoded, and
+    brought into the linear space of the MIT ground truth (``engine.outputs.encode_result`` then
+    ``engine.benchmark.convention.decode_layer``; repeated here because importing ``engine.benchmark`` needs the
+    database packages, which a training machine lacks)."""
+    from ..imaging import decode_image, encode_png, srgb_to_linear
+
+    pixels = decode_image(encode_png(np.asarray(layer, dtype=np.float32)), "output").pixels.astype(np.float64)
+    if grey:
+        pixels = pixels[..., :1]
+    if colour_space == "srgb":
+        pixels = srgb_to_linear(pixels).astype(np.float64)
+    return pixels
+
+
 def grosse_scores(reflectance: np.ndarray, shading: np.ndarray, obj: Mapping) -> dict[str, float]:
     """The benchmark's metric (``engine.metrics`` ``grosse_lmse`` = ½ albedo LMSE + ½ shading LMSE)."""
     from ..metrics.intrinsic import lmse
