@@ -52,7 +52,7 @@ OMP_NUM_THREADS=1 timeout $(( P + SLACK )) $PY -m engine train intrinseg "${comm
   --out "$W/runs/intrinseg_pre" > "$W/intrinseg_pre.log" 2>&1 &
 pids=($!)
 OMP_NUM_THREADS=1 timeout $(( P + SLACK )) $PY -m engine train cgintrinsics "${common[@]}" --max-seconds "$P" --name pre \
-  --set batch_size=16 --set crop=256 --set render_size="$SIZE" --set w_lmse=1 --set val_every=0 \
+  --set batch_size=16 --set crop=256 --set render_size="$SIZE" --set w_lmse=1 --set exposure_max=1.0 --set val_every=0 \
   --set checkpoint_every=100000 --set time_budget="$P" --set init=assets/weights/cgintrinsics-synthetic.safetensors \
   --out "$W/runs/cgintrinsics_pre" > "$W/cgintrinsics_pre.log" 2>&1 &
 pids+=($!)
@@ -66,7 +66,7 @@ for n in intrinseg cgintrinsics; do
   init=$(ls "$W/runs/${n}_pre/export/"*.safetensors 2>/dev/null | head -n 1)
   [ -n "$init" ] || init=""
   if [ "$n" = intrinseg ]; then extra=(--set lr=5e-4 --set warmup=20 --set mit_share=0.5);
-  else extra=(--set lr=2e-4 --set crop=256 --set render_size="$SIZE" --set w_lmse=1 --set mit_share=0.5 --set noise=0); fi
+  else extra=(--set lr=2e-4 --set crop=256 --set render_size="$SIZE" --set w_lmse=1 --set mit_share=0.5 --set noise=0 --set exposure_max=1.0); fi
   for k in $FOLDS all; do
     if [ "$k" = all ]; then fold=-1; name=mit; out="$W/runs/${n}_final"; else fold=$k; name="f$k"; out="$W/runs/${n}_f$k"; fi
     OMP_NUM_THREADS=1 timeout $(( F + SLACK )) $PY -m engine train "$n" "${common[@]}" --max-seconds "$F" --name "$name" \
