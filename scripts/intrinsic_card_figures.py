@@ -61,12 +61,14 @@ def main(argv=None) -> int:
         from engine.methods.intrinseg import class_names, palette
 
         names, colours = class_names(), palette()
-        strip = np.full((28, sheet.shape[1], 3), 255, np.uint8)
-        x = 6
-        for index in sorted(present):
-            cv2.rectangle(strip, (x, 6), (x + 16, 22), tuple(int(c) for c in colours[index]), -1)
-            cv2.putText(strip, names[index], (x + 20, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-            x += 28 + 9 * len(names[index])
+        entries = sorted(int(i) for i in present)
+        per_row = max(1, sheet.shape[1] // 150)
+        strip = np.full((28 * (-(-len(entries) // per_row)), sheet.shape[1], 3), 255, np.uint8)
+        for n, index in enumerate(entries):
+            x, y = 6 + 150 * (n % per_row), 28 * (n // per_row)
+            cv2.rectangle(strip, (x, y + 6), (x + 16, y + 22), tuple(int(c) for c in colours[index]), -1)
+            cv2.putText(strip, names[index], (x + 20, y + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                        cv2.LINE_AA)
         sheet = np.concatenate([sheet, strip])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(args.out, sheet[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
