@@ -228,3 +228,18 @@ def test_cuda_matches_cpu(cuda_device):
     gpu = isg.decompose(image, net.to(cuda_device), cuda_device, "aspect", 96)
     np.testing.assert_allclose(gpu["albedo"], cpu["albedo"], atol=1e-3, rtol=1e-3)
     np.testing.assert_allclose(gpu["class_probability"], cpu["class_probability"], atol=1e-4)
+
+
+def test_photographic_scene_style_adds_clutter_and_keeps_classic_unchanged():
+    from engine.synth.scene import sample_scene
+
+    classic = sample_scene(11)
+    assert [o.label for o in sample_scene(11, style="classic").objects] == [o.label for o in classic.objects]
+    counts = [len(sample_scene(s, style="photographic").objects) for s in range(12)]
+    assert max(counts) > 6 and min(counts) >= 3  # classic scenes have 2–6 objects
+    rooms = [sample_scene(s, style="photographic") for s in range(12)]
+    indoor = [sc for sc in rooms if sc.room]
+    assert indoor and all(len(sc.lightings[0].point_positions) >= 1 for sc in indoor)  # lamps indoors
+    assert all(len(sc.lightings[0].point_positions) == 0 for sc in rooms if not sc.room)
+    with pytest.raises(ValueError, match="style"):
+        sample_scene(1, style="cartoon")
