@@ -302,10 +302,10 @@ def _declare_weights() -> None:
 
     declare_weights(WeightSet(
         method="intrinseg", name="mit",
-        description="trained by this project on engine.synth scenes (photo textures) and the 10 MIT objects in "
-                    "../shared (see the card)",
+        description="trained by this project on the CPU on engine.synth scenes (photo textures) and the 10 MIT "
+                    "objects in ../shared (width 0.25, float16; see the card)",
         filename="intrinseg-mit.safetensors",
-        sha256=None,
+        sha256="7e6acf1a9277ef2e3233bd840c6e8656a1614aebea73f6f195a33ef7380244c1",
         licence="MIT (project weights); training data: engine.synth, Kodak/BSDS photo textures, MIT Intrinsic "
                 "Images (research use)",
         model_card="assets/model_cards/intrinseg-mit.md",

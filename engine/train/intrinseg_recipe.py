@@ -148,7 +148,7 @@ class IntrinSegRecipe(TrainingRecipe):
         return state, {"architecture": f"IntrinSegNet(width={float(config['width'])}), {params:,} parameters",
                        "training scenes": getattr(self, "data_note", "rendered on the fly"),
                        "MIT objects": getattr(self, "mit_note", "none"),
-                       "initialised from": config.get("init") or "random (N(0, 1) BN scales, PyTorch conv default)",
+                       "initialised from": config.get("init") or "random (PyTorch default initialisation)",
                        "input": "sRGB image ÷ its own maximum; H, W multiples of 32",
                        "outputs": "albedo (3), shading (3), 16 class scores (softmax at inference)"}
 
