@@ -135,7 +135,8 @@ def score(args) -> int:
             if net in weights:
                 pattern = weights[net]
                 albedo, shading = _run_net(net, pattern.format(fold=_fold_of(name)), image, "cpu")
-                rows.setdefault(f"{net} (CV)", {})[name] = grosse_scores(albedo, shading, obj)
+                label = f"{net} (CV)" if "{fold}" in pattern else f"{net} ({Path(pattern).name})"
+                rows.setdefault(label, {})[name] = grosse_scores(albedo, shading, obj)
             elif args.pred and (Path(args.pred) / net / f"{name}_albedo.png").is_file():
                 albedo = read_linear(Path(args.pred) / net / f"{name}_albedo.png")
                 shading = read_linear(Path(args.pred) / net / f"{name}_shading.png")
