@@ -243,3 +243,16 @@ def test_photographic_scene_style_adds_clutter_and_keeps_classic_unchanged():
     assert all(len(sc.lightings[0].point_positions) == 0 for sc in rooms if not sc.room)
     with pytest.raises(ValueError, match="style"):
         sample_scene(1, style="cartoon")
+
+
+def test_shipped_weights_verify_and_run_by_name():
+    from engine.registry import MethodInput, get_method, run_method
+    from engine.weights import resolve_weights
+
+    assert get_method("intrinseg").weights[0] == "mit"
+    resolved = resolve_weights("intrinseg", "mit")
+    assert resolved.source in ("shipped", "cache")
+    image = np.random.default_rng(3).random((48, 80, 3)).astype(np.float32)
+    result, _, _ = run_method("intrinseg", MethodInput(frames=(image,)), {"max_side": 64}, device="cpu")
+    assert result.info["weights"]["sha256"] == resolved.sha256 and result.info["network_width"] == 0.25
+    assert np.all(np.isfinite(result.layers["albedo"])) and int(result.layers["segmentation"].max()) < 16
