@@ -14,6 +14,7 @@ METHOD_MODULES: tuple[str, ...] = (
     "engine.methods.ma2018",
     "engine.methods.sfsnet",
     "engine.methods.dsnet",
+    "engine.methods.intrinseg",
     "engine.methods.baselines_intrinsic",
     "engine.methods.baselines_illuminant",
     "engine.methods.baselines_identity",

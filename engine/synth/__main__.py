@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first scene")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--textures", default=None, help="optional folder of photos used as albedo textures")
+    parser.add_argument("--style", default="classic", choices=("classic", "photographic"),
+                        help="scene distribution: classic, or photographic (photo textures on most surfaces, "
+                             "clutter, indoor lamps / outdoor sun)")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop rendering after this many seconds (the manifest records how many were written)")
     parser.add_argument("--png", action="store_true", help="also write a PNG per layer under previews/")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default 1 on the CPU: the renderer's many small tensor "
@@ -49,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.out:
         parser.error("--out is required (or use --benchmark)")
-    manifest = write_dataset(args.out, args.n, args.size, args.lightings, args.seed, device, args.textures, args.png)
-    print(f"wrote {args.n} scenes to {args.out} in {manifest['seconds']:.1f} s on {describe_device(device)}")
+    manifest = write_dataset(args.out, args.n, args.size, args.lightings, args.seed, device, args.textures, args.png,
+                             style=args.style, max_seconds=args.max_seconds)
+    print(f"wrote {manifest['n']} scenes to {args.out} in {manifest['seconds']:.1f} s on {describe_device(device)}")
     return 0
 
 

@@ -23,10 +23,11 @@ FORMAT_VERSION = 1
 
 
 def render_sample(seed: int, size: int = 256, lightings: int = 1, device: str | torch.device = "cpu",
-                  photos: list[torch.Tensor] | None = None, options: RenderOptions = RenderOptions()
-                  ) -> dict[str, torch.Tensor]:
-    """One sample, deterministic from ``seed`` (see :func:`engine.synth.render.render_scene` for the layers)."""
-    return render_scene(sample_scene(seed, lightings, photos), size, device, options)
+                  photos: list[torch.Tensor] | None = None, options: RenderOptions = RenderOptions(),
+                  style: str = "classic") -> dict[str, torch.Tensor]:
+    """One sample, deterministic from ``seed`` (see :func:`engine.synth.render.render_scene` for the layers;
+    ``style``: see :func:`engine.synth.scene.sample_scene`)."""
+    return render_scene(sample_scene(seed, lightings, photos, style), size, device, options)
 
 
 class SyntheticDataset(torch.utils.data.Dataset):
@@ -34,8 +35,9 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     def __init__(self, length: int, size: int = 128, lightings: int = 1, base_seed: int = 0,
                  device: str | torch.device = "cpu", texture_dir: str | Path | None = None,
-                 options: RenderOptions = RenderOptions()):
+                 options: RenderOptions = RenderOptions(), style: str = "classic"):
         self.length, self.size, self.lightings, self.base_seed = length, size, lightings, base_seed
+        self.style = style
         self.device, self.options = torch.device(device), options
         self.photos = load_photo_textures(texture_dir) if texture_dir else []
 
@@ -44,7 +46,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return render_sample(self.base_seed + int(index), self.size, self.lightings, self.device, self.photos,
-                             self.options)
+                             self.options, self.style)
 
 
 _FLOAT_LAYERS = ("image_linear", "shading", "specular", "sun_visibility", "albedo", "normals", "depth")
@@ -84,13 +86,13 @@ def write_previews(sample: dict[str, torch.Tensor], folder: Path) -> None:
 
 def write_dataset(out: str | Path, n: int, size: int = 256, lightings: int = 1, seed: int = 0,
                   device: str | torch.device = "cpu", texture_dir: str | Path | None = None, png: bool = False,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, style: str = "classic", max_seconds: float | None = None) -> dict:
     """Render ``n`` scenes (seeds ``seed … seed+n−1``) into ``out``; resumable (existing samples are kept)."""
     out = Path(out)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     photos = load_photo_textures(texture_dir) if texture_dir else []
     manifest = {"format": FORMAT_VERSION, "generator": "engine.synth", "n": n, "size": size, "lightings": lightings,
-                "seed": seed, "classes": list(CLASS_NAMES), "texture_dir": str(texture_dir) if texture_dir else None,
+                "seed": seed, "style": style, "classes": list(CLASS_NAMES), "texture_dir": str(texture_dir) if texture_dir else None,
                 "licence": LICENCE, "layers": list(_FLOAT_LAYERS) + ["image", "mask", "labels"]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     from tqdm import tqdm
@@ -100,7 +102,11 @@ def write_dataset(out: str | Path, n: int, size: int = 256, lightings: int = 1, 
         path = out / "samples" / f"{i:06d}.npz"
         if path.exists():
             continue
-        sample = render_sample(seed + i, size, lightings, device, photos)
+        if max_seconds and time.perf_counter() - start > max_seconds:
+            manifest["n"] = i
+            (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            break
+        sample = render_sample(seed + i, size, lightings, device, photos, style=style)
         write_sample(sample, path)
         if png:
             write_previews(sample, out / "previews" / f"{i:06d}")

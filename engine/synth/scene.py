@@ -119,9 +119,10 @@ def _albedo_colour(rng: _Rng, n: int) -> torch.Tensor:
     return rgb.clamp(0.02, 0.92)
 
 
-def _texture(rng: _Rng, photos: list[torch.Tensor], allow: tuple[str, ...] = TEXTURES) -> Texture:
+def _texture(rng: _Rng, photos: list[torch.Tensor], allow: tuple[str, ...] = TEXTURES,
+             photo_weight: float = 2.0) -> Texture:
     kinds = [k for k in allow if k != "photo" or photos]
-    weights = torch.tensor([{"constant": 1.5, "regions": 2.0, "photo": 2.0}.get(k, 1.0) for k in kinds])
+    weights = torch.tensor([{"constant": 1.5, "regions": 2.0, "photo": photo_weight}.get(k, 1.0) for k in kinds])
     kind = kinds[int(torch.multinomial(weights, 1, generator=rng.gen))]
     base = _albedo_colour(rng, 1)
     # Palettes are related to a base colour half of the time: real surfaces vary within a family of colours.
@@ -146,8 +147,9 @@ def _rotation(rng: _Rng, tilt: float) -> torch.Tensor:
     return (ry @ rx @ rz).float()
 
 
-def _object(rng: _Rng, photos: list[torch.Tensor], label: int, xz: tuple[float, float]) -> SceneObject:
-    s = rng.u(0.35, 0.8)
+def _object(rng: _Rng, photos: list[torch.Tensor], label: int, xz: tuple[float, float],
+            size_range: tuple[float, float] = (0.35, 0.8), photo_weight: float = 2.0) -> SceneObject:
+    s = rng.u(*size_range)
     size = torch.tensor([s, s, s])
     name = CLASS_NAMES[label]
     if name in ("ellipsoid", "box", "rounded_box", "twisted_box", "rock"):
@@ -180,12 +182,12 @@ def _object(rng: _Rng, photos: list[torch.Tensor], label: int, xz: tuple[float, 
     displacement = {"blob": rng.u(0.06, 0.16), "rock": rng.u(0.03, 0.08)}.get(name, 0.0)
     specular = rng.u(0.05, 0.5) if rng.chance(0.35) else 0.0
     return SceneObject(label=label, center=center, rotation=rotation, size=size.float(),
-                       texture=_texture(rng, photos), twist=twist_rate, displacement=displacement,
+                       texture=_texture(rng, photos, photo_weight=photo_weight), twist=twist_rate, displacement=displacement,
                        waves=rng.normal((6, 3)) * rng.u(2.0, 5.0), phases=rng.uniform(0, 2 * math.pi, (6,)),
                        specular=specular, shininess=rng.u(8.0, 120.0))
 
 
-def _lighting(rng: _Rng, room: bool, camera_azimuth: float) -> Lighting:
+def _lighting(rng: _Rng, room: bool, camera_azimuth: float, photographic: bool = False) -> Lighting:
     elevation = rng.u(math.radians(12), math.radians(70))
     # In a room the sun must come through the open side (from around the camera) or the walls shade everything;
     # outdoors it may come from anywhere, and back light throws shadows toward the camera.
@@ -208,6 +210,25 @@ def _lighting(rng: _Rng, room: bool, camera_azimuth: float) -> Lighting:
     colours = (_albedo_colour(rng, n_points) * 0.5 + 0.5) * rng.uniform(0.8, 3.0, (n_points, 1)) \
         if n_points else torch.zeros(0, 3)
     gains = rng.uniform(0.85, 1.15, (3,))
+    if photographic and room:
+        # Indoors: the window's sun is dimmer and often absent, warm lamps carry the scene, the fill is weak.
+        sun_colour = sun_colour * (rng.u(0.05, 0.6) if rng.chance(0.7) else 0.0)
+        sky = sky * rng.u(0.3, 0.8)
+        n_points = rng.integer(1, 4)
+        positions = torch.stack([torch.tensor([rng.u(-2.2, 2.2), rng.u(1.2, 3.2), rng.u(-2.2, 2.2)])
+                                 for _ in range(n_points)])
+        warm = torch.tensor([1.0, 0.82, 0.6]) * rng.uniform(0.9, 1.1, (n_points, 3))
+        cool = torch.tensor([0.9, 0.95, 1.0]).expand(n_points, 3)
+        mix = rng.uniform(0, 1, (n_points, 1))
+        colours = (mix * warm + (1 - mix) * cool) * rng.uniform(1.5, 5.0, (n_points, 1))
+    elif photographic:
+        # Outdoors: a strong sun (or an overcast sky that is all fill) and a blue sky; no lamps.
+        if rng.chance(0.25):
+            sun_colour = sun_colour * 0.05
+            sky = sky * rng.u(1.5, 2.5)
+        else:
+            sun_colour = sun_colour * rng.u(1.0, 1.8)
+        positions, colours = torch.zeros(0, 3), torch.zeros(0, 3)
     return Lighting(sun_direction=sun / sun.norm(), sun_colour=sun_colour, sky_sh=sky,
                     point_positions=positions, point_colours=colours, exposure_target=rng.u(0.45, 0.95),
                     white_balance=gains / gains.mean(),
@@ -215,12 +236,23 @@ def _lighting(rng: _Rng, room: bool, camera_azimuth: float) -> Lighting:
                     jpeg_quality=rng.integer(55, 96) if rng.chance(0.5) else 0)
 
 
-def sample_scene(seed: int, lightings: int = 1, photos: list[torch.Tensor] | None = None) -> Scene:
-    """Draw one random scene with ``lightings`` different illuminations of the same geometry and materials."""
+STYLES = ("classic", "photographic")
+
+
+def sample_scene(seed: int, lightings: int = 1, photos: list[torch.Tensor] | None = None,
+                 style: str = "classic") -> Scene:
+    """Draw one random scene with ``lightings`` different illuminations of the same geometry and materials.
+
+    ``style="photographic"`` makes scenes closer to photographs: photo textures (when given) on most surfaces,
+    clutter (up to 14 objects, many of them small), and indoor (lamps, dim window light) or outdoor (strong sun or
+    overcast sky) lighting. ``"classic"`` is the original distribution (the same seed gives the same scene)."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    photographic = style == "photographic"
     rng = _Rng(seed)
     photos = photos or []
     room = rng.chance(0.5)
-    n_objects = rng.integer(2, 7)
+    n_objects = rng.integer(2, 7) if not photographic else rng.integer(3, 15)
     objects = []
     placed: list[tuple[float, float, float]] = []
     for _ in range(n_objects):
@@ -229,7 +261,11 @@ def sample_scene(seed: int, lightings: int = 1, photos: list[torch.Tensor] | Non
             x, z = rng.u(-1.8, 1.8), rng.u(-1.8, 1.8)
             if all((x - px) ** 2 + (z - pz) ** 2 > (0.6 * pr + 0.5) ** 2 for px, pz, pr in placed):
                 break
-        obj = _object(rng, photos, label, (x, z))
+        if photographic:
+            small = rng.chance(0.5)
+            obj = _object(rng, photos, label, (x, z), (0.12, 0.35) if small else (0.3, 0.8), photo_weight=5.0)
+        else:
+            obj = _object(rng, photos, label, (x, z))
         placed.append((x, z, float(obj.size.max())))
         objects.append(obj)
     camera_azimuth = rng.u(math.radians(20), math.radians(70)) if room else rng.u(0, 2 * math.pi)
@@ -241,26 +277,28 @@ def sample_scene(seed: int, lightings: int = 1, photos: list[torch.Tensor] | Non
     target = torch.tensor([rng.u(-0.4, 0.4), rng.u(0.3, 0.8), rng.u(-0.4, 0.4)])
     scene = Scene(
         seed=int(seed), objects=objects,
-        floor_texture=_texture(rng, photos, ("constant", "regions", "checks", "stripes", "noise", "gradient", "photo")),
-        wall_texture=_texture(rng, photos, ("constant", "regions", "stripes", "noise", "gradient", "photo")),
+        floor_texture=_texture(rng, photos, ("constant", "regions", "checks", "stripes", "noise", "gradient", "photo"),
+                               photo_weight=5.0 if photographic else 2.0),
+        wall_texture=_texture(rng, photos, ("constant", "regions", "stripes", "noise", "gradient", "photo"),
+                              photo_weight=5.0 if photographic else 2.0),
         sky_albedo=torch.tensor([0.55, 0.7, 0.9]) * rng.uniform(0.7, 1.1, (3,)),
         room=room, wall_distance=rng.u(2.4, 3.0),
         height_amplitude=rng.u(0.04, 0.18) if rng.chance(0.45) else 0.0,
         height_waves=rng.normal((5, 2)) * rng.u(0.8, 2.5), height_phases=rng.uniform(0, 2 * math.pi, (5,)),
         camera_position=camera_position, camera_target=target, fov_degrees=rng.u(38.0, 58.0),
     )
-    scene.lightings = [_lighting(rng, room, camera_azimuth) for _ in range(lightings)]
+    scene.lightings = [_lighting(rng, room, camera_azimuth, photographic) for _ in range(lightings)]
     return scene
 
 
 def load_photo_textures(folder: str | Path, size: int = 256, limit: int = 200) -> list[torch.Tensor]:
-    """Photos from a user folder as linear-albedo textures (3, size, size), scaled into a plausible albedo range."""
+    """Photos from a user folder (and its subfolders) as linear-albedo textures (3, size, size), scaled into a plausible albedo range."""
     from ..errors import ImageDecodeError
     from ..imaging import IMAGE_SUFFIXES, read_image, srgb_to_linear
     import cv2
 
     textures = []
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     for path in files[:limit]:
         try:
             pixels = read_image(path).pixels

@@ -10,4 +10,5 @@ RECIPE_MODULES: tuple[str, ...] = (
     "engine.train.ma2018_recipe",
     "engine.train.sfsnet_recipe",
     "engine.train.dsnet_recipe",
+    "engine.train.intrinseg_recipe",
 )

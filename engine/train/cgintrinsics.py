@@ -126,17 +126,29 @@ class CGIntrinsicsRecipe(TrainingRecipe):
         "weight_decay": 0.0, "width": 0.25, "crop": 128, "render_size": 128, "lightings": 1,
         "synthetic_scenes": 100_000, "val_scenes": 24, "val_fraction": 0.03, "w_si": 1.0, "w_grad": 1.0,
         "w_rec": 1.0, "mit_dir": "", "mit_max_side": 256, "exposure_min": 0.6, "exposure_max": 1.5, "noise": 0.01,
-        "beta1": 0.5,
+        "beta1": 0.5, "style": "classic", "texture_dir": "", "mit_share": 0.0, "mit_objects": "", "mit_holdout": "",
+        "fold": -1, "mit_lights": True, "init": "", "w_lmse": 0.0, "max_side": 512, "time_budget": 0.0,
     }
     metric_higher_is_better = {"log_r_simse": False, "log_s_simse": False, "albedo_simse": False,
-                               "shading_simse": False, "mit_albedo_simse": False, "mit_shading_simse": False}
+                               "shading_simse": False, "mit_albedo_simse": False, "mit_shading_simse": False,
+                               "mit_lmse": False, "mit_albedo_lmse": False, "mit_shading_lmse": False,
+                               "mit_train_lmse": False, "mit_train_albedo_lmse": False,
+                               "mit_train_shading_lmse": False}
 
     def build_model(self, config: Mapping[str, Any]) -> CGIntrinsicsNet:
-        return CGIntrinsicsNet(width=float(config["width"]))
+        model = CGIntrinsicsNet(width=float(config["width"]))
+        if config.get("init"):
+            from .intrinseg_recipe import load_init
+
+            load_init(model, str(config["init"]))
+        return model
 
     def make_datasets(self, data_dir: Path | None, seed: int, config: Mapping[str, Any]):
         from ..synth import SyntheticDataset, SyntheticFolder, is_synthetic_folder
 
+        self.val_objects = ()
+        if float(config["mit_share"]) > 0 and config.get("mit_dir"):
+            return self._mixed_datasets(data_dir, seed, config)
         size = int(config["render_size"])
         val_scenes = SyntheticDataset(int(config["val_scenes"]), size, 1, base_seed=VAL_SEED)
         val = _Lightings(val_scenes, 1)
@@ -165,6 +177,22 @@ class CGIntrinsicsRecipe(TrainingRecipe):
             val = Subset(mit, val_idx, targets_from_mit)
         return train, val
 
+    def _mixed_datasets(self, data_dir, seed, config):
+        """Rendered scenes (photographic style, photo textures) mixed with the MIT training objects of a fold."""
+        from .intrinsic_data import MITSamples, Mixture, mit_training_objects, synthetic_source
+
+        synthetic, self.data_note = synthetic_source(data_dir, config, seed)
+        train_objects, holdout = mit_training_objects(config)
+        mit = MITSamples(config["mit_dir"], train_objects, bool(config["mit_lights"])) if train_objects else None
+        self.mit_note = (f"MIT objects {', '.join(train_objects)}" if train_objects else "no MIT objects") + (
+            f"; held out: {', '.join(holdout)}" if holdout else "")
+        self.val_objects = holdout or train_objects
+        self.val_prefix = "mit" if holdout else "mit_train"
+        train = _Mapped(Mixture(synthetic, mit, float(config["mit_share"])), targets_from_generic)
+        val_count = min(int(config["val_scenes"]), len(synthetic)) if synthetic is not None else 0
+        val = Subset(_Mapped(synthetic, targets_from_generic), list(range(val_count))) if val_count else []
+        return train, val
+
     def make_augment(self, config: Mapping[str, Any]) -> Augment:
         # No 90° turns: photos are upright and light mostly comes from above, a cue worth keeping.
         return Augment(crop=int(config["crop"]), flip=True, rotate=False,
@@ -178,8 +206,20 @@ class CGIntrinsicsRecipe(TrainingRecipe):
         return {"main": torch.optim.Adam(model.parameters(), lr=float(config["lr"]),
                                          betas=(float(config["beta1"]), 0.999))}
 
+    def begin(self, config) -> None:
+        super().begin(config)
+        import time
+
+        self.clock = time.perf_counter()
+
     def lr_factor(self, step: int, steps: int, config, phase) -> float:
         # Constant, then a linear decay over the last fifth so the exported weights are not mid-jump.
+        budget = float(config.get("time_budget") or 0.0)
+        if budget > 0:  # runs stopped by --max-seconds: decay over the last fifth of the wall-clock budget too
+            import time
+
+            progress = max(step / max(1, steps), (time.perf_counter() - self.clock) / budget)
+            return 1.0 if progress < 0.8 else max(0.05, (1.0 - progress) / 0.2)
         tail = max(1, steps // 5)
         return 1.0 if step < steps - tail else max(0.05, (steps - step) / tail)
 
@@ -197,6 +237,13 @@ class CGIntrinsicsRecipe(TrainingRecipe):
         c = {**self.defaults, **self.run_config}
         total = (float(c["w_si"]) * (terms["si_r"] + terms["si_s"])
                  + float(c["w_grad"]) * (terms["grad_r"] + terms["grad_s"]) + float(c["w_rec"]) * terms["rec"])
+        if float(c["w_lmse"]):
+            from .intrinsic_data import lmse_loss
+
+            # The Grosse LMSE itself on the grey layers the benchmark compares (exp of the log outputs).
+            terms["lmse_r"] = lmse_loss(torch.exp(log_r.clamp(-12, 6)), torch.exp(batch["log_r"]), mask)
+            terms["lmse_s"] = lmse_loss(torch.exp(log_s.clamp(-12, 6)), torch.exp(batch["log_s"]), mask)
+            total = total + float(c["w_lmse"]) * (terms["lmse_r"] + terms["lmse_s"])
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
     def _evaluate(self, model, samples, device) -> dict[str, float]:
@@ -216,8 +263,13 @@ class CGIntrinsicsRecipe(TrainingRecipe):
         return {k: float(np.mean(v)) for k, v in sums.items() if v}
 
     def validate(self, model, val, device, config) -> dict[str, float]:
-        metrics = self._evaluate(model, [val[i] for i in range(len(val))], device)
-        if config.get("mit_dir"):
+        metrics = self._evaluate(model, [val[i] for i in range(len(val))], device) if len(val) else {}
+        if getattr(self, "val_objects", ()):
+            scores = evaluate_mit(model, config["mit_dir"], self.val_objects, device, int(config["max_side"]))
+            for key in ("grosse_lmse", "albedo_lmse", "shading_lmse"):
+                name = "lmse" if key == "grosse_lmse" else key
+                metrics[f"{self.val_prefix}_{name}"] = float(np.mean([s[key] for s in scores.values()]))
+        elif config.get("mit_dir"):
             from .data import MITIntrinsic
 
             mit = MITIntrinsic(config["mit_dir"], max_side=int(config["mit_max_side"]))
@@ -230,6 +282,8 @@ class CGIntrinsicsRecipe(TrainingRecipe):
         params = sum(p.numel() for p in model.parameters())
         return state, {"architecture": f"CGIntrinsicsNet(width={float(config['width'])}), {params:,} parameters",
                        "training scenes": getattr(self, "data_note", "rendered on the fly"),
+                       **({"MIT objects": self.mit_note} if getattr(self, "mit_note", None) else {}),
+                       **({"initialised from": config["init"]} if config.get("init") else {}),
                        "validation data": "held-out synthetic scenes (seeds from 1,000,000)"
                                           + (f"; MIT intrinsic objects in {config['mit_dir']} (research use)"
                                              if config.get("mit_dir") else ""),
@@ -247,6 +301,34 @@ class CGIntrinsicsRecipe(TrainingRecipe):
             manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
             return manifest.get("licence", "engine.synth output")
         return "MIT Intrinsic Images: UC Regents, educational, research and non-profit use"
+
+
+def targets_from_generic(sample: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A sample of :mod:`engine.train.intrinsic_data` (rendered or MIT) → this recipe's log-intensity targets:
+    ``R* = log Σ albedo``, ``S* = log Σ (albedo · shading) − R*`` (specular excluded), grey shading ``exp(S*)``."""
+    albedo, shading = sample["albedo"], sample["shading"]
+    intensity_r = albedo.sum(0, keepdim=True)
+    log_r = torch.log(intensity_r.clamp(min=_EPS))
+    log_s = torch.log((albedo * shading).sum(0, keepdim=True).clamp(min=_EPS)) - log_r
+    mask = sample["mask"] * (intensity_r > 1e-3).float()
+    return {"image": sample["image"], "log_r": log_r, "log_s": log_s, "mask": mask, "albedo": albedo,
+            "shading": torch.exp(log_s)}
+
+
+def evaluate_mit(model, mit_dir: str, objects, device, max_side: int = 512) -> dict[str, dict[str, float]]:
+    """Per object: the benchmark's Grosse LMSE of the runner's decomposition (benchmark input convention)."""
+    from ..methods.cgintrinsics import decompose
+    from .intrinsic_data import grosse_scores, load_mit_object, mit_benchmark_input
+
+    was_training = model.training
+    model.eval()
+    scores = {}
+    for name in objects:
+        obj = load_mit_object(mit_dir, name, lights=False)
+        reflectance, shading = decompose(mit_benchmark_input(obj), model, device, max_side)
+        scores[name] = grosse_scores(reflectance, shading, obj)
+    model.train(was_training)
+    return scores
 
 
 register_recipe(CGIntrinsicsRecipe())

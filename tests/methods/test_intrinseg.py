@@ -1,0 +1,258 @@
+"""IntrinSeg: the authors' key layout (official-weights.md §3), heads, pre-processing, the converter on a synthetic
+checkpoint, the runner's outputs, and the training recipe's losses and data (the Grosse LMSE loss is the metric)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine.errors import WeightsUnavailableError
+from engine.methods import intrinseg as isg
+from engine.train import intrinsic_data as idata
+
+
+def _official_state(seed: int = 0, batches_tracked: bool = True, prefix: str = "") -> dict[str, torch.Tensor]:
+    """A state dict with the authors' 273 keys and shapes (official-weights.md §3), built from the table there."""
+    gen = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+
+    def conv_bn(name: str, conv: int, c_out: int, c_in: int):
+        state[f"{prefix}{name}.{conv}.weight"] = torch.randn(c_out, c_in, 3, 3, generator=gen) * 0.05
+        state[f"{prefix}{name}.{conv}.bias"] = torch.randn(c_out, generator=gen) * 0.05
+        bn = f"{prefix}{name}.{conv + 1}"
+        state[f"{bn}.weight"] = 1 + 0.1 * torch.randn(c_out, generator=gen)
+        state[f"{bn}.bias"] = 0.1 * torch.randn(c_out, generator=gen)
+        state[f"{bn}.running_mean"] = 0.1 * torch.randn(c_out, generator=gen)
+        state[f"{bn}.running_var"] = 1 + torch.rand(c_out, generator=gen)
+        if batches_tracked:
+            state[f"{bn}.num_batches_tracked"] = torch.tensor(1000, dtype=torch.long)
+
+    for i, (o, c) in enumerate([(16, 3), (32, 16), (64, 32), (128, 64), (256, 128), (256, 256)]):
+        conv_bn(f"conv{i}", 0, o, c)
+    for t in range(3):
+        for conv in (0, 3, 6, 9):
+            conv_bn(f"mid.{t}", conv, 256, 256)
+    for level, (o, c) in enumerate([(256, 1024), (128, 1024), (64, 512), (32, 256), (16, 128)]):
+        for t in range(3):
+            conv_bn(f"deconv{level}.{t}", 0, o, c)
+    for t, c_out in enumerate((3, 3, 16)):
+        conv_bn(f"output.{t}", 0, 16, 64)
+        conv_bn(f"output.{t}", 3, c_out, 16)
+    return state
+
+
+def test_full_width_network_has_the_authors_273_keys_in_their_order():
+    theirs = _official_state()
+    ours = isg.IntrinSegNet(width=1.0).state_dict()
+    assert len(theirs) == len(ours) == isg.OFFICIAL_KEYS == 273
+    assert sum(1 for k in ours if not k.endswith("num_batches_tracked")) == 234
+    assert list(ours) == list(theirs)  # conv0…conv5, mid.0-2, deconv0.0 … deconv4.2, output.0-2
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
+    floats = sum(v.numel() for k, v in ours.items() if not k.endswith("num_batches_tracked"))
+    assert floats == 19_895_598
+
+
+def test_every_head_ends_in_batchnorm_and_relu_and_softmax_only_in_eval():
+    net = isg.IntrinSegNet(width=0.125)
+    for head in net.output:
+        assert isinstance(head[-3], nn.Conv2d) and isinstance(head[-2], nn.BatchNorm2d)
+        assert isinstance(head[-1], nn.ReLU)
+    assert [h[-3].out_channels for h in net.output] == [3, 3, 16]
+    x = torch.rand(2, 3, 64, 96)
+    _, _, scores = net.train()(x)
+    assert float(scores.min()) >= 0 and not torch.allclose(scores.sum(1), torch.ones(2, 64, 96))
+    albedo, shading, probs = net.eval()(x)
+    assert albedo.shape == shading.shape == (2, 3, 64, 96) and probs.shape == (2, 16, 64, 96)
+    assert torch.allclose(probs.sum(1), torch.ones(2, 64, 96), atol=1e-5)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        net(torch.rand(1, 3, 60, 96))
+
+
+def test_decoder_concatenates_three_tasks_with_the_skip():
+    net = isg.IntrinSegNet(width=1.0)
+    assert net.deconv0[0][0].in_channels == 1024 and net.deconv1[2][0].in_channels == 3 * 256 + 256
+    assert net.deconv4[1][0].in_channels == 3 * 32 + 32 and net.output[0][0].in_channels == 3 * 16 + 16
+    assert isinstance(net.deconv2[0][3], nn.Upsample) and net.deconv2[0][3].mode == "bilinear"
+    assert net.conv0[0].stride == (1, 1) and all(getattr(net, f"conv{i}")[0].stride == (2, 2) for i in range(1, 6))
+
+
+def test_prepare_scales_by_the_image_maximum_and_optionally_truncates_to_8_bits():
+    x = torch.tensor([0.1, 0.2, 0.4]).view(1, 3, 1, 1).expand(1, 3, 2, 2).clone()
+    torch.testing.assert_close(isg.prepare(x), x / 0.4)
+    q = isg.prepare(x * 0.9, quantise=True)
+    torch.testing.assert_close(q, torch.floor(x / 0.4 * 255) / 255)
+
+
+def test_network_size_official_and_aspect():
+    assert isg.network_size(1000, 3000, "official", 512) == (480, 352)
+    assert isg.network_size(384, 512, "aspect", 512) == (384, 512)
+    h, w = isg.network_size(3000, 4000, "aspect", 512)
+    assert (h, w) == (384, 512) and h % 32 == 0 and w % 32 == 0
+    assert isg.network_size(20, 20, "aspect", 512) == (32, 32)
+
+
+def test_converter_loads_a_synthetic_official_checkpoint(tmp_path):
+    state = _official_state(seed=3)
+    path = tmp_path / "final.checkpoint"
+    torch.save(state, path)
+    converted = isg.convert_official(path)
+    net = isg.model_from_state(converted)
+    assert net.width == 1.0
+    for key in ("conv0.0.weight", "mid.2.9.weight", "deconv4.1.1.running_var", "output.2.3.bias"):
+        assert torch.equal(net.state_dict()[key], state[key])
+    # Without num_batches_tracked (older PyTorch) and with a DataParallel prefix it still loads.
+    lean = {k: v for k, v in _official_state(seed=3, prefix="module.").items() if "num_batches" not in k}
+    torch.save(lean, path)
+    assert torch.equal(isg.convert_official(path)["output.1.4.weight"], state["output.1.4.weight"])
+    wrong = dict(state)
+    wrong["output.2.3.weight"] = torch.zeros(18, 16, 3, 3)  # 18 raw garden IDs instead of 16 classes
+    torch.save(wrong, path)
+    with pytest.raises(WeightsUnavailableError, match="output.2.3.weight"):
+        isg.convert_official(path)
+    missing = dict(state)
+    missing.pop("mid.1.3.weight")
+    torch.save(missing, path)
+    with pytest.raises(WeightsUnavailableError, match="not the IntrinSeg checkpoint"):
+        isg.convert_official(path)
+
+
+def test_decompose_returns_layers_at_the_input_size():
+    net = isg.IntrinSegNet(width=0.125).eval()
+    image = np.random.default_rng(0).random((70, 150, 3)).astype(np.float32)
+    for mode in ("aspect", "official"):
+        out = isg.decompose(image, net, torch.device("cpu"), mode, max_side=128)
+        assert out["albedo"].shape == out["shading"].shape == (70, 150, 3)
+        assert out["labels"].shape == (70, 150) and out["labels"].dtype == np.uint8
+        assert out["confidence"].shape == (70, 150, 1) and float(out["confidence"].max()) <= 1
+        assert out["class_probability"].shape == (16,) and abs(out["class_probability"].sum() - 1) < 1e-4
+
+
+def test_legend_names_the_synth_classes_with_distinct_colours():
+    from engine.synth import CLASS_NAMES
+
+    legend = isg.legend()
+    assert [e["name"] for e in legend] == list(CLASS_NAMES) and len(legend) == 16
+    assert len({e["colour"] for e in legend}) == 16
+
+
+def test_spec_declares_roles_and_runs_through_the_registry(tmp_path):
+    from engine.registry import MethodInput, OutputKind, Role, Task, get_method, run_method
+    from engine.weights import save_state_dict
+
+    spec = get_method("intrinseg")
+    assert spec.task == Task.INTRINSIC and spec.learned
+    roles = {o.name: o.role for o in spec.outputs}
+    assert roles["albedo"] == Role.REFLECTANCE and roles["shading"] == Role.SHADING
+    assert roles["segmentation"] == Role.SEGMENTATION and spec.output("segmentation").kind == OutputKind.LABELS
+    assert roles["confidence"] == Role.CONFIDENCE
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.safetensors"
+    save_state_dict(isg.IntrinSegNet(width=0.125).state_dict(), path)
+    image = np.random.default_rng(1).random((40, 56, 3)).astype(np.float32)
+    result, _, _ = run_method("intrinseg", MethodInput(frames=(image,)), {"max_side": 64}, device="cpu",
+                              weights=str(path))
+    assert result.layers["albedo"].shape == (40, 56, 3) and result.layers["segmentation"].shape == (40, 56)
+    assert len(result.values["class_confidence"]) == 16 and len(result.info["legend"]) == 16
+
+
+# --- recipe: losses and data --------------------------------------------------------------------------------------
+
+def test_lmse_loss_is_the_benchmark_metric():
+    from engine.metrics.intrinsic import lmse
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((60, 80)) + 0.1
+    estimate = truth * (1 + 0.3 * rng.standard_normal((60, 80))) + 0.05
+    mask = np.ones((60, 80))
+    mask[:, :15] = 0
+    to_t = lambda a: torch.from_numpy(a).float()[None, None]  # noqa: E731
+    ours = float(idata.lmse_loss(to_t(estimate), to_t(truth), to_t(mask)))
+    assert ours == pytest.approx(lmse(truth, estimate, mask), rel=1e-4)
+    assert float(idata.lmse_loss(to_t(truth * 3), to_t(truth), to_t(mask))) == pytest.approx(0, abs=1e-6)
+    g = to_t(estimate).requires_grad_()
+    idata.lmse_loss(g, to_t(truth), to_t(mask)).backward()
+    assert torch.isfinite(g.grad).all() and float(g.grad.abs().sum()) > 0
+
+
+def test_masked_cross_entropy_ignores_unlabelled_pixels():
+    scores = torch.zeros(2, 16, 4, 4)
+    scores[0, 3] = 10.0
+    labels = torch.full((2, 4, 4), 3, dtype=torch.long)
+    seg_mask = torch.zeros(2, 1, 4, 4)
+    seg_mask[0] = 1
+    assert float(idata.masked_cross_entropy(scores, labels, seg_mask)) < 1e-3
+    assert float(idata.masked_cross_entropy(scores, labels, torch.zeros_like(seg_mask))) == 0.0
+
+
+def test_folds_cover_the_ten_objects_once():
+    held = [o for fold in idata.FOLDS for o in fold]
+    assert sorted(held) == sorted(idata.MIT_OBJECTS) and len(idata.FOLDS) == 5
+
+
+def test_mit_samples_and_holdout(shared_dir):
+    root = shared_dir / "data" / "mit-intrinsic"
+    train, held = idata.mit_training_objects({"mit_dir": str(root), "fold": 0})
+    assert held == ("apple", "box") and "apple" not in train and len(train) == 8
+    data = idata.MITSamples(root, ["teabag2"], use_lights=True, scales=(0.5,))
+    assert len(data) == 11  # diffuse + ten lights
+    sample = data[3]
+    assert sample["image"].shape == sample["albedo"].shape == sample["shading"].shape
+    assert float(sample["seg_mask"].sum()) == 0 and float(sample["mask"].mean()) > 0.1
+    assert float(sample["image"].max()) == pytest.approx(1.0)
+
+
+def test_tiny_training_run_exports_weights(tmp_path):
+    from engine.cli import main
+
+    run = tmp_path / "run"
+    code = main(["train", "intrinseg", "--data", "synthetic", "--steps", "2", "--device", "cpu", "--out", str(run),
+                 "--set", "synthetic_scenes=2", "--set", "render_size=48", "--set", "crop=32",
+                 "--set", "batch_size=2", "--set", "width=0.0625", "--set", "val_scenes=1", "--set", "lightings=1"])
+    assert code == 0
+    state = torch.load  # noqa: F841  (weights are safetensors; load through engine.weights)
+    from engine.weights import load_state_dict
+
+    weights = load_state_dict(run / "export" / "intrinseg-trained.safetensors")
+    assert weights["conv0.0.weight"].shape == (4, 3, 3, 3)
+    assert "seg_accuracy" in (run / "validation.csv").read_text()
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu(cuda_device):
+    torch.manual_seed(0)
+    net = isg.IntrinSegNet(width=0.125).eval()
+    image = np.random.default_rng(2).random((64, 96, 3)).astype(np.float32)
+    cpu = isg.decompose(image, net, torch.device("cpu"), "aspect", 96)
+    gpu = isg.decompose(image, net.to(cuda_device), cuda_device, "aspect", 96)
+    np.testing.assert_allclose(gpu["albedo"], cpu["albedo"], atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(gpu["class_probability"], cpu["class_probability"], atol=1e-4)
+
+
+def test_photographic_scene_style_adds_clutter_and_keeps_classic_unchanged():
+    from engine.synth.scene import sample_scene
+
+    classic = sample_scene(11)
+    assert [o.label for o in sample_scene(11, style="classic").objects] == [o.label for o in classic.objects]
+    counts = [len(sample_scene(s, style="photographic").objects) for s in range(12)]
+    assert max(counts) > 6 and min(counts) >= 3  # classic scenes have 2–6 objects
+    rooms = [sample_scene(s, style="photographic") for s in range(12)]
+    indoor = [sc for sc in rooms if sc.room]
+    assert indoor and all(len(sc.lightings[0].point_positions) >= 1 for sc in indoor)  # lamps indoors
+    assert all(len(sc.lightings[0].point_positions) == 0 for sc in rooms if not sc.room)
+    with pytest.raises(ValueError, match="style"):
+        sample_scene(1, style="cartoon")
+
+
+def test_shipped_weights_verify_and_run_by_name():
+    from engine.registry import MethodInput, get_method, run_method
+    from engine.weights import resolve_weights
+
+    assert get_method("intrinseg").weights[0] == "mit"
+    resolved = resolve_weights("intrinseg", "mit")
+    assert resolved.source in ("shipped", "cache")
+    image = np.random.default_rng(3).random((48, 80, 3)).astype(np.float32)
+    result, _, _ = run_method("intrinseg", MethodInput(frames=(image,)), {"max_side": 64}, device="cpu")
+    assert result.info["weights"]["sha256"] == resolved.sha256 and result.info["network_width"] == 0.25
+    assert np.all(np.isfinite(result.layers["albedo"])) and int(result.layers["segmentation"].max()) < 16
