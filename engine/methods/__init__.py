@@ -10,6 +10,7 @@ METHOD_MODULES: tuple[str, ...] = (
     "engine.methods.laffont_bazin",
     "engine.methods.weiss",
     "engine.methods.cgintrinsics",
+    "engine.methods.attentive_gan",
     "engine.methods.baselines_intrinsic",
     "engine.methods.baselines_illuminant",
     "engine.methods.baselines_identity",

@@ -7,4 +7,5 @@
 RECIPE_MODULES: tuple[str, ...] = (
     "engine.train.cgintrinsics",
     "engine.train.retinexnet_recipe",
+    "engine.train.attentive_gan_recipe",
 )
