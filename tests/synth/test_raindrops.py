@@ -28,10 +28,13 @@ def test_deterministic_per_seed_and_different_across_seeds():
 
 
 def test_mask_is_the_papers_definition():
-    s = rd.render_raindrops(_scene(), 3)
-    expected = (np.abs(s["rainy"] - s["clean"]) > 30 / 255).any(axis=2, keepdims=True)
-    np.testing.assert_array_equal(s["mask"] > 0.5, expected)
-    assert 0.0 < float(s["mask"].mean()) < 0.9
+    coverage = []
+    for seed in range(4):
+        s = rd.render_raindrops(_scene(), seed)
+        expected = (np.abs(s["rainy"] - s["clean"]) > 30 / 255).any(axis=2, keepdims=True)
+        np.testing.assert_array_equal(s["mask"] > 0.5, expected)
+        coverage.append(float(s["mask"].mean()))
+    assert 0.0 < max(coverage) < 0.9
 
 
 def test_dry_glass_leaves_the_pair_identical():
