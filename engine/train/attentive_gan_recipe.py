@@ -5,7 +5,9 @@ Data (``--data DIR``):
 * a **pairs folder** in the Raindrop layout (``data/N_rain.png`` + ``gt/N_clean.png``, or its ``train/`` split):
   random crops, flips; the drop mask M is computed from the pair (|rainy − clean| > 30/255 in any channel);
 * any other folder of **photographs**: drops are rendered on the fly over them by :mod:`engine.synth.raindrops`
-  (pair ``i`` is a pure function of seed and ``i``). Backgrounds whose file stem hashes into the validation bucket
+  (pair ``i`` is a pure function of seed and ``i``). Rendering is the costly part of a step, so each rendered
+  ``2·crop`` window feeds ``crops_per_render`` random crops, a few threads render (``workers``) and the next batch
+  is rendered while the current step trains; batches do not depend on the thread count. Backgrounds whose file stem hashes into the validation bucket
   (CRC-32 of the stem mod 10 == 0, about 10 %) are never trained on; validation renders fixed seeds over them.
 
 Losses (methods.md §5):
@@ -149,14 +151,36 @@ class _ThreadedStream(BatchStream):
     depends only on its index, so the batches are the same for any thread count."""
 
     def __init__(self, dataset, batch_size: int, seed: int, workers: int, crops_per_render: int = 1):
+        import threading
+
         super().__init__(dataset, batch_size, seed, None)
         self.pool = ThreadPoolExecutor(max(1, workers)) if workers > 1 else None
+        # With workers, the next batch is rendered while the current step trains (the GPU waits less).
+        self.prefetcher = ThreadPoolExecutor(1) if workers > 1 else None
+        self.pending = None
+        self.lock = threading.Lock()
         self.k = crops_per_render if hasattr(dataset, "group") else 1
+
+    def _index(self, counter: int) -> int:
+        with self.lock:
+            return super()._index(counter)
 
     def _map(self, fn, items):
         return list(self.pool.map(fn, items)) if self.pool is not None else [fn(i) for i in items]
 
     def batch(self, step: int, micro: int = 0, accumulate: int = 1) -> dict[str, torch.Tensor]:
+        if self.prefetcher is None:
+            return self._make(step, micro, accumulate)
+        key = (step, micro, accumulate)
+        if self.pending is not None and self.pending[0] == key:
+            result = self.pending[1].result()
+        else:
+            result = self._make(*key)
+        following = (step, micro + 1, accumulate) if micro + 1 < accumulate else (step + 1, 0, accumulate)
+        self.pending = (following, self.prefetcher.submit(self._make, *following))
+        return result
+
+    def _make(self, step: int, micro: int, accumulate: int) -> dict[str, torch.Tensor]:
         if self.k > 1:
             groups = -(-self.batch_size // self.k)
             start = (step * accumulate + micro) * groups
