@@ -306,7 +306,7 @@ def _pad4(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
 def _run_whole(model: AttentiveGenerator, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(1, 3, h, w) any size → clean (1, 3, h, w) and attention maps (T, 1, h, w), padding by reflection to ×4."""
     padded, h, w = _pad4(x)
-    masks, _, _, out = model(padded)
+    masks, _, _, out = model(padded.contiguous(memory_format=torch.channels_last))
     return out[..., :h, :w], torch.cat(masks, 0)[..., :h, :w]
 
 
@@ -356,7 +356,9 @@ def load_model(weights: str | None, device: torch.device) -> tuple[AttentiveGene
     if key not in _MODEL_CACHE:
         model, arch = build_from_state(load_state_dict(resolved.path))
         _MODEL_CACHE.clear()
-        _MODEL_CACHE[key] = (model.eval().to(device), {"weights": resolved.describe(), **arch})
+        # channels_last: oneDNN runs the narrow convolutions about 1.5× faster on the CPU.
+        _MODEL_CACHE[key] = (model.eval().to(device, memory_format=torch.channels_last),
+                             {"weights": resolved.describe(), **arch})
     return _MODEL_CACHE[key]
 
 
