@@ -257,3 +257,15 @@ def test_synthetic_batches_do_not_depend_on_threads_or_prefetch():
         assert a["image"].shape == (4, 3, 32, 32)
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_dashboard_heat_overlay_of_an_attention_map():
+    from dashboard.images import heat_overlay
+
+    image = np.full((40, 60, 3), 128, np.uint8)
+    heat = np.zeros((20, 30, 3), np.uint8)  # a map at half size, as stored maps of a tiled run may be shown
+    heat[5:10, 5:10] = 255
+    out = heat_overlay(image, heat)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0, 0], image[0, 0])  # zero attention: the photo shows through
+    assert out[15, 15, 2] < 100 and out[15, 15, 0] >= 120  # full attention: tinted toward JET's red end
