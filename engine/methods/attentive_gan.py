@@ -124,12 +124,19 @@ class AttentiveGenerator(nn.Module):
         hidden = image.new_zeros((n, self.att, h, w))
         cell = image.new_zeros((n, self.att, h, w))
         masks = []
+        convs = [self.conv_i[0], self.conv_f[0], self.conv_g[0], self.conv_o[0]]
+        weight = torch.cat([c.weight for c in convs])
+        bias = torch.cat([c.bias for c in convs])
         for _ in range(ITERATIONS):
             x = self.det_conv0(torch.cat([image, mask], 1))
             for i in range(1, 6):
                 x = F.relu(getattr(self, f"det_conv{i}")(x) + x)
             x = torch.cat([x, hidden], 1)
-            i_gate, f_gate, g, o_gate = self.conv_i(x), self.conv_f(x), self.conv_g(x), self.conv_o(x)
+            # The four gate convs (conv_i, conv_f, conv_g, conv_o) run as one convolution with their stacked
+            # weights: the same arithmetic, one pass over the input instead of four.
+            gates = F.conv2d(x, weight, bias, padding=1)
+            i_gate, f_gate, g, o_gate = gates.chunk(4, 1)
+            i_gate, f_gate, g, o_gate = i_gate.sigmoid(), f_gate.sigmoid(), g.tanh(), o_gate.sigmoid()
             cell = f_gate * cell + i_gate * g
             hidden = o_gate * torch.tanh(cell)
             mask = self.det_conv_mask(hidden)
