@@ -248,6 +248,7 @@ class AttentiveGANRecipe(TrainingRecipe):
         "dry_fraction": 0.1, "w_gan": 0.01, "w_att": 1.0, "w_multiscale": 1.0, "w_perceptual": 1.0,
         "vgg_weights": "", "workers": 2, "crops_per_render": 4,
     }
+    _vgg: nn.Module | None = None  # set by begin() when vgg_weights names a file
     metric_higher_is_better = {"psnr_rgb": True, "psnr_y": True, "ssim_rgb": True, "ssim_y": True,
                                "input_psnr_rgb": True, "input_psnr_y": True, "gain_rgb": True, "dry_psnr": True}
 

@@ -269,3 +269,31 @@ def test_dashboard_heat_overlay_of_an_attention_map():
     assert out.shape == image.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out[0, 0], image[0, 0])  # zero attention: the photo shows through
     assert out[15, 15, 2] < 100 and out[15, 15, 0] >= 120  # full attention: tinted toward JET's red end
+
+
+def test_perceptual_loss_is_off_by_default_and_takes_a_user_vgg16_file(tmp_path):
+    from engine.train.attentive_gan_recipe import AttentiveGANRecipe
+
+    shapes = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128), 12: (256, 256), 14: (256, 256)}
+    state = {}
+    for index, (cout, cin) in shapes.items():
+        state[f"features.{index}.weight"] = torch.randn(cout, cin, 3, 3) * 0.05
+        state[f"features.{index}.bias"] = torch.zeros(cout)
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # the rest of a torchvision vgg16 file is ignored
+    torch.save(state, tmp_path / "vgg16.pth")
+    batch = {"image": torch.rand(1, 3, 32, 32), "target": torch.rand(1, 3, 32, 32)}
+    recipe = AttentiveGANRecipe()
+    config = recipe.config({"vgg_weights": ""})
+    recipe.begin(config)
+    model = recipe.build_model(config)
+    _, terms = recipe.loss(model, batch, None, "generator")
+    assert "perceptual" not in terms
+    config = recipe.config({"vgg_weights": str(tmp_path / "vgg16.pth")})
+    recipe.begin(config)
+    loss, terms = recipe.loss(model, batch, None, "generator")
+    assert terms["perceptual"] > 0 and torch.isfinite(loss)
+    loss.backward()
+    assert model.generator.conv1[0].weight.grad is not None
+    _, d_terms = recipe.loss(model, batch, None, "discriminator")
+    assert set(d_terms) == {"real", "fake", "map"}
+    recipe.begin(recipe.config())
