@@ -71,8 +71,8 @@ class DropOptions:
     """Ranges the renderer draws from (each image draws its own values). Lengths are in pixels at a 480-pixel short
     side and scale with the image."""
 
-    drops: tuple[int, int] = (40, 320)  # number of drops on a 720×480 image (scaled by area)
-    radius: tuple[float, float] = (3.0, 36.0)  # drop radius, drawn log-uniformly (more small ones)
+    drops: tuple[int, int] = (60, 400)  # number of drops on a 720×480 image (scaled by area)
+    radius: tuple[float, float] = (3.5, 40.0)  # drop radius, drawn log-uniformly (more small ones)
     aspect: tuple[float, float] = (0.55, 1.0)  # minor/major axis ratio of flattened drops
     elongated: float = 0.15  # fraction of drops that run: a chain of 2–5 overlapping caps
     height: tuple[float, float] = (0.25, 0.6)  # cap height / radius (contact angle ~30°–60°)
@@ -393,12 +393,12 @@ def render_pair(backgrounds: Sequence[np.ndarray], seed: int, crop: int | None =
 
 def _scaled(options: DropOptions, factor: float) -> DropOptions:
     """Options for a window that is ``1/factor`` of the photo's short side: lengths multiplied by ``factor`` (the
-    renderer scales by the window's size) and drop counts divided by ``factor²``."""
+    renderer scales lengths by the window's short side, the photo's is what counts). Drop counts stay: the renderer
+    already scales them by the window's pixel area, which keeps the photo's drops per pixel."""
     if abs(factor - 1.0) < 1e-6:
         return options
     mul = lambda pair: (pair[0] * factor, pair[1] * factor)  # noqa: E731
-    return replace(options, radius=mul(options.radius), view=mul(options.view), defocus=mul(options.defocus),
-                   drops=(max(1, round(options.drops[0] / factor ** 2)), max(1, round(options.drops[1] / factor ** 2))))
+    return replace(options, radius=mul(options.radius), view=mul(options.view), defocus=mul(options.defocus))
 
 
 def write_pairs(out: str | Path, backgrounds: Sequence[Path], n: int, seed: int = 0, short_side: int = 480,

@@ -130,3 +130,15 @@ def test_render_pair_crops_and_keeps_the_photo_scale():
     np.testing.assert_array_equal(a["rainy"], b["rainy"])
     with pytest.raises(FileNotFoundError):
         rd.list_backgrounds([bgs and "/nonexistent-folder-xyz"])
+
+
+def test_a_window_has_the_photos_drops_per_pixel():
+    """A training window cut from a photo must carry the photo's drop density and drop sizes."""
+    photo = _scene(384, 576)
+    opts = rd.DropOptions(drops=(200, 200), elongated=0.0)
+    full = rd.sample_drops(np.random.default_rng(0), 384, 576, opts)
+    window = rd.sample_drops(np.random.default_rng(0), 192, 192, rd._scaled(opts, 384 / 192))
+    per_pixel_full, per_pixel_window = len(full) / (384 * 576), len(window) / (192 * 192)
+    assert abs(per_pixel_window / per_pixel_full - 1) < 0.1
+    assert abs(np.median([d.radius for d in window]) / np.median([d.radius for d in full]) - 1) < 0.35
+    assert photo.shape == (384, 576, 3)
