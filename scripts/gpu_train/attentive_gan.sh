@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Attentive GAN on the GPU: drops rendered on the fly over the packed backgrounds (pack_attentive_gan.py).
 #   PACK=/path/to/pack OUTDIR=/path/to/out BUDGET_S=360 bash scripts/gpu_train/attentive_gan.sh
-# EXTRA="--set batch_size=2 --set val_count=2" shrinks a CPU smoke test. Leaves in OUTDIR: attentive_gan.safetensors, attentive_gan.md (card), metrics.csv, validation.csv, log.txt.
+# ATTENTIVE_GAN_EXTRA="--set batch_size=2 --set val_count=2" shrinks a CPU smoke test (a method-specific name, so
+# that a caller's own EXTRA cannot leak into the command). Leaves in OUTDIR: attentive_gan.safetensors,
+# attentive_gan.md (card), metrics.csv, validation.csv, log.txt.
 set -uo pipefail
 : "${PACK:?set PACK}" "${OUTDIR:?set OUTDIR}"
 BUDGET_S="${BUDGET_S:-360}"
@@ -17,7 +19,7 @@ TRAIN_S=$(( BUDGET_S > 120 ? BUDGET_S - 60 : BUDGET_S / 2 ))
   timeout $(( BUDGET_S + 45 )) "$PYTHON" -m engine train attentive_gan --data "$PACK" --steps 20000 \
     --max-seconds "$TRAIN_S" --device "$DEVICE" --seed 0 --name project --out "$OUTDIR/run" --fresh \
     --set batch_size=16 --set crop=128 --set workers=2 --set val_every=400 --set checkpoint_every=1000 \
-    --set val_count=16 --set lr=5e-4 --threads 2 ${EXTRA:-}
+    --set val_count=16 --set lr=5e-4 --threads 2 ${ATTENTIVE_GAN_EXTRA:-}
   status=$?
   echo "train exit status $status"
   cp "$OUTDIR/run/export/attentive_gan-project.safetensors" "$OUTDIR/attentive_gan.safetensors"
