@@ -414,7 +414,7 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
 
 # --- registration ---------------------------------------------------------------------------------------------
 
-PROJECT_WEIGHTS_SHA256 = "0" * 64  # replaced when the shipped weights are written
+PROJECT_WEIGHTS_SHA256 = "c22568b1141c8d5890250427936358f8190bda9033a5ac89c6a0cfbf0ae47127"
 
 
 def _declare_weights() -> None:
