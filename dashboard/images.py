@@ -63,3 +63,14 @@ def thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
         return image
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, strength: float = 0.55) -> np.ndarray:
+    """A single-channel map (e.g. an attention map, displayed as (H, W, 3) uint8 grey) as a JET heat map blended
+    over ``image`` ((H, W, 3) uint8), resized to the image: where a map is 0 the image shows through."""
+    grey = heat[:, :, 0] if heat.ndim == 3 else heat
+    if grey.shape[:2] != image.shape[:2]:
+        grey = cv2.resize(grey, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(grey.astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1].astype(np.float32)
+    alpha = strength * grey.astype(np.float32)[:, :, None] / 255.0
+    return np.clip(image.astype(np.float32) * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)

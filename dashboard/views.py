@@ -228,6 +228,12 @@ def frame_browser(job_id: int, name: str, layers: Sequence[backend.LayerView], i
     left, right = st.columns(2)
     if len(input_keys) == len(layers):  # one stored file per frame: show the matching input
         left.image(artifact_image(input_keys[index], "image"), caption=f"input frame {index + 1}", width="stretch")
+    elif len(input_keys) == 1:  # several maps of one input (e.g. attention per recurrent step): a heat-map overlay
+        from .images import heat_overlay
+
+        left.image(heat_overlay(artifact_image(input_keys[0], "image"),
+                                artifact_image(layer.artifact_key, layer.kind, layer.colour_space)),
+                   caption=f"{name} {index + 1} over the input", width="stretch")
     with right:
         words, tip = display.plain_caption(layer.method, layer.layer)
         layer_image(layer.artifact_key, layer.kind, layer.colour_space, f"{name} frame {index + 1}: {words}", tip)

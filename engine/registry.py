@@ -122,6 +122,8 @@ class OutputSpec:
     #: False for a picture of its own rather than a layer over the input (a lit sphere, a strip of face crops):
     #: its height, width (and, for a stack, length) are free; the contract tests check only dtype and channels.
     same_size: bool = True
+    #: For an IMAGE_STACK: how many layers it holds; None = one per input frame (e.g. the shading of every frame).
+    stack_length: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "kind", OutputKind(self.kind))

@@ -125,6 +125,10 @@ bench_case("retinexnet-600x400-fp32", "RetinexNet, project weights, one 600×400
     method_setup("retinexnet", 400, 600, {"precision": "float32"}))
 bench_case("retinexnet-12mp", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled, default precision",
            repeat=1, warmup=False)(method_setup("retinexnet", 3000, 4000))
+bench_case("attentive_gan-1mp", "Attentive GAN, project weights, one 1224×816 (1 MP) photo")(
+    method_setup("attentive_gan", 816, 1224))
+bench_case("attentive_gan-12mp", "Attentive GAN, project weights, one 4000×3000 (12 MP) photo, tiled",
+           repeat=1, warmup=False)(method_setup("attentive_gan", 3000, 4000))
 bench_case("retinexnet-12mp-fp32", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled, float32",
            repeat=1, warmup=False)(method_setup("retinexnet", 3000, 4000, {"precision": "float32"}))
 bench_case("ma2018-1mp", "Ma et al. 2018, shipped weights, one 1000×1000 (1 MP) photo, default parameters")(

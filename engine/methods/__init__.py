@@ -15,6 +15,7 @@ METHOD_MODULES: tuple[str, ...] = (
     "engine.methods.sfsnet",
     "engine.methods.dsnet",
     "engine.methods.intrinseg",
+    "engine.methods.attentive_gan",
     "engine.methods.baselines_intrinsic",
     "engine.methods.baselines_illuminant",
     "engine.methods.baselines_identity",

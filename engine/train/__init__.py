@@ -11,4 +11,5 @@ RECIPE_MODULES: tuple[str, ...] = (
     "engine.train.sfsnet_recipe",
     "engine.train.dsnet_recipe",
     "engine.train.intrinseg_recipe",
+    "engine.train.attentive_gan_recipe",
 )

@@ -97,7 +97,8 @@ def check_outputs(spec, inputs, result) -> None:
                 assert values.dtype == np.float32, f"{label}: dtype {values.dtype}, expected float32"
                 expected = {OutputKind.IMAGE: [(height, width, 3)], OutputKind.GREY: [(height, width, 1)],
                             OutputKind.NORMALS: [(height, width, 3)],
-                            OutputKind.IMAGE_STACK: [(len(inputs.frames), height, width, c) for c in (1, 3)]}
+                            OutputKind.IMAGE_STACK: [(out.stack_length or len(inputs.frames), height, width, c)
+                                                     for c in (1, 3)]}
                 if out.same_size:
                     assert values.shape in expected[out.kind], \
                         f"{label}: shape {values.shape}, expected {expected[out.kind]}"
