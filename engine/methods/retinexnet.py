@@ -280,7 +280,9 @@ def tile_plan(height: int, width: int, budget: float | None = None) -> TilePlan:
         from ..limits import limits
 
         budget = limits().max_job_memory
-    budget = budget - height * width * BUFFER_BYTES_PER_PIXEL
+    # The network gets what the photo's buffers leave, but never under half the budget: a huge photo (which the
+    # job's memory check refuses at the declared bytes_per_pixel anyway) must not end in tiles that are all halo.
+    budget = max(budget - height * width * BUFFER_BYTES_PER_PIXEL, budget / 2)
     return plan_tiles(height, width, NETWORK_BYTES_PER_PIXEL, budget, _HALO, _BLEND)
 
 

@@ -61,3 +61,5 @@ def test_retinexnet_runs_whole_under_the_default_budget_and_tiles_above_it():
     assert rn.tile_plan(1080, 1920, budget=4 * 2**30).whole  # a server with more memory: no tiles
     tiled = rn.tile_plan(1080, 1920, budget=1.5 * 2**30)
     assert not tiled.whole and tiled.rows * tiled.cols <= 3 and tiled.work < 1.15  # the old 768 px tiles: 9, 2.5×
+    huge = rn.tile_plan(3000, 4000, budget=1.5 * 2**30)  # 12 MP: buffers fill the budget (768 px tiles: 1.72×)
+    assert huge.work < 1.4 and huge.tile[0] * huge.tile[1] * rn.NETWORK_BYTES_PER_PIXEL <= 0.75 * 2**30
