@@ -16,7 +16,7 @@ from . import access, backend, compare, display, results, state
 from .images import layer_display_with_range, thumbnail
 from .text import md
 
-POLL_SECONDS = 1.5
+POLL_SECONDS = 0.5  # a finished job shows within half a second; one fragment rerun costs a few ms
 GRID_COLUMNS = 4
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/progress_activity:",
                 "succeeded": ":material/check_circle:", "failed": ":material/error:",

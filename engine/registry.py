@@ -332,6 +332,20 @@ def get_method(name: str) -> MethodSpec:
     return METHODS.get(name)
 
 
+def find_method(name: str) -> MethodSpec:
+    """``name``'s spec, importing only what it needs: the spec if already registered, else its own module when the
+    method is named after one (``engine/methods/<name>.py``), else the whole registry (:func:`get_method`, whose
+    error lists every name). The CLI runs one method: it need not import the other methods' libraries."""
+    if name in METHODS._entries:
+        return METHODS._entries[name]
+    module = f"{__package__}.methods.{name}"
+    if isinstance(name, str) and module in _method_modules():
+        importlib.import_module(module)
+        if name in METHODS._entries:
+            return METHODS._entries[name]
+    return get_method(name)
+
+
 def methods_for(kind: InputKind, include_baselines: bool = True) -> list[MethodSpec]:
     return [s for s in all_methods(include_baselines) if s.input_kind == kind]
 
@@ -345,7 +359,7 @@ def run_method(name: str, inputs: MethodInput, params: Mapping[str, Any] | None 
     """
     from .device import resolve_device
 
-    spec = get_method(name)
+    spec = find_method(name)
     resolved = spec.resolve_params(params)
     spec.check_input(inputs)
     dev = resolve_device(device)

@@ -14,11 +14,18 @@ Examples::
 
     python -m engine.speed                                   # every case, CPU and CUDA when present
     nice -n 10 python -m engine.speed --cases jiep-600x400 --device cpu --repeat 5 --threads 1
+    python -m engine.speed --cases jiep-600x400 --device cpu --busy 1   # idle, then beside 1 busy process
+
+``--busy N`` runs every case twice: first as it is, then while N other processes each keep a core busy (a
+spinning loop, like any other compute process sharing the machine), and prints the ratio busy / idle of the median
+wall times. The busy processes stop by themselves: when the case ends, when this process goes away, or after
+``--busy-seconds`` at the latest.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -123,6 +130,12 @@ bench_case("retinexnet-600x400", "RetinexNet, project weights, one 600×400 phot
     method_setup("retinexnet", 400, 600))
 bench_case("retinexnet-600x400-fp32", "RetinexNet, project weights, one 600×400 photo, float32")(
     method_setup("retinexnet", 400, 600, {"precision": "float32"}))
+bench_case("retinexnet-1080p-fp32", "RetinexNet, one 1920×1080 photo, float32, tiled only if the job's memory budget "
+           "(INTRINSIC_LAB_MAX_JOB_MEMORY) needs it", repeat=1, warmup=False)(
+    method_setup("retinexnet", 1080, 1920, {"precision": "float32"}))
+bench_case("retinexnet-1080p-fp32-tile768", "RetinexNet, one 1920×1080 photo, float32, the former fixed 768 px CPU "
+           "tiles", repeat=1, warmup=False)(
+    method_setup("retinexnet", 1080, 1920, {"precision": "float32", "tile_size": 768}))
 bench_case("retinexnet-12mp", "RetinexNet, project weights, one 4000×3000 (12 MP) photo, tiled, default precision",
            repeat=1, warmup=False)(method_setup("retinexnet", 3000, 4000))
 bench_case("attentive_gan-1mp", "Attentive GAN, project weights, one 1224×816 (1 MP) photo")(
@@ -213,6 +226,43 @@ def measure(case: BenchCase, device_name: str, repeat: int, threads: int | None)
     return record
 
 
+# --- busy neighbours ---------------------------------------------------------------------------------------
+
+#: A busy neighbour: spins until its deadline or until its parent (this benchmark) is gone, whichever comes first.
+_SPIN = """
+import os, sys, time
+end, parent = time.monotonic() + float(sys.argv[1]), os.getppid()
+x = 0
+while time.monotonic() < end and os.getppid() == parent:
+    for i in range(20000):
+        x += i * i
+"""
+
+
+@contextlib.contextmanager
+def busy_processes(count: int, seconds: float = 600.0):
+    """``count`` processes that each keep one core busy for at most ``seconds`` (stopped on leaving the block)."""
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN, str(seconds)], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(max(0, count))]
+    try:
+        time.sleep(0.2 if procs else 0.0)  # let them start spinning before the case's clock starts
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def busy_ratio(idle: dict, busy: dict) -> float:
+    """Median wall time beside the busy processes over the idle one."""
+    return busy["median_s"] / max(idle["median_s"], 1e-9)
+
+
 # --- driver ---------------------------------------------------------------------------------------------------
 
 def _devices(requested: str) -> list[str]:
@@ -242,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write all records to this JSON file")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="also run every case beside N processes that keep cores busy; print the ratio to idle")
+    parser.add_argument("--busy-seconds", type=float, default=600.0, metavar="S",
+                        help="the busy processes stop by themselves after this long at the latest (default 600)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one case here
     args = parser.parse_args(argv)
     from .threads import apply_thread_policy
@@ -262,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in BENCH_CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {', '.join(BENCH_CASES)}")
+    if args.busy < 0:
+        parser.error("--busy must be 0 or more")
     records, failures = [], 0
     for name in names:
         for device in _devices(args.device):
@@ -270,16 +326,24 @@ def main(argv: list[str] | None = None) -> int:
                 cmd += ["--repeat", str(args.repeat)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
-            if proc.returncode != 0 or not lines:
-                failures += 1
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-                print(f"{name:<22} {device:<28} FAILED: {tail[0]}", flush=True)
-                continue
-            record = json.loads(lines[-1][len("BENCH_RESULT "):])
-            records.append(record)
-            print(_format(record), flush=True)
+            idle = None
+            for busy in ([0, args.busy] if args.busy else [0]):
+                with busy_processes(busy, args.busy_seconds):
+                    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+                lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
+                label = f" [beside {busy} busy]" if args.busy else ""
+                if proc.returncode != 0 or not lines:
+                    failures += 1
+                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+                    print(f"{name:<22} {device:<28} FAILED{label}: {tail[0]}", flush=True)
+                    break
+                record = {**json.loads(lines[-1][len("BENCH_RESULT "):]), "busy_processes": busy}
+                if busy and idle is not None:
+                    record["busy_ratio"] = round(busy_ratio(idle, record), 3)
+                    label += f"  ratio to idle {record['busy_ratio']:.2f}×"
+                idle = idle or record
+                records.append(record)
+                print(_format(record) + label, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=2))
     return 1 if failures else 0

@@ -19,6 +19,13 @@ A worker that dies mid-job loses its lease, and another worker takes the job ove
 whose run stopped two workers is quarantined (failed, not retried automatically; see :func:`db.store.claim_next_job`).
 SIGTERM/SIGINT: the current job is released back to the queue at its next progress report (or finished, if
 the method reports none); a second signal stops at once.
+
+Latency: an idle worker looks at the queue every ``poll_seconds`` (0.25 s: one indexed SELECT, well under 1 % of a
+core), so a submitted job starts within a quarter of a second. While the queue is empty it warms one method per look
+(:meth:`Worker.warm_next`: a tiny synthetic run that imports the method's lazy modules, loads its network into
+:mod:`engine.models`' cache and lets the math libraries set up), so the first real job pays neither. Each job's
+``timings`` record ``queue_wait`` (queued → claimed), ``load_input``, the method's own (``load`` for a learned
+method's network, ``total``) and ``store_outputs``.
 """
 
 from __future__ import annotations
@@ -61,6 +68,11 @@ class _StopRequested(BaseException):
 
 #: How often an idle worker refreshes its heartbeat; the dashboard counts a worker alive for a few of these.
 HEARTBEAT_SECONDS = 5.0
+#: ``INTRINSIC_LAB_WARM``: which methods an idle worker warms (comma-separated names, ``all`` -- the default: every
+#: image method of ``engine/methods/`` it serves -- or ``none``).
+WARM_ENV = "INTRINSIC_LAB_WARM"
+#: Side of the synthetic image a method is warmed on.
+WARM_SIDE = 64
 
 
 @dataclass
@@ -68,9 +80,10 @@ class WorkerConfig:
     worker_id: str | None = None  # default: host:pid:device
     device: str | None = None  # "auto", "cpu", "cuda", "cuda:N"; None reads INTRINSIC_LAB_DEVICE
     lease_seconds: float = 60.0
-    poll_seconds: float = 2.0
+    poll_seconds: float = 0.25
     progress_interval: float = 0.5  # at most one progress write per this many seconds
     methods: tuple[str, ...] | None = None  # restrict to these methods (default: all that run on the device)
+    warm: str | None = None  # methods to warm while idle: "all", "none" or "a,b"; None reads INTRINSIC_LAB_WARM
 
 
 def load_method_input(record: Input, artifacts: ArtifactStore, spec=None) -> MethodInput:
@@ -171,6 +184,7 @@ class Worker:
         if self.config.methods is not None:
             runnable = [m for m in runnable if m in self.config.methods]
         self.methods = tuple(runnable)
+        self._to_warm = list(self._warm_list())
         self._stop = threading.Event()
         self._current: _JobRun | None = None
         self._last_beat = -math.inf
@@ -233,6 +247,8 @@ class Worker:
                     continue
                 if once or until_empty:
                     break
+                if self.warm_next():
+                    continue  # look at the queue again at once: a job may have come in meanwhile
                 self._stop.wait(self.config.poll_seconds)
         except _StopRequested:
             log.info("stopped")
@@ -253,6 +269,37 @@ class Worker:
             store.record_heartbeat(session, self.worker_id, self.device_label, self.methods)
         self._last_beat = now
 
+    def _warm_list(self) -> tuple[str, ...]:
+        text = (self.config.warm if self.config.warm is not None else os.environ.get(WARM_ENV, "all")).strip()
+        if text.lower() in ("", "none", "0", "off"):
+            return ()
+        if text.lower() == "all":  # the project's image methods (engine/methods/), not ones a test or plugin adds
+            return tuple(m for m in self.methods if get_method(m).input_kind == InputKind.IMAGE
+                         and get_method(m).min_side <= WARM_SIDE
+                         and getattr(get_method(m).runner, "__module__", "").startswith("engine.methods."))
+        return tuple(m for m in (name.strip() for name in text.split(",")) if m in self.methods)
+
+    def warm_next(self) -> bool:
+        """Warm the next method not warmed yet (a tiny synthetic run, result discarded); False when none is left.
+
+        A method that fails to warm is logged and skipped: its first real job reports the error to the user.
+        """
+        if not self._to_warm:
+            return False
+        method = self._to_warm.pop(0)
+        start = time.perf_counter()
+        try:
+            import numpy as np
+
+            ramp = np.linspace(0.1, 0.9, WARM_SIDE, dtype=np.float32)
+            image = np.stack([np.add.outer(ramp, ramp) / 2, np.outer(ramp, ramp), ramp[None, :].repeat(WARM_SIDE, 0)],
+                             axis=-1)
+            run_method(method, MethodInput(frames=(image,)), {}, device=str(self.device))
+            log.info("warmed %s in %.2f s", method, time.perf_counter() - start)
+        except Exception as exc:  # noqa: BLE001 -- warming is an optimisation; the real job reports real errors
+            log.info("could not warm %s (%s)", method, exc)
+        return True
+
     def run_next(self) -> bool:
         """Claim and process one job. False when there was nothing to claim."""
         if not self.methods:
@@ -263,12 +310,13 @@ class Worker:
                 return False
             job_id, method, params, weights = job.id, job.method, dict(job.params), job.weights
             attempt, record = job.attempts, job.input
+            queued = (job.started_at - job.created_at).total_seconds() if job.started_at and job.created_at else None
             session.expunge(record)
         log.info("job %s: %s on input %s (attempt %d)", job_id, method, record.id, attempt)
         with _LeaseKeeper(self, job_id) as lease:
             self._current = _JobRun(job_id, lease)
             try:
-                self._process(job_id, method, params, weights, record)
+                self._process(job_id, method, params, weights, record, queue_wait=queued)
             finally:
                 self._current = None
         return True
@@ -292,8 +340,9 @@ class Worker:
         if not ours:
             raise _JobLost()
 
-    def _process(self, job_id: int, method: str, params: dict, weights: str | None, record: Input) -> None:
-        timings: dict[str, float] = {}
+    def _process(self, job_id: int, method: str, params: dict, weights: str | None, record: Input,
+                 queue_wait: float | None = None) -> None:
+        timings: dict[str, float] = {} if queue_wait is None else {"queue_wait": max(0.0, queue_wait)}
         try:
             start = time.perf_counter()
             spec = get_method(method)

@@ -2,7 +2,10 @@
 
 Starts the dashboard and one worker as processes on a fresh store (like `make run`), drives Debian's chromium with
 Playwright, uploads a 600×400 photo (a new one each time, so nothing is reused), presses Run and waits for the
-result's layers. Prints one line per run and the median per method.
+result's layers. Prints one line per run with where its seconds went (from the job's row: Run → queued, waiting in
+the queue, in the worker, worker done → layers on screen; the job's timings: model load and the method itself) and
+the median per method, with the load average beside every figure (a busy machine is slower: compare before/after
+in the same conditions).
 
     .venv/bin/python scripts/bench_dashboard.py --methods jiep,retinexnet --runs 5
 """
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _utc(text: str | None) -> float | None:
+    """A naive-UTC timestamp from the database as epoch seconds."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+def breakdown(database: Path, clicked: float, seen: float) -> str:
+    """Where the seconds of the latest job went: Run → queued, queue wait, worker (claim → done), done → on screen,
+    and inside the worker the model load and the method's own time."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        row = connection.execute("select created_at, started_at, finished_at, timings from jobs "
+                                 "order by id desc limit 1").fetchone()
+    if row is None:
+        return ""
+    created, started, finished = (_utc(v) for v in row[:3])
+    timings = json.loads(row[3] or "{}")
+    parts = []
+    if created is not None:
+        parts.append(f"submit {created - clicked:.2f}")
+        if started is not None:
+            parts.append(f"queue {started - created:.2f}")
+            if finished is not None:
+                parts.append(f"worker {finished - started:.2f} (method {timings.get('total', float('nan')):.2f}, "
+                             f"load {timings.get('load', 0.0):.2f})")
+                parts.append(f"display {seen - finished:.2f}")
+    return "; ".join(parts)
 
 
 def main() -> int:
@@ -97,13 +133,15 @@ def main() -> int:
                         page.keyboard.press("Escape")
                     run_button = page.get_by_role("button", name="Run")
                     expect(run_button).to_be_enabled(timeout=30_000)
-                    start = time.perf_counter()
+                    start, clicked = time.perf_counter(), time.time()
                     run_button.click()
                     expect(page.get_by_text(f"{title} · succeeded")).to_be_visible(timeout=300_000)
                     expect(page.get_by_role("button", name="PNG", exact=True).first).to_be_visible(timeout=60_000)
                     seconds = time.perf_counter() - start
                     times.setdefault(method, []).append(seconds)
-                    print(f"{method} run {run + 1}: {seconds:.2f} s from Run to layers on screen", flush=True)
+                    print(f"{method} run {run + 1}: {seconds:.2f} s from Run to layers on screen "
+                          f"[{breakdown(data / 'intrinsic_lab.sqlite', clicked, time.time())}] "
+                          f"load {os.getloadavg()[0]:.1f}", flush=True)
                     page.close()
             browser.close()
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..device import describe_device
 from ..inputs import load_input
 from ..outputs import encode_result, json_safe, vector_values
-from ..registry import get_method, run_method
+from ..registry import find_method, run_method
 
 
 def _parse_param(text: str) -> tuple[str, str]:
@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
 
 
 def handle(args) -> int:
-    spec = get_method(args.method)
+    spec = find_method(args.method)  # imports this method's module only
     params = dict(_parse_param(t) for t in args.param)
     spec.resolve_params(params)  # a bad parameter is refused before any file is read
     inputs = load_input(args.inputs, spec.input_kind, spec=spec)

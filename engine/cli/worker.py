@@ -13,8 +13,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--until-empty", action="store_true", help="exit when no job is left to take")
     p.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
                    help="how long a job stays ours without a renewal (renewed every third of it; default 60)")
-    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
-                   help="pause between looks at an empty queue (default 2)")
+    p.add_argument("--poll", type=float, default=0.25, metavar="SECONDS",
+                   help="pause between looks at an empty queue (default 0.25)")
+    p.add_argument("--warm", default=None, metavar="METHODS",
+                   help="methods to warm while the queue is empty: all (default: every image method served), none, "
+                        "or a comma-separated list (env INTRINSIC_LAB_WARM)")
     p.add_argument("--worker-id", default=None, help="name shown in the dashboard (default host:pid:device)")
     p.add_argument("--method", action="append", default=None, metavar="NAME",
                    help="only take jobs of this method (repeatable; default every method the device runs)")
@@ -31,7 +34,7 @@ def handle(args) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = WorkerConfig(worker_id=args.worker_id, device=args.device, lease_seconds=args.lease,
-                          poll_seconds=args.poll, methods=tuple(args.method) if args.method else None)
+                          poll_seconds=args.poll, warm=args.warm, methods=tuple(args.method) if args.method else None)
     try:
         worker = Worker(config)
     except RuntimeError as exc:  # e.g. --device cuda:1 on a machine without it

@@ -21,8 +21,10 @@ Faithfulness to the authors' TensorFlow 1 code (see ``../shared/docs/methods.md`
 
 * convolutions start from TF1's defaults (Glorot-uniform kernels, zero biases), which matters for training.
 
-Large photos are processed in overlapping tiles whose halo exceeds the receptive field and whose seams are
-cross-faded (``enhance_tensor``), so a 12-megapixel photo runs in bounded memory without visible seams. On CPUs with
+A photo whose activations do not fit the job's memory budget (``INTRINSIC_LAB_MAX_JOB_MEMORY``) is processed in
+overlapping tiles whose halo exceeds the receptive field and whose seams are cross-faded (``enhance_tensor``), so a
+12-megapixel photo runs in bounded memory without visible seams; tiles are the fewest and largest that fit
+(:func:`engine.ops.tiling.plan_tiles`), since every tile recomputes its halos. On CPUs with
 native bfloat16 (AVX512-BF16, AMX) the 64-channel layers run under bfloat16 autocast by default (parameter
 ``precision``), about 2.4× faster at 600×400; the output layers stay float32.
 """
@@ -42,7 +44,7 @@ from ..device import PRECISIONS
 from ..errors import ParameterError, WeightsUnavailableError
 from ..imaging import from_tensor, to_tensor
 from ..ops.tf_layers import SameConv2d, resize_like, tf_default_init
-from ..ops.tiling import TileGeometry, minimum_tile, run_tiled
+from ..ops.tiling import TileGeometry, TilePlan, minimum_tile, plan_tiles, run_tiled
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
@@ -262,15 +264,34 @@ def split_state(state: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
 #: of 8 so that every tile starts on the stride-8 grid of the encoder) and cross-faded over ``_BLEND`` pixels.
 _HALO = 8 * math.ceil(RECEPTIVE_RADIUS / 8)
 _BLEND = 32
-_DEFAULT_TILE = {"cpu": 768, "cuda": 2048}
+_DEFAULT_TILE = {"cuda": 2048}  # the CPU tiles from the memory budget (tile_plan)
 _MIN_TILE = minimum_tile(_HALO, _BLEND)
+#: Peak memory of the network per pixel of its input window (CPU, float32, inference, whole image: 1551 B/px at
+#: 600×400 and 1565 at 300×200, resident-set growth measured on the build machine), with a margin; and per pixel of
+#: the whole photo, what tiling keeps besides (accumulators, the outputs as arrays).
+NETWORK_BYTES_PER_PIXEL = 1700
+BUFFER_BYTES_PER_PIXEL = 128
+
+
+def tile_plan(height: int, width: int, budget: float | None = None) -> TilePlan:
+    """How the CPU runs a ``height``×``width`` photo: whole when the network's activations fit the job's memory
+    budget (``INTRINSIC_LAB_MAX_JOB_MEMORY`` unless ``budget`` is given), else the fewest, largest tiles that do."""
+    if budget is None:
+        from ..limits import limits
+
+        budget = limits().max_job_memory
+    # The network gets what the photo's buffers leave, but never under half the budget: a huge photo (which the
+    # job's memory check refuses at the declared bytes_per_pixel anyway) must not end in tiles that are all halo.
+    budget = max(budget - height * width * BUFFER_BYTES_PER_PIXEL, budget / 2)
+    return plan_tiles(height, width, NETWORK_BYTES_PER_PIXEL, budget, _HALO, _BLEND)
 
 
 @torch.inference_mode()
-def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
+def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int | tuple[int, int] = 768,
                    progress=lambda fraction, message: None,
                    precision: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """Run RetinexNet on a (1, 3, H, W) image, whole if it fits in one ``tile``×``tile`` window, else in tiles.
+    """Run RetinexNet on a (1, 3, H, W) image, whole if it fits in one ``tile`` window (a side, or (height, width)),
+    else in tiles.
 
     ``precision`` bfloat16 runs the 64-channel layers under autocast (2.4× faster at 600×400 on the build machine's
     AVX512-BF16 CPU, ``python -m engine.speed``; validation PSNR 16.22 dB against 16.23 in float32); the output
@@ -286,7 +307,7 @@ def enhance_tensor(model: RetinexNet, image: torch.Tensor, tile: int = 768,
         return _enhance(model, image, tile, progress)
 
 
-def _enhance(model: RetinexNet, image: torch.Tensor, tile: int, progress) -> dict[str, torch.Tensor]:
+def _enhance(model: RetinexNet, image: torch.Tensor, tile: int | tuple[int, int], progress) -> dict[str, torch.Tensor]:
     def network(crop: torch.Tensor, geometry: TileGeometry) -> dict[str, torch.Tensor]:
         whole = crop.shape[-2:] == image.shape[-2:]
         r, i, delta, _ = model(crop, None if whole else geometry)
@@ -353,8 +374,11 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
         raise ParameterError(str(exc)) from None
     with ctx.timed("load"):
         model, weight_info = load_model(ctx.weights, ctx.device)
-    tile = int(params["tile_size"]) or _DEFAULT_TILE.get(ctx.device.type, 768)
-    if tile < _MIN_TILE:
+    height, width = inputs.image.shape[:2]
+    tile: int | tuple[int, int] = int(params["tile_size"]) or _DEFAULT_TILE.get(ctx.device.type, 0)
+    if not tile:
+        tile = tile_plan(height, width).tile
+    elif tile < _MIN_TILE:
         raise ParameterError(f"tile_size {tile} is below {_MIN_TILE} (two halos of {_HALO} px plus the blend)")
     with ctx.timed("network"):
         image = to_tensor(inputs.image, ctx.device).contiguous(memory_format=torch.channels_last)
@@ -368,7 +392,9 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
             reflectance = denoise_reflectance(reflectance, out["illumination"], float(params["denoise_strength"]))
     delta = out["enhanced_illumination"]
     enhanced = reflectance * delta
-    info = {**weight_info, "tile_size": tile, "denoised": bool(params["denoise"]),
+    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
+    info = {**weight_info, "tile_size": "whole" if height <= tile_h and width <= tile_w else f"{tile_w}×{tile_h}",
+            "denoised": bool(params["denoise"]),
             "precision": precision_name(precision),
             "enhanced_clipped_fraction": float(np.mean((enhanced < 0) | (enhanced > 1))),
             "enhanced_illumination_range": [float(delta.min()), float(delta.max())]}
@@ -428,7 +454,8 @@ register(MethodSpec(
         ParamSpec("precision", "auto", "compute precision: auto = bfloat16 on a CPU with native bfloat16 "
                   "(AVX512-BF16/AMX; about 2.4× faster, same validation score within 0.01 dB), float32 elsewhere",
                   type=str, choices=PRECISIONS),
-        ParamSpec("tile_size", 0, "tile side in pixels for large photos (0: 768 on CPU, 2048 on GPU)", type=int,
+        ParamSpec("tile_size", 0, "tile side in pixels for large photos (0: on the CPU the whole photo when it "
+                  "fits the job's memory budget, else the fewest tiles that do; 2048 on a GPU)", type=int,
                   minimum=0, maximum=8192),
     ),
     runner=lambda: run,
@@ -437,7 +464,8 @@ register(MethodSpec(
     provenance="Architecture and losses re-implemented from the paper and the facts of the authors' TensorFlow code "
                "(TF 'SAME' padding, nearest resizes to the skip size); no code copied.",
     min_side=8,
-    bytes_per_pixel=1200,  # measured 1080 (scripts/method_memory.py, 768×1152, CPU tiling)
-    working_pixels=(_DEFAULT_TILE["cpu"] + 2 * _HALO) ** 2,  # one CPU tile with its halo
+    # The CPU tiles from the job's memory budget (tile_plan): the network takes what the full-size buffers leave, at
+    # least half the budget. So a job fits when its buffers fit in half the budget: 2 × BUFFER_BYTES_PER_PIXEL.
+    bytes_per_pixel=2 * BUFFER_BYTES_PER_PIXEL,
     url="https://daooshee.github.io/BMVC2018website/",
 ))

@@ -6,6 +6,10 @@ farther than ``halo`` pixels (≥ the receptive-field radius) from an interior t
 kept parts over ``blend`` pixels. Memory is bounded by one tile; outputs away from the blend bands equal the whole
 image's.
 
+Tiling costs work: every tile recomputes its halos. :func:`plan_tiles` therefore tiles only when memory needs it:
+the whole image when its activations fit the memory budget, else the fewest, largest tiles that fit (rectangular,
+sized to the image, so a 1920×1080 photo that needs two tiles gets two of about 1080×1016, not nine of 768×768).
+
 For networks with TensorFlow 'SAME' stride-2 convolutions and nearest resizes to a skip's size (RetinexNet), the
 padding and rounding depend on the *whole* image's size: :class:`TileGeometry` tells a tile where it sits so that
 it pads and resizes exactly as the whole image would there (:func:`same_padding` is TF's 'SAME' rule).
@@ -99,22 +103,86 @@ def minimum_tile(halo: int, blend: int, margin: int = 64) -> int:
     return 2 * halo + blend + margin
 
 
-def run_tiled(fn: Callable[[torch.Tensor, TileGeometry], dict[str, torch.Tensor]], image: torch.Tensor, tile: int,
-              halo: int, blend: int = 32, align: int = 8,
+def _side_for(size: int, count: int, halo: int, blend: int, align: int) -> int | None:
+    """The smallest tile side (a multiple of ``align``) that covers ``size`` in exactly ``count`` tiles, or None."""
+    if count == 1:
+        return size
+    side = -(-(size + (count - 1) * (2 * halo + blend)) // count)
+    side = -(-side // align) * align
+    while side < size:
+        n = len(tile_starts(size, side, halo, blend, align))
+        if n == count:
+            return side
+        if n < count:
+            return None
+        side += align
+    return None
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How to run an image: ``tile`` (height, width) windows, ``rows``×``cols`` of them; ``work`` is the pixels
+    computed over the image's pixels (1.0 whole; the excess is the halos and blend bands recomputed)."""
+
+    tile: tuple[int, int]
+    rows: int
+    cols: int
+    work: float
+
+    @property
+    def whole(self) -> bool:
+        return self.rows == self.cols == 1
+
+
+def plan_tiles(height: int, width: int, bytes_per_pixel: float, budget: float, halo: int, blend: int = 32,
+               align: int = 8, min_tile: int | None = None) -> TilePlan:
+    """The whole image if ``height × width × bytes_per_pixel`` fits ``budget`` bytes, else the tiling with the least
+    work (fewest recomputed halo pixels) whose windows each fit it. ``bytes_per_pixel``: the network's peak memory
+    per pixel of its input window. When even the smallest useful tile (``min_tile``) does not fit, that tile."""
+    min_tile = min_tile or minimum_tile(halo, blend)
+    pixels_fit = max(budget / max(bytes_per_pixel, 1e-9), float(min_tile * min_tile))
+    if height * width <= pixels_fit:
+        return TilePlan((height, width), 1, 1, 1.0)
+    best: TilePlan | None = None
+    max_rows = max(1, -(-height // max(1, min_tile - 2 * halo - blend)))
+    max_cols = max(1, -(-width // max(1, min_tile - 2 * halo - blend)))
+    for rows in range(1, max_rows + 1):
+        tile_h = _side_for(height, rows, halo, blend, align)
+        if tile_h is None or (rows > 1 and tile_h < min_tile):
+            continue
+        for cols in range(1, max_cols + 1):
+            tile_w = _side_for(width, cols, halo, blend, align)
+            if tile_w is None or (cols > 1 and tile_w < min_tile) or tile_h * tile_w > pixels_fit:
+                continue
+            work = rows * cols * tile_h * tile_w / (height * width)
+            if best is None or (work, rows * cols) < (best.work, best.rows * best.cols):
+                best = TilePlan((tile_h, tile_w), rows, cols, work)
+            break  # more columns only add work
+    if best is None:
+        side = (min_tile, min_tile)
+        rows = len(tile_starts(height, min_tile, halo, blend, align))
+        cols = len(tile_starts(width, min_tile, halo, blend, align))
+        best = TilePlan(side, rows, cols, rows * cols * min_tile * min_tile / (height * width))
+    return best
+
+
+def run_tiled(fn: Callable[[torch.Tensor, TileGeometry], dict[str, torch.Tensor]], image: torch.Tensor,
+              tile: int | tuple[int, int], halo: int, blend: int = 32, align: int = 8,
               progress: Callable[[float, str], None] = lambda fraction, message: None) -> dict[str, torch.Tensor]:
     """``fn(crop, geometry)`` → {name: (1, C, h, w) tensor} over a (1, C, H, W) image, whole if it fits in one
-    ``tile``×``tile`` window, else tile by tile; returns {name: (1, C, H, W)} on the CPU."""
+    ``tile`` window (a side, or (height, width)), else tile by tile; returns {name: (1, C, H, W)} on the CPU."""
     _, _, height, width = image.shape
-    if height <= tile and width <= tile:
+    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
+    if height <= tile_h and width <= tile_w:
         return {name: value.cpu() for name, value in fn(image, TileGeometry(height, width, 0, 0)).items()}
-    rows, cols = tile_starts(height, tile, halo, blend, align), tile_starts(width, tile, halo, blend, align)
+    rows, cols = tile_starts(height, tile_h, halo, blend, align), tile_starts(width, tile_w, halo, blend, align)
     acc: dict[str, torch.Tensor] = {}
     weight_sum = torch.zeros(1, 1, height, width)
     count, total = 0, len(rows) * len(cols)
     for y0 in rows:
-        y1 = height if y0 == rows[-1] else min(height, y0 + tile)
+        y1 = height if y0 == rows[-1] else min(height, y0 + tile_h)
         for x0 in cols:
-            x1 = width if x0 == cols[-1] else min(width, x0 + tile)
+            x1 = width if x0 == cols[-1] else min(width, x0 + tile_w)
             layers = fn(image[:, :, y0:y1, x0:x1], TileGeometry(height, width, y0, x0))
             # Keep what lies farther than the halo from interior tile edges (the image border is no edge).
             ky0, ky1 = (y0 + halo if y0 > 0 else 0), (y1 - halo if y1 < height else height)

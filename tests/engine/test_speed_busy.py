@@ -1,0 +1,45 @@
+"""``python -m engine.speed --busy N``: the busy neighbours really spin, and always stop by themselves."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import speed
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime in clock ticks (100 Hz on Linux)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_busy_processes_spin_while_the_block_runs_and_stop_after_it():
+    with speed.busy_processes(1, seconds=30) as procs:
+        assert len(procs) == 1
+        pid = procs[0].pid
+        before = _cpu_seconds(pid)
+        deadline = time.monotonic() + 20
+        while _cpu_seconds(pid) - before < 0.05 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _cpu_seconds(pid) - before >= 0.05, "the busy process did not use the CPU"
+    assert procs[0].poll() is not None
+
+
+def test_busy_processes_stop_by_themselves_at_their_deadline():
+    with speed.busy_processes(1, seconds=0.2) as procs:
+        procs[0].wait(timeout=30)  # ends on its own, without being terminated
+        assert procs[0].returncode == 0
+
+
+def test_no_busy_processes_and_the_ratio():
+    with speed.busy_processes(0) as procs:
+        assert procs == []
+    assert speed.busy_ratio({"median_s": 2.0}, {"median_s": 3.0}) == pytest.approx(1.5)
+
+
+def test_busy_must_not_be_negative(capsys):
+    with pytest.raises(SystemExit):
+        speed.main(["--busy", "-1", "--cases", "jiep-600x400"])
