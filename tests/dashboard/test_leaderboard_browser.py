@@ -77,7 +77,8 @@ def test_leaderboard_in_the_browser(served, tmp_path):
         expect(chooser).to_have_value("box")
         page.get_by_role("button", name="Compare in the gallery").click()
         expect(page.get_by_role("heading", name="Gallery")).to_be_visible(timeout=30_000)
-        expect(page.get_by_role("heading", name="Compare")).to_be_visible(timeout=20_000)
-        # the comparison opened on the drilled-down item
+        expect(page.get_by_text("All methods in one grid")).to_be_visible(timeout=20_000)
+        # the gallery opened on the drilled-down item, its address naming it
+        page.wait_for_url(re.compile(r"input=\d+"), timeout=10_000)
         expect(page.get_by_role("combobox", name="Image")).to_have_value(re.compile(r"mit-mini/box$"))
         page.screenshot(path=str(shots / "leaderboard_gallery.png"), full_page=True)
