@@ -464,7 +464,7 @@ register(MethodSpec(
     runner=lambda: run,
     learned=True,
     licence="MIT (this implementation)",
-    provenance="Re-implemented from the paper and the facts of the authors' generator code (official-weights.md §1: "
+    provenance="Re-implemented from the paper and the facts of the authors' generator code ("
                "no sigmoid on the attention map, reflect-pad + average-pool after each transposed conv, multiples "
                "of 4); no code copied. The discriminator follows the paper's description.",
     min_side=8,

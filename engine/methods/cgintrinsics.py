@@ -253,7 +253,7 @@ SPEC = register(MethodSpec(
     params=(ParamSpec("max_side", 512, "longest side the network sees (larger inputs are downscaled, the outputs "
                                        "upscaled back)", int, 128, 2048),),
     runner=lambda: run, learned=True,
-    provenance="architecture from the paper and methods.md §8; weights trained by this project (engine/train)",
+    provenance="architecture from the paper and the authors' code; weights trained by this project (engine/train)",
     url="https://www.cs.cornell.edu/projects/cgintrinsics/",
     bytes_per_pixel=110,  # measured 93 (scripts/method_memory.py, 768×1152; the network sees ≤ max_side)
 ))

@@ -645,7 +645,7 @@ SPEC = register(MethodSpec(
                   "skipped)", float, 0.01, 1.0),
     ),
     runner=lambda: run, learned=True, min_side=PATCH,
-    provenance="architecture, inference and weight layout from methods.md §2 and official-weights.md §4; weights "
+    provenance="architecture, inference and weight layout from the paper and the authors' released model; weights "
                "trained by this project (engine/train/dsnet_recipe.py)",
     url="https://github.com/swift-n-brutal/illuminant_estimation",
 ))

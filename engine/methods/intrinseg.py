@@ -338,7 +338,7 @@ SPEC = register(MethodSpec(
             ParamSpec("max_side", 512, "longest side the network sees in aspect mode (outputs are resized back)",
                       int, 64, 2048)),
     runner=lambda: run, learned=True, min_side=8,
-    provenance="architecture and key layout from methods.md §7 and official-weights.md §3; weights trained by "
+    provenance="architecture and key layout from the paper and the authors' released checkpoint; weights trained by "
                "this project (engine/train/intrinseg_recipe.py)",
     url="https://github.com/Morpheus3000/intrinseg",
 ))

@@ -288,7 +288,7 @@ SPEC = register(MethodSpec(
                   str, choices=("ratio", "estimate")),
     ),
     runner=lambda: _run,
-    provenance="Reimplemented in torch from the paper and the facts in docs/methods.md §3; no official code used.",
+    provenance="Reimplemented in torch from the paper and the facts of the authors' MATLAB code; no official code used.",
     url="https://caibolun.github.io/JieP/",
     min_side=8,
     bytes_per_pixel=160,  # measured 145 (scripts/method_memory.py, 768×1152)

@@ -231,7 +231,7 @@ SPEC = register(MethodSpec(
                       "reconstruction) or the network's albedo head upsampled ('network')", str,
                       choices=("ratio", "network"))),
     runner=lambda: run, learned=True,
-    provenance="model and losses from the paper text (methods.md §6, unverified); written for Intrinsic Lab; "
+    provenance="model and losses from the paper text (no code was released; every loss weight is a setting); written for Intrinsic Lab; "
                "weights trained by this project (engine/train/ma2018_recipe.py)",
     url="https://arxiv.org/abs/1711.10098",
 ))

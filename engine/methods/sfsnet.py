@@ -582,7 +582,7 @@ SPEC = register(MethodSpec(
     ),
     runner=lambda: run, learned=True,
     licence="MIT (this implementation); shipped weights: non-commercial (trained on Surrey Face Model renders)",
-    provenance="architecture and the official weight layout from methods.md §4 and official-weights.md §2; "
+    provenance="architecture and the official weight layout from the paper and the authors' released model (layer names, shapes); "
                "weights trained by this project on engine.synth.faces renders",
     url="https://github.com/senguptaumd/SfSNet", min_side=32,
 ))
