@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..imaging import from_tensor, srgb_to_linear, to_tensor
+from ..ops.padding import pad_to_multiple as _pad_to_multiple
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
@@ -129,12 +130,8 @@ def compose(srgb: torch.Tensor, log_r: torch.Tensor, log_s: torch.Tensor) -> tup
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)
+    """:func:`engine.ops.padding.pad_to_multiple` with this network's multiple."""
+    return _pad_to_multiple(x, multiple)
 
 
 # --- checkpoint key remap (the authors' file) ------------------------------------------------------------------------
