@@ -13,6 +13,7 @@ inflation is metered while reading). Videos are written to a private temporary f
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -210,6 +211,13 @@ def frames_from_video(data: bytes, name: str = "video", n_frames: int | None = N
     wanted = limits.video_frames if n_frames is None else int(n_frames)
     if wanted < 1:
         raise InputKindError(f"{name}: the number of frames to sample must be at least 1, got {wanted}")
+    with _video_file(data, name, limits) as path:
+        return _sample_video(path, name, wanted, limits, convert)
+
+
+@contextlib.contextmanager
+def _video_file(data: bytes, name: str, limits: SequenceLimits):
+    """The uploaded video's bytes, size-checked, as a temporary file OpenCV can open (removed afterwards)."""
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
     if len(data) > limits.max_video_bytes:
@@ -221,7 +229,7 @@ def frames_from_video(data: bytes, name: str = "video", n_frames: int | None = N
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        return _sample_video(path, name, wanted, limits, convert)
+        yield path
     finally:
         os.unlink(path)
 
@@ -243,17 +251,7 @@ def probe_video(data: bytes, name: str = "video", n_frames: int | None = None,
                 limits: SequenceLimits = DEFAULT_LIMITS) -> tuple[int, int, int]:
     """``(frames that would be sampled, width, height)`` from the container's header, decoding no frame."""
     wanted = limits.video_frames if n_frames is None else int(n_frames)
-    if len(data) == 0:
-        raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
-    if len(data) > limits.max_video_bytes:
-        raise ImageTooLargeError(
-            f"{name}: the video is {len(data) / 1e6:.0f} MB, above the limit of {limits.max_video_bytes / 1e6:.0f} MB"
-        )
-    suffix = os.path.splitext(name)[1].lower() or ".bin"
-    handle, path = tempfile.mkstemp(prefix="intrinsic-lab-video-", suffix=suffix)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
+    with _video_file(data, name, limits) as path:
         capture = _open_capture(path, name)
         try:
             width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -261,8 +259,6 @@ def probe_video(data: bytes, name: str = "video", n_frames: int | None = None,
             declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         finally:
             capture.release()
-    finally:
-        os.unlink(path)
     if width < 1 or height < 1:
         raise ImageDecodeError(f"{name}: the video declares no frame size")
     frames = min(wanted, limits.max_frames, declared) if declared > 0 else min(wanted, limits.max_frames)
