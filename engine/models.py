@@ -72,3 +72,9 @@ def cached_models() -> list[tuple]:
 def clear_models() -> None:
     with _LOCK:
         _CACHE.clear()
+
+
+def load_network(method: str, weights: str | None, device, from_state: Callable[[dict], Any]) -> tuple[Any, dict]:
+    """:func:`load_model` for a network built from its state dict alone: ``(network, weights description)``."""
+    model, info = load_model(method, weights, device, lambda state, resolved: from_state(state))
+    return model, info["weights"]

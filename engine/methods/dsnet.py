@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputKindError, WeightsUnavailableError
+from ..models import load_network
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, register)
 
@@ -515,10 +516,7 @@ def model_from_state(state: Mapping[str, torch.Tensor]) -> DSNet:
 # --- runner ---------------------------------------------------------------------------------------------------------
 
 def _load(weights: str | None, device: torch.device) -> tuple[DSNet, dict]:
-    from ..models import load_model
-
-    model, info = load_model("dsnet", weights, device, lambda state, resolved: model_from_state(state))
-    return model, info["weights"]
+    return load_network("dsnet", weights, device, model_from_state)
 
 
 def _white_balance(image: np.ndarray, illuminant: np.ndarray) -> np.ndarray:

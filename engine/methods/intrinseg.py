@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import load_network
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, Task, register)
 
@@ -207,10 +208,7 @@ def model_from_state(state: Mapping[str, torch.Tensor]) -> IntrinSegNet:
 # --- runner ---------------------------------------------------------------------------------------------------------
 
 def _load(weights: str | None, device: torch.device) -> tuple[IntrinSegNet, dict]:
-    from ..models import load_model
-
-    model, info = load_model("intrinseg", weights, device, lambda state, resolved: model_from_state(state))
-    return model, info["weights"]
+    return load_network("intrinseg", weights, device, model_from_state)
 
 
 def network_size(h: int, w: int, mode: str, max_side: int) -> tuple[int, int]:

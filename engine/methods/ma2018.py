@@ -33,6 +33,7 @@ from torch import nn
 
 from ..imaging import from_tensor, to_tensor
 from ..ops.padding import pad_to_multiple as _pad_to_multiple
+from ..models import load_network
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, register)
 
@@ -166,10 +167,7 @@ def _normalise(layer: np.ndarray, mask: np.ndarray | None, percentile: float = 9
 
 
 def _load(weights: str | None, device: torch.device) -> tuple[Ma2018Net, dict]:
-    from ..models import load_model
-
-    model, info = load_model("ma2018", weights, device, lambda state, resolved: model_from_state(state))
-    return model, info["weights"]
+    return load_network("ma2018", weights, device, model_from_state)
 
 
 def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> MethodResult:

@@ -49,6 +49,7 @@ from torch import nn
 
 from ..errors import NoFaceError, WeightsUnavailableError
 from ..ops.sh import directional_sh, lit_sphere, shading as sh_shading
+from ..models import load_network
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, Task, register)
 
@@ -417,10 +418,7 @@ def _paste(canvas: np.ndarray, layer: np.ndarray, cx: float, cy: float, side: fl
 # --- runner ---------------------------------------------------------------------------------------------------------
 
 def _load(weights: str | None, device: torch.device) -> tuple[SfSNet, dict]:
-    from ..models import load_model
-
-    model, info = load_model("sfsnet", weights, device, lambda state, resolved: model_from_state(state))
-    return model, info["weights"]
+    return load_network("sfsnet", weights, device, model_from_state)
 
 
 def find_crops(image: np.ndarray, params: Mapping[str, Any], small: np.ndarray | None = None
