@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from engine.imaging import linear_to_srgb, srgb_to_linear
-from engine.registry import OutputKind, Role, UnknownMethodError, get_method
+from engine.registry import Role, UnknownMethodError, get_method
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,3 @@ def best_layer_index(method: str, layers: list[str]) -> int:
         raise ValueError("no layers")
     rank = {role: i for i, role in enumerate(THUMBNAIL_ROLES)}
     return min(range(len(layers)), key=lambda i: (rank.get(layer_role(method, layers[i]), len(rank)), i))
-
-
-def is_single_channel(kind: str) -> bool:
-    return kind == OutputKind.GREY.value

@@ -5,6 +5,7 @@ one transaction per user action, like :mod:`dashboard.backend`.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -200,13 +201,19 @@ def preference_boards(sessions: sessionmaker[Session]) -> list[PreferenceBoard]:
     for task in sorted({t for t, *_ in votes}):
         mine = [(a, b, w) for t, a, b, w in votes if t == task]
         rows = []
-        for rank, standing in enumerate(preference.standings(mine), start=1):
+        for rank, standing in enumerate(_standings(tuple(mine)), start=1):
             rows.append({"rank": rank, "method": _title(standing.method),
                          "score (Elo)": round(standing.score, 1),
                          "95 % interval": f"{standing.low:.0f} … {standing.high:.0f}",
                          "votes": standing.votes, "wins (ties ½)": standing.wins})
         boards.append(PreferenceBoard(task, len(mine), rows))
     return boards
+
+
+@functools.lru_cache(maxsize=16)
+def _standings(votes: tuple[tuple[str, str, str], ...]) -> list[preference.Standing]:
+    """The bootstrap refits the model 200 times: done once per set of votes, not on every rerun of the page."""
+    return preference.standings(votes)
 
 
 def _title(method: str) -> str:

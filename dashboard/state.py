@@ -13,6 +13,7 @@ EXPOSURE_AUTO = "display.auto"  # widget: auto level for display
 EXPOSURE_GAIN = "display.gain"  # widget: display gain
 EXPOSURE_GAMMA = "display.gamma"  # widget: display gamma
 VISITOR = "app.visitor"  # state: this browser session's visitor id (public mode)
+VOTER = "app.voter"  # state: this browser session's voter id in team mode
 ADMIN_UNTIL = "app.admin_until"  # state: admin session expiry (epoch seconds) or None
 ADMIN_SECRET = "app.admin_secret"  # widget: admin password field
 ADMIN_LOGIN = "app.admin_login"  # widget: admin login button

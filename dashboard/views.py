@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 import zipfile
 from typing import Sequence
 
@@ -184,8 +185,13 @@ def current_visitor() -> str | None:
 
 
 def voter_name() -> str:
-    """Who a vote is from: the public visitor's token, else this browser session."""
-    return st.session_state.get(state.VISITOR) or f"session-{id(st.session_state) % 10**8}"
+    """Who a vote is from: the public visitor's token, else a random id kept for this browser session (st.session_state
+    is one proxy object for every session, so its id() would name every voter alike)."""
+    if st.session_state.get(state.VISITOR):
+        return st.session_state[state.VISITOR]
+    if not st.session_state.get(state.VOTER):
+        st.session_state[state.VOTER] = f"session-{secrets.token_hex(6)}"
+    return st.session_state[state.VOTER]
 
 
 def admin_login() -> None:

@@ -520,7 +520,8 @@ def _declare_weights() -> None:
     declare_weights(WeightSet(
         method="sfsnet", name="synthetic",
         description="quarter width, trained by this project on the CPU on Surrey Face Model renders "
-                    "(engine.synth.faces; see the card)",
+                    "(engine.synth.faces): 17.8° mean normal error on held-out synthetic faces, noisy normals and "
+                    "albedo with shadows left in on real photos (see the card)",
         filename="sfsnet-synthetic.safetensors",
         sha256="54a95e9504e0dae72e947f03a445b7ffe07ef634501a1e12442825f71d71a050",
         licence="project weights; trained on renders of the Surrey Face Model: non-commercial use only",
