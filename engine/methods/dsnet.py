@@ -638,8 +638,8 @@ SPEC = register(MethodSpec(
                   choices=("auto", "raw", "srgb")),
         ParamSpec("working_side", 384, "longest side the patches are cut at (larger inputs are area-downscaled; the "
                   "shipped weights were trained at 384)", int, 64, 4096),
-        ParamSpec("stride", 8, "patch grid stride in working pixels (official: 4, about 4× slower for a nearly "
-                  "equal estimate; see the model card)", int, 1, 44),
+        ParamSpec("stride", 8, "patch grid stride in working pixels (official: 4, about 4× slower; whether it "
+                  "changes the estimate has not been measured — the cross-validation used 8)", int, 1, 44),
         ParamSpec("saturation", 0.98, "pixels with any channel at or above this are clipped (their patches are "
                   "skipped)", float, 0.01, 1.0),
     ),
