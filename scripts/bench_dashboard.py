@@ -8,6 +8,10 @@ the median per method, with the load average beside every figure (a busy machine
 in the same conditions).
 
     .venv/bin/python scripts/bench_dashboard.py --methods jiep,retinexnet --runs 5
+    .venv/bin/python scripts/bench_dashboard.py --methods laffont_bazin --frames 10 --size 334x334 --runs 3
+
+``--frames N`` uploads N frames of one scene under a moving light instead (the "image sequence" input), for the
+sequence methods.
 """
 
 from __future__ import annotations
@@ -43,6 +47,29 @@ def photo(seed: int, width: int = 600, height: int = 400) -> bytes:
     texture = rng.uniform(0.3, 1.0, (height // 20 + 1, width // 20 + 1, 3)).astype(np.float32)
     texture = np.kron(texture, np.ones((20, 20, 1), np.float32))[:height, :width]
     return encode_png(np.clip(light[..., None] * texture, 0, 1), bit_depth=8)
+
+
+def light_sequence(seed: int, frames: int, width: int, height: int) -> list[bytes]:
+    """``frames`` 8-bit sRGB frames of one textured relief (a bumpy surface) lit from a light that circles it."""
+    from engine.imaging import linear_to_srgb
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    bumps = sum(np.sin(x / rng.uniform(9, 30) + rng.uniform(0, 6)) * np.sin(y / rng.uniform(9, 30) + rng.uniform(0, 6))
+                for _ in range(3))
+    gy, gx = np.gradient(3.0 * bumps)
+    normal = np.stack([-gx, -gy, np.ones_like(gx)], -1)
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+    albedo = rng.uniform(0.2, 0.9, (height // 24 + 1, width // 24 + 1, 3)).astype(np.float32)
+    albedo = np.kron(albedo, np.ones((24, 24, 1), np.float32))[:height, :width]
+    pictures = []
+    for t in range(frames):
+        angle = 2 * np.pi * t / frames
+        light = np.array([0.7 * np.cos(angle), 0.7 * np.sin(angle), 0.7], np.float32)
+        shading = np.clip(normal @ (light / np.linalg.norm(light)), 0, None)[..., None]
+        pictures.append(encode_png(np.clip(linear_to_srgb(np.clip(0.8 * albedo * shading, 0, 1)), 0, 1),
+                                   bit_depth=8))
+    return pictures
 
 
 def free_port() -> int:
@@ -88,7 +115,10 @@ def main() -> int:
     parser.add_argument("--methods", default="jiep,retinexnet")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--frames", type=int, default=0, help="upload this many frames (an image sequence)")
+    parser.add_argument("--size", default="600x400", help="WIDTHxHEIGHT of the uploaded picture(s)")
     args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
     from playwright.sync_api import expect, sync_playwright
 
     data = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
@@ -122,11 +152,18 @@ def main() -> int:
                     page = browser.new_page(viewport={"width": 1400, "height": 1600})
                     page.goto(url)
                     expect(page.get_by_role("heading", name="Decompose an image")).to_be_visible(timeout=60_000)
-                    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(
-                        {"name": f"photo{seed}.png", "mimeType": "image/png", "buffer": photo(seed)})
-                    expect(page.get_by_text("600×400 px")).to_be_visible(timeout=60_000)
+                    if args.frames:
+                        page.get_by_text("An image sequence", exact=True).click()
+                        files = [{"name": f"frame{seed}_{t:02d}.png", "mimeType": "image/png", "buffer": picture}
+                                 for t, picture in enumerate(light_sequence(seed, args.frames, width, height))]
+                    else:
+                        files = {"name": f"photo{seed}.png", "mimeType": "image/png",
+                                 "buffer": photo(seed, width, height)}
+                    uploader = "[data-testid='stFileUploader'] input[type='file']" + ("[multiple]" if args.frames else "")
+                    page.locator(uploader).set_input_files(files)
+                    expect(page.get_by_text(f"{width}×{height} px").first).to_be_visible(timeout=60_000)
                     box = page.locator("[data-testid='stMultiSelect']").first
-                    if method != "jiep":  # JieP is preselected: swap it for the method under test
+                    if not box.get_by_text(title, exact=True).count():  # swap the preselected method for this one
                         box.get_by_role("button", name=re.compile("Remove|Delete|clear", re.I)).first.click()
                         box.click()
                         page.get_by_role("option", name=re.compile(re.escape(title))).click()
