@@ -246,7 +246,7 @@ class AttentiveGANRecipe(TrainingRecipe):
         "weight_decay": 0.0, "beta1": 0.5, "att": 8, "base": 16, "residual": True, "d_width": 0.5,
         "crop": 128, "val_crop": 256, "val_count": 16, "short_side": 384, "synthetic_pairs": 1_000_000,
         "dry_fraction": 0.1, "w_gan": 0.01, "w_att": 1.0, "w_multiscale": 1.0, "w_perceptual": 1.0,
-        "vgg_weights": "", "workers": 2, "crops_per_render": 4,
+        "vgg_weights": "", "workers": 2, "crops_per_render": 4, "init": "",
     }
     _vgg: nn.Module | None = None  # set by begin() when vgg_weights names a file
     metric_higher_is_better = {"psnr_rgb": True, "psnr_y": True, "ssim_rgb": True, "ssim_y": True,
@@ -254,8 +254,15 @@ class AttentiveGANRecipe(TrainingRecipe):
 
     # --- model and data ---------------------------------------------------------------------------------------
     def build_model(self, config: Mapping[str, Any]) -> nn.Module:
-        return AttentiveGAN(int(config["att"]), int(config["base"]), bool(config["residual"]),
-                            float(config["d_width"]))
+        model = AttentiveGAN(int(config["att"]), int(config["base"]), bool(config["residual"]),
+                             float(config["d_width"]))
+        if config.get("init"):  # fine-tune: start the generator from an exported weight file (the critic starts new)
+            from ..weights import load_state_dict
+
+            own = model.generator.state_dict()
+            state = load_state_dict(str(config["init"]))
+            model.generator.load_state_dict({k: v.float() for k, v in state.items() if k in own})
+        return model
 
     def begin(self, config: Mapping[str, Any]) -> None:
         super().begin(config)
@@ -363,6 +370,7 @@ class AttentiveGANRecipe(TrainingRecipe):
         return state, {"architecture": f"AttentiveGenerator(att={gen.att}, base={gen.base}, residual={gen.residual}),"
                                        f" {params:,} parameters; 4 recurrent steps",
                        "training data": getattr(self, "data_note", ""),
+                       **({"initialised from": str(config["init"])} if config.get("init") else {}),
                        "generator losses": losses,
                        "input": "RGB image in [0, 1], sizes multiples of 4 (the runner pads by reflection)",
                        "validation protocol": "PSNR/SSIM on RGB and on Y (BT.601 studio swing), data range 1, no "

@@ -265,10 +265,13 @@ class CGIntrinsicsRecipe(TrainingRecipe):
     def validate(self, model, val, device, config) -> dict[str, float]:
         metrics = self._evaluate(model, [val[i] for i in range(len(val))], device) if len(val) else {}
         if getattr(self, "val_objects", ()):
-            scores = evaluate_mit(model, config["mit_dir"], self.val_objects, device, int(config["max_side"]))
-            for key in ("grosse_lmse", "albedo_lmse", "shading_lmse"):
-                name = "lmse" if key == "grosse_lmse" else key
-                metrics[f"{self.val_prefix}_{name}"] = float(np.mean([s[key] for s in scores.values()]))
+            from ..methods.cgintrinsics import decompose
+            from .intrinsic_data import evaluate_mit, mit_metrics
+
+            side = int(config["max_side"])
+            metrics.update(mit_metrics(evaluate_mit(model, config["mit_dir"], self.val_objects,
+                                                    lambda image: decompose(image, model, device, side)),
+                                       self.val_prefix))
         elif config.get("mit_dir"):
             from .data import MITIntrinsic
 
@@ -313,22 +316,6 @@ def targets_from_generic(sample: Mapping[str, torch.Tensor]) -> dict[str, torch.
     mask = sample["mask"] * (intensity_r > 1e-3).float()
     return {"image": sample["image"], "log_r": log_r, "log_s": log_s, "mask": mask, "albedo": albedo,
             "shading": torch.exp(log_s)}
-
-
-def evaluate_mit(model, mit_dir: str, objects, device, max_side: int = 512) -> dict[str, dict[str, float]]:
-    """Per object: the benchmark's Grosse LMSE of the runner's decomposition (benchmark input convention)."""
-    from ..methods.cgintrinsics import decompose
-    from .intrinsic_data import grosse_scores, load_mit_object, mit_benchmark_input
-
-    was_training = model.training
-    model.eval()
-    scores = {}
-    for name in objects:
-        obj = load_mit_object(mit_dir, name, lights=False)
-        reflectance, shading = decompose(mit_benchmark_input(obj), model, device, max_side)
-        scores[name] = grosse_scores(reflectance, shading, obj)
-    model.train(was_training)
-    return scores
 
 
 register_recipe(CGIntrinsicsRecipe())

@@ -27,8 +27,8 @@ import torch
 
 from ..methods.intrinseg import IntrinSegNet, decompose, model_from_state, prepare
 from .data import Augment
-from .intrinsic_data import (MITSamples, Mixture, grosse_scores, lmse_loss, load_mit_object, masked_cross_entropy,
-                             mit_benchmark_input, mit_training_objects, si_loss, synthetic_sample, synthetic_source)
+from .intrinsic_data import (MITSamples, Mixture, evaluate_mit, lmse_loss, masked_cross_entropy, mit_metrics,
+                             mit_training_objects, si_loss, synthetic_sample, synthetic_source)
 from .recipe import Phase, TrainingRecipe, register_recipe
 
 VAL_SEED = 1_000_000
@@ -135,11 +135,14 @@ class IntrinSegRecipe(TrainingRecipe):
         if total:
             metrics["seg_accuracy"] = correct / total
         if getattr(self, "val_objects", ()):
-            scores = evaluate_mit(model, config["mit_dir"], self.val_objects, device, int(config["max_side"]))
-            prefix = self.val_prefix
-            for key in ("grosse_lmse", "albedo_lmse", "shading_lmse"):
-                name = "lmse" if key == "grosse_lmse" else key
-                metrics[f"{prefix}_{name}"] = float(np.mean([s[key] for s in scores.values()]))
+            side = int(config["max_side"])
+
+            def split(image):
+                out = decompose(image, model, device, "aspect", side)
+                return out["albedo"], out["shading"]
+
+            metrics.update(mit_metrics(evaluate_mit(model, config["mit_dir"], self.val_objects, split),
+                                       self.val_prefix))
         return metrics
 
     def export(self, model, config):
@@ -155,19 +158,6 @@ class IntrinSegRecipe(TrainingRecipe):
     def data_licence(self, data_dir: Path | None) -> str:
         return ("engine.synth renders (photo textures: Kodak PhotoCD, unrestricted; BSDS, non-commercial research); "
                 "MIT Intrinsic Images: UC Regents, educational, research and non-profit use")
-
-
-def evaluate_mit(model, mit_dir: str, objects, device, max_side: int = 512) -> dict[str, dict[str, float]]:
-    """Per object: the benchmark's Grosse LMSE of the runner's decomposition (benchmark input convention)."""
-    was_training = model.training
-    model.eval()
-    scores = {}
-    for name in objects:
-        obj = load_mit_object(mit_dir, name, lights=False)
-        out = decompose(mit_benchmark_input(obj), model, device, "aspect", max_side)
-        scores[name] = grosse_scores(out["albedo"], out["shading"], obj)
-    model.train(was_training)
-    return scores
 
 
 def cosine_factor(step: int, steps: int, warm: int, time_budget: float, elapsed: float) -> float:

@@ -331,3 +331,26 @@ def grosse_scores(reflectance: np.ndarray, shading: np.ndarray, obj: Mapping) ->
     a = lmse(obj["reflectance"], reflectance, obj["mask"])
     s = lmse(obj["shading"], shading, obj["mask"])
     return {"grosse_lmse": 0.5 * (a + s), "albedo_lmse": a, "shading_lmse": s}
+
+
+def evaluate_mit(model, mit_dir: str, objects, decompose) -> dict[str, dict[str, float]]:
+    """Per object: the benchmark's Grosse LMSE of ``decompose(image) -> (reflectance, shading)`` on the object's
+    benchmark input (the runner's path, so training validation scores what users get); ``model`` is put in eval
+    mode for the call and returned to its previous mode."""
+    was_training = model.training
+    model.eval()
+    scores = {}
+    try:
+        for name in objects:
+            obj = load_mit_object(mit_dir, name, lights=False)
+            reflectance, shading = decompose(mit_benchmark_input(obj))
+            scores[name] = grosse_scores(reflectance, shading, obj)
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def mit_metrics(scores: Mapping[str, Mapping[str, float]], prefix: str) -> dict[str, float]:
+    """Means over objects of :func:`evaluate_mit`'s scores, named ``PREFIX_lmse``, ``PREFIX_albedo_lmse``, …"""
+    names = {"grosse_lmse": "lmse", "albedo_lmse": "albedo_lmse", "shading_lmse": "shading_lmse"}
+    return {f"{prefix}_{name}": float(np.mean([s[key] for s in scores.values()])) for key, name in names.items()}

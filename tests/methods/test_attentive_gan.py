@@ -244,6 +244,18 @@ def test_gan_losses_and_a_tiny_training_run(tmp_path):
     assert (arch["att"], arch["base"]) == (8, 16)
     assert np.isfinite(result.validation["psnr_rgb"]) and "dry_psnr" in result.validation
 
+    # fine-tuning: init=FILE starts the generator from an export (the critic starts new), and the card says so
+    from engine.train.attentive_gan_recipe import AttentiveGANRecipe
+
+    recipe = AttentiveGANRecipe()
+    tuned = recipe.build_model({**recipe.defaults, "init": str(result.weights)})
+    fresh = recipe.build_model(dict(recipe.defaults))
+    for key, value in tuned.generator.state_dict().items():
+        assert torch.equal(value, state[key].float()), key
+    assert any(not torch.equal(v, fresh.generator.state_dict()[k]) for k, v in tuned.generator.state_dict().items())
+    _, card = recipe.export(tuned, {**recipe.defaults, "init": str(result.weights)})
+    assert card["initialised from"] == str(result.weights)
+
 
 def test_synthetic_batches_do_not_depend_on_threads_or_prefetch():
     from engine.train.attentive_gan_recipe import SyntheticRaindrops, _ThreadedStream
