@@ -45,7 +45,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from db import store
-from db.artifacts import ArtifactStore
+from db.artifacts import ArtifactStore, open_artifacts
 from db.models import Input
 from db.session import default_sessions, session_scope
 
@@ -176,7 +176,7 @@ class Worker:
     def __init__(self, config: WorkerConfig | None = None, *, sessions=None, artifacts: ArtifactStore | None = None):
         self.config = config or WorkerConfig()
         self.sessions = sessions or default_sessions()
-        self.artifacts = artifacts or ArtifactStore()
+        self.artifacts = artifacts or open_artifacts()
         self.device = resolve_device(self.config.device)  # once: a worker serves one device
         self.device_label = describe_device(self.device)
         self.worker_id = self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{self.device}"
