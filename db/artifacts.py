@@ -115,6 +115,7 @@ class _Store:
 
     def link(self, key: str, filename: str | None = None, mime: str = "application/octet-stream") -> str | None:
         """A URL a browser can download the artifact from directly, or None (a local store serves no links)."""
+        check_key(key)
         return None
 
     def check(self) -> None:

@@ -8,7 +8,8 @@
 # The tests read that URL from TEST_S3_URL (endpoint and credentials in one line). The server listens on
 # 127.0.0.1 only, on free ports, keeps its data in a fresh temporary folder, and knows exactly one identity with
 # a random key pair made at start, so wrong credentials are refused as on a real service. It creates no bucket
-# (each test makes its own), sends no telemetry, and is kept small: 10 volumes of at most 64 MB.
+# (each test makes its own) and, like AWS, refuses writes to a bucket that does not exist. It sends no telemetry
+# and is kept small: 20 volumes of at most 64 MB, one more per bucket.
 # Exit status 3: SeaweedFS is not installed (callers may then skip the S3 tests).
 set -euo pipefail
 
@@ -21,7 +22,9 @@ weed_bin() {
     local candidate
     for candidate in "${WEED:-}" "$(command -v weed 2>/dev/null || true)" "$HERE/.venv/bin/weed" \
             "$(dirname "${PYTHON:-python3}")/weed"; do
-        [ -n "$candidate" ] && [ -x "$candidate" ] && { echo "$candidate"; return; }
+        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+            echo "$(cd "$(dirname "$candidate")" && pwd)/$(basename "$candidate")"; return
+        fi
     done
     die "SeaweedFS is not installed (pip install -r requirements-test.txt puts \`weed\` in the venv)" 3
 }
@@ -54,16 +57,19 @@ start() {
   "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
 EOF
     chmod 600 "$dir/s3.json"
+    # Each bucket is a SeaweedFS collection, which grows by 7 volumes at a time by default: 1 keeps a server of
+    # 20 small volumes enough for the tests' many short-lived buckets. (`weed` reads master.toml from its folder.)
+    printf '[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\ncopy_3 = 1\ncopy_other = 1\n' >"$dir/master.toml"
     echo "${ports[*]}" >"$dir/ports"
     # setsid: the server gets its own process group, so `stop` ends it and nothing else.
-    setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
+    (cd "$dir" && exec setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
         -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" -master.telemetry=false \
-        -master.volumeSizeLimitMB=64 -volume.max=10 -volume.preStopSeconds=0 \
+        -master.volumeSizeLimitMB=64 -volume.max=20 -volume.preStopSeconds=0 \
         -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
         -filer -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" -filer.localSocket="$dir/filer.sock" \
         -s3 -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -s3.localSocket="$dir/s3.sock" \
-        -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$dir/s3.json" \
-        </dev/null >"$dir/server.log" 2>&1 &
+        -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$dir/s3.json" -s3.autoCreateBucket=false \
+        </dev/null >"$dir/server.log" 2>&1) &
     pid=$!
     echo "$pid" >"$dir/pid"
     # Ready when the S3 gateway answers an anonymous request (with "access denied") and the volume server has
