@@ -3,7 +3,9 @@
 A worker claims a queued job (atomically, see :func:`db.store.claim_next_job`), keeps its lease alive from a
 background thread, decodes the input's files from the artifact store, runs the method through
 :func:`engine.registry.run_method`, stores every encoded layer as an artifact plus an ``outputs`` row, and
-completes the job. Run one worker per GPU (``--device cuda:N``); any number may share one database.
+completes the job. Run one worker per GPU (``--device cuda:N``); any number may share one database. A worker needs
+only the database URL and the artifact storage (``INTRINSIC_LAB_ARTIFACTS``, a folder or an S3 bucket: see
+:func:`db.artifacts.open_artifacts`); it keeps nothing on its own disk but its weights cache and temporary files.
 
 Failures are classified (:func:`classify_failure`) and only infrastructure is retried:
 

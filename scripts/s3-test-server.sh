@@ -107,8 +107,6 @@ stop() {
     pid=$(cat "$dir/pid" 2>/dev/null || true)
     if [[ "$pid" =~ ^[0-9]+$ ]]; then
         # SeaweedFS's graceful stop can hang on a filer waiting for its volume server; the data is throw-away.
-        kill -TERM -- "-$pid" 2>/dev/null || true
-        for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL -- "-$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
