@@ -62,6 +62,12 @@ def check_key(key: str) -> str:
     return key
 
 
+def _checked(key: str, data: bytes, verify: bool) -> bytes:
+    if verify and content_key(data) != key:
+        raise ArtifactError(f"artifact {key} is corrupt (its content hash differs)")
+    return data
+
+
 def _hash_stream(handle: IO[bytes]) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     while chunk := handle.read(CHUNK):
@@ -78,15 +84,27 @@ class _Store:
     def get(self, key: str, *, verify: bool = False) -> bytes:
         """The bytes stored under ``key``; ``verify`` re-hashes them (catches an object damaged in storage)."""
         with self.open(key) as handle:
-            data = handle.read()
-        if verify and content_key(data) != key:
-            raise ArtifactError(f"artifact {key} is corrupt (its content hash differs)")
-        return data
+            return _checked(key, handle.read(), verify)
 
     def open(self, key: str) -> BinaryIO:  # pragma: no cover - each backend has its own
         raise NotImplementedError
 
-    def put_file(self, source: str | Path | IO[bytes]) -> str:  # pragma: no cover - each backend has its own
+    def put_file(self, source: str | Path | IO[bytes]) -> str:
+        """Store a file's bytes (a path, or a binary file read from where it stands) without loading it whole; a
+        file already stored is not written again."""
+        if isinstance(source, (str, Path)):
+            with open(source, "rb") as handle:
+                return self.put_file(handle)
+        start = source.tell()
+        key, size = _hash_stream(source)
+        if self._stored_size(key) != size:
+            self._upload(source, start, key, size)
+        return key
+
+    def _stored_size(self, key: str) -> int | None:  # pragma: no cover - each backend has its own
+        raise NotImplementedError
+
+    def _upload(self, source: IO[bytes], start: int, key: str, size: int) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def keys(self) -> Iterator[str]:  # pragma: no cover - each backend has its own
@@ -160,35 +178,24 @@ class ArtifactStore(_Store):
         return self.open(key)
 
     def get(self, key: str, *, verify: bool = False) -> bytes:
-        path = self.path(key)
         try:
-            data = path.read_bytes()
+            data = self.path(key).read_bytes()
         except FileNotFoundError:
             raise ArtifactError(f"artifact {key} is missing from {self.root}") from None
-        if verify and content_key(data) != key:
-            raise ArtifactError(f"artifact {key} is corrupt (its content hash differs)")
-        return data
+        return _checked(key, data, verify)
 
     def put(self, data: bytes) -> str:
         data = bytes(data)
         key = content_key(data)
-        target = self.path(key)
-        if target.is_file() and target.stat().st_size == len(data):
-            return key
-        self._write(target, lambda handle: handle.write(data))
+        if self._stored_size(key) != len(data):
+            self._write(self.path(key), lambda handle: handle.write(data))
         return key
 
-    def put_file(self, source: str | Path | IO[bytes]) -> str:
-        """Store a file's bytes (a path, or a binary file read from where it stands) without loading it whole."""
-        if isinstance(source, (str, Path)):
-            with open(source, "rb") as handle:
-                return self.put_file(handle)
-        start = source.tell()
-        key, size = _hash_stream(source)
+    def _stored_size(self, key: str) -> int | None:
         target = self.path(key)
-        if target.is_file() and target.stat().st_size == size:
-            return key
+        return target.stat().st_size if target.is_file() else None
 
+    def _upload(self, source: IO[bytes], start: int, key: str, size: int) -> None:
         def copy(handle):
             source.seek(start)
             digest = hashlib.sha256()
@@ -198,8 +205,7 @@ class ArtifactStore(_Store):
             if digest.hexdigest() != key:
                 raise ArtifactError("the file changed while it was being stored")
 
-        self._write(target, copy)
-        return key
+        self._write(self.path(key), copy)
 
     def _write(self, target: Path, write) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -387,28 +393,20 @@ class S3ArtifactStore(_Store):
 
     def get(self, key: str, *, verify: bool = False) -> bytes:
         with self.open(key) as handle:
-            data = handle.raw.readall()  # one buffer of the object's size
-        if verify and content_key(data) != key:
-            raise ArtifactError(f"artifact {key} is corrupt (its content hash differs)")
-        return data
+            return _checked(key, handle.raw.readall(), verify)  # one buffer of the object's size
 
-    def put_file(self, source: str | Path | IO[bytes]) -> str:
-        """Store a file's bytes in one streamed PUT (an object appears whole or not at all). The PUT carries the
-        SHA-256 the key was made from, so the service refuses the upload if what arrives hashes differently."""
-        if isinstance(source, (str, Path)):
-            with open(source, "rb") as handle:
-                return self.put_file(handle)
-        start = source.tell()
-        key, size = _hash_stream(source)
+    def _stored_size(self, key: str) -> int | None:
         head = self._head(key)
-        if head is not None and int(head["ContentLength"]) == size:
-            return key
+        return None if head is None else int(head["ContentLength"])
+
+    def _upload(self, source: IO[bytes], start: int, key: str, size: int) -> None:
+        """One streamed PUT (an object appears whole or not at all) that carries the SHA-256 the key was made from,
+        so the service refuses the upload if what arrives hashes differently."""
         source.seek(start)
         body = source if start == 0 else _Window(source, start, size)
         self._call("put", self.client.put_object, Bucket=self.bucket, Key=self.object_name(key), Body=body,
                    ContentLength=size, ContentType="application/octet-stream",
                    ChecksumSHA256=base64.b64encode(bytes.fromhex(key)).decode())
-        return key
 
     def delete(self, key: str) -> bool:
         """Remove one object; returns whether it was there. The caller checks that no row refers to it."""
@@ -558,12 +556,7 @@ def copy_store(source, target, *, progress=None) -> dict[str, int]:
                 spool.seek(0)
                 target.put_file(spool)
             counts["copied"] += 1
-        if target.hash_matches(key):
-            counts["verified"] += 1
-        else:
-            counts["corrupt_target"] += 1
-            if progress:
-                progress(key, "corrupt in the target")
+        _tally(target, key, counts, "verified", "corrupt_target", "corrupt in the target", progress)
     return counts
 
 
@@ -571,10 +564,15 @@ def verify_store(store, *, progress=None) -> dict[str, int]:
     """Re-hash every artifact of a store: counts of ``ok`` and ``corrupt``."""
     counts = dict(ok=0, corrupt=0)
     for key in store.keys():
-        if store.hash_matches(key):
-            counts["ok"] += 1
-        else:
-            counts["corrupt"] += 1
-            if progress:
-                progress(key, "corrupt")
+        _tally(store, key, counts, "ok", "corrupt", "corrupt", progress)
     return counts
+
+
+def _tally(store, key: str, counts: dict[str, int], good: str, bad: str, problem: str, progress) -> None:
+    """Re-hash one artifact and count it as ``good`` or ``bad`` (reporting a bad one to ``progress``)."""
+    if store.hash_matches(key):
+        counts[good] += 1
+        return
+    counts[bad] += 1
+    if progress:
+        progress(key, problem)

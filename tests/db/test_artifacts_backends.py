@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import socket
+import tracemalloc
 import urllib.request
 
 import boto3
@@ -58,10 +59,17 @@ def test_round_trip_under_the_sha256_key(store):
 
 
 def test_put_file_streams_a_path_or_an_open_file(store, tmp_path):
-    data = os.urandom(2 * CHUNK + 5)
+    data = os.urandom(16 * CHUNK + 5)
     path = tmp_path / "result.png"
     path.write_bytes(data)
-    key = store.put_file(path)
+    store.exists("0" * 64)  # (an S3 store makes its client on first use)
+    tracemalloc.start()
+    try:
+        key = store.put_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(data) / 4, f"storing a {len(data) / 1e6:.0f} MB file held {peak / 1e6:.1f} MB"
     assert key == hashlib.sha256(data).hexdigest() and store.get(key) == data
     handle = io.BytesIO(b"header" + data[:100])
     handle.seek(6)  # stores the rest of the file from where it stands
