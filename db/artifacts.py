@@ -62,12 +62,6 @@ def check_key(key: str) -> str:
     return key
 
 
-def _checked(key: str, data: bytes, verify: bool) -> bytes:
-    if verify and content_key(data) != key:
-        raise ArtifactError(f"artifact {key} is corrupt (its content hash differs)")
-    return data
-
-
 def _hash_stream(handle: IO[bytes]) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     while chunk := handle.read(CHUNK):
@@ -84,7 +78,10 @@ class _Store:
     def get(self, key: str, *, verify: bool = False) -> bytes:
         """The bytes stored under ``key``; ``verify`` re-hashes them (catches an object damaged in storage)."""
         with self.open(key) as handle:
-            return _checked(key, handle.read(), verify)
+            data = handle.read()  # one buffer of the file's size (the raw file's readall)
+        if verify and content_key(data) != key:
+            raise ArtifactError(f"artifact {key} is corrupt (its content hash differs)")
+        return data
 
     def open(self, key: str) -> BinaryIO:  # pragma: no cover - each backend has its own
         raise NotImplementedError
@@ -176,13 +173,6 @@ class ArtifactStore(_Store):
 
     def open_file(self, key: str) -> BinaryIO:
         return self.open(key)
-
-    def get(self, key: str, *, verify: bool = False) -> bytes:
-        try:
-            data = self.path(key).read_bytes()
-        except FileNotFoundError:
-            raise ArtifactError(f"artifact {key} is missing from {self.root}") from None
-        return _checked(key, data, verify)
 
     def put(self, data: bytes) -> str:
         data = bytes(data)
@@ -390,10 +380,6 @@ class S3ArtifactStore(_Store):
             raise
         return io.BufferedReader(_ObjectReader(response["Body"], int(response["ContentLength"]), f"{self.url}/{key}"),
                                  buffer_size=CHUNK)
-
-    def get(self, key: str, *, verify: bool = False) -> bytes:
-        with self.open(key) as handle:
-            return _checked(key, handle.raw.readall(), verify)  # one buffer of the object's size
 
     def _stored_size(self, key: str) -> int | None:
         head = self._head(key)
