@@ -14,6 +14,10 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
+$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
 setup: $(VENV)/.installed
 	mkdir -p "$(INTRINSIC_LAB_DATA)"
 	$(PY) -m db migrate
@@ -32,13 +36,20 @@ test-system-deps:
 	        chromium postgresql >/dev/null; \
 	    else echo "note: install chromium and postgresql (Debian packages) to run every test"; fi; fi
 
-# A throw-away PostgreSQL server runs beside the tests (its URL in TEST_DATABASE_URL) and is stopped however
-# they end; without PostgreSQL the tests still run and the PostgreSQL ones skip with the reason.
-test: $(VENV)/.installed test-system-deps
-	@if [ -z "$${TEST_DATABASE_URL:-}" ]; then \
+# A throw-away PostgreSQL server (its URL in TEST_DATABASE_URL) and a throw-away S3 server (SeaweedFS, its URL with
+# credentials in TEST_S3_URL) run beside the tests and are stopped however they end; without one of them the tests
+# still run and the tests that need it skip with the reason.
+test: $(VENV)/.installed $(VENV)/.installed-test test-system-deps
+	@stops=""; trap 'eval "$$stops"' EXIT; trap 'exit 130' INT TERM; \
+	if [ -z "$${TEST_DATABASE_URL:-}" ]; then \
 	    if pg_url=$$(scripts/pg-test-server.sh start); then \
-	        trap 'scripts/pg-test-server.sh stop "$$pg_url"' EXIT; trap 'exit 130' INT TERM; export TEST_DATABASE_URL="$$pg_url"; \
+	        stops="$$stops scripts/pg-test-server.sh stop '$$pg_url';"; export TEST_DATABASE_URL="$$pg_url"; \
 	    else echo "note: no PostgreSQL test server; the PostgreSQL store tests will skip"; fi; \
+	fi; \
+	if [ -z "$${TEST_S3_URL:-}" ]; then \
+	    if s3_url=$$(PYTHON=$(PY) scripts/s3-test-server.sh start); then \
+	        stops="$$stops scripts/s3-test-server.sh stop '$$s3_url';"; export TEST_S3_URL="$$s3_url"; \
+	    else echo "note: no S3 test server; the object-storage tests will skip"; fi; \
 	fi; \
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

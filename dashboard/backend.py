@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, BinaryIO, Mapping, Sequence
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import make_url
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import benchmark_store as bstore
 from db import sharing, store
-from db.artifacts import ArtifactStore
+from db.artifacts import ArtifactStore, open_artifacts
 from db.models import Input, Job, JobStatus
 from db.session import session_scope
 from engine.benchmark import BenchConfig, collect, leaderboard, start
@@ -336,7 +336,20 @@ def layer_choices(entry: GalleryEntry) -> list[LayerChoice]:
 
 
 def artifact_bytes(key: str, artifacts: ArtifactStore | None = None) -> bytes:
-    return (artifacts or ArtifactStore()).get(key)
+    return (artifacts or open_artifacts()).get(key)
+
+
+def artifact_link(key: str, filename: str, mime: str = "image/png", artifacts: ArtifactStore | None = None
+                  ) -> str | None:
+    """A URL from which the browser downloads the original file straight from object storage (a presigned link,
+    valid an hour), or None for a local store or when links are off: then serve :func:`artifact_file`."""
+    return (artifacts or open_artifacts()).link(key, filename, mime)
+
+
+def artifact_file(key: str, artifacts: ArtifactStore | None = None) -> BinaryIO:
+    """The original file for a download button, as an open binary file that Streamlit reads once when the button is
+    clicked (never loaded while the page is drawn)."""
+    return (artifacts or open_artifacts()).open_file(key)
 
 
 # --- benchmarks and leaderboards ----------------------------------------------------------------------------

@@ -6,20 +6,21 @@ one transaction per user action, like :mod:`dashboard.backend`.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import math
+import shutil
 import statistics
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, BinaryIO, Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import sharing
-from db.artifacts import ArtifactStore
+from db.artifacts import CHUNK, ArtifactStore, open_artifacts, reader_of
 from db.models import Input, Job, JobStatus
 from db.session import session_scope
 from engine.registry import UnknownMethodError, get_method
@@ -52,42 +53,58 @@ def result_record(job: backend.JobView) -> dict[str, Any]:
     })
 
 
-def _write_job(archive: zipfile.ZipFile, job: backend.JobView, folder: str, artifacts: ArtifactStore) -> None:
-    for layer in job.layers:
-        archive.writestr(f"{folder}{layer.filename}", artifacts.get(layer.artifact_key))
-    archive.writestr(f"{folder}result.json", json.dumps(result_record(job), indent=2, allow_nan=False))
+def _job_members(job: backend.JobView, folder: str) -> list[tuple[str, str | bytes]]:
+    return [(f"{folder}{layer.filename}", layer.artifact_key) for layer in job.layers] + [
+        (f"{folder}result.json", json.dumps(result_record(job), indent=2, allow_nan=False).encode())]
+
+
+def zip_file(members: Iterable[tuple[str, str | bytes]], artifacts=None) -> BinaryIO:
+    """A zip of ``(name, artifact key or bytes)`` members as a read-only temporary file (deleted once closed).
+
+    Each artifact is copied into the archive in chunks from the store, and the archive grows on disk, so building
+    it holds neither whole files nor the whole zip in memory (only the reader's single ``read()`` does, in
+    Streamlit, to serve the download).
+    """
+    artifacts = artifacts or open_artifacts()
+    with tempfile.TemporaryFile(prefix="intrinsic-lab-zip-") as spool:
+        with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+            for name, content in members:
+                if isinstance(content, bytes):
+                    archive.writestr(name, content)
+                    continue
+                with artifacts.open(content) as source, archive.open(name, "w") as target:
+                    shutil.copyfileobj(source, target, CHUNK)
+        return reader_of(spool)
 
 
 def result_zip(sessions: sessionmaker[Session], job_id: int, visitor: str | None = None,
-               artifacts: ArtifactStore | None = None) -> bytes:
+               artifacts: ArtifactStore | None = None) -> BinaryIO:
     """Every layer of one finished job as PNGs, plus ``result.json`` (settings, timings, values, checksums)."""
-    artifacts = artifacts or ArtifactStore()
     jobs = backend.job_views(sessions, [job_id], visitor=visitor)
     if not jobs:
         raise KeyError(f"job {job_id} is not there")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
-        _write_job(archive, jobs[0], "", artifacts)
-    return buffer.getvalue()
+    return zip_file(_job_members(jobs[0], ""), artifacts)
 
 
 def input_zip(sessions: sessionmaker[Session], input_id: int, visitor: str | None = None,
-              artifacts: ArtifactStore | None = None) -> bytes:
+              artifacts: ArtifactStore | None = None) -> BinaryIO:
     """An input's uploaded file(s) and every finished result on it, one folder per method."""
-    artifacts = artifacts or ArtifactStore()
     entries = backend.gallery(sessions, visitor=visitor, input_id=input_id, limit=1)
     if not entries:
         raise KeyError(f"input {input_id} is not there")
     entry = entries[0]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for index, key in enumerate(entry.input.frames):
-            archive.writestr(f"input/frame_{index + 1:03d}.png" if len(entry.input.frames) > 1
-                             else "input/input.png", artifacts.get(key))
-        for job in entry.runs:
-            if job.status == JobStatus.SUCCEEDED.value:
-                _write_job(archive, job, f"{job.method}/", artifacts)
-    return buffer.getvalue()
+    members: list[tuple[str, str | bytes]] = [
+        (f"input/frame_{index + 1:03d}.png" if len(entry.input.frames) > 1 else "input/input.png", key)
+        for index, key in enumerate(entry.input.frames)]
+    for job in entry.runs:
+        if job.status == JobStatus.SUCCEEDED.value:
+            members += _job_members(job, f"{job.method}/")
+    return zip_file(members, artifacts)
+
+
+def layers_zip(layers: Sequence[backend.LayerView], artifacts: ArtifactStore | None = None) -> BinaryIO:
+    """Some layers (e.g. every frame of a per-frame output) as one zip of PNGs."""
+    return zip_file([(layer.filename, layer.artifact_key) for layer in layers], artifacts)
 
 
 # --- where a job stands -------------------------------------------------------------------------------------

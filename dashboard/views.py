@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import io
+import functools
 import secrets
-import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -139,10 +138,7 @@ def job_result(job: backend.JobView, input_view: backend.InputView | None,
                     continue
                 words, tip = display.plain_caption(job.method, layer.layer)
                 layer_image(key, kind, layer.colour_space, f"{label}: {words}", tip)
-                st.download_button(
-                    "PNG", backend.artifact_bytes(key), file_name=layer.filename, mime="image/png",
-                    icon=":material/download:", on_click="ignore", key=state.download_key(job.id, layer.layer),
-                )
+                download_png(st, "PNG", key, layer.filename, state.download_key(job.id, layer.layer))
         for name, frames in stacks.items():
             frame_browser(job.id, name, sorted(frames, key=lambda layer: layer.layer),
                           input_view.frames if input_view else [])
@@ -215,12 +211,16 @@ def admin_login() -> None:
                 st.rerun()
 
 
-def _zip_of(layers: Sequence[backend.LayerView]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
-        for layer in layers:
-            archive.writestr(layer.filename, backend.artifact_bytes(layer.artifact_key))
-    return buffer.getvalue()
+def download_png(container, label: str, key: str, filename: str, button_key: str) -> None:
+    """A download of one stored file at full resolution that never loads it while the page is drawn: a link
+    straight to the bucket for object storage (the file does not pass through the dashboard at all), else a
+    button whose file Streamlit reads once, when clicked."""
+    link = backend.artifact_link(key, filename)
+    if link is not None:
+        container.link_button(label, link, icon=":material/download:", key=button_key)
+    else:
+        container.download_button(label, functools.partial(backend.artifact_file, key), file_name=filename,
+                                   mime="image/png", icon=":material/download:", on_click="ignore", key=button_key)
 
 
 def frame_browser(job_id: int, name: str, layers: Sequence[backend.LayerView], input_keys: Sequence[str]) -> None:
@@ -244,12 +244,10 @@ def frame_browser(job_id: int, name: str, layers: Sequence[backend.LayerView], i
         words, tip = display.plain_caption(layer.method, layer.layer)
         layer_image(layer.artifact_key, layer.kind, layer.colour_space, f"{name} frame {index + 1}: {words}", tip)
     this, every = st.columns(2)
-    this.download_button(
-        f"PNG of frame {index + 1}", backend.artifact_bytes(layer.artifact_key), file_name=layer.filename,
-        mime="image/png", icon=":material/download:", on_click="ignore", key=state.download_key(job_id, name),
-    )
+    download_png(this, f"PNG of frame {index + 1}", layer.artifact_key, layer.filename,
+                 state.download_key(job_id, name))
     every.download_button(
-        f"All {len(layers)} frames (zip)", lambda: _zip_of(layers), file_name=f"{name}_frames.zip",
+        f"All {len(layers)} frames (zip)", lambda: results.layers_zip(layers), file_name=f"{name}_frames.zip",
         mime="application/zip", icon=":material/folder_zip:", on_click="ignore",
         key=state.download_key(job_id, f"{name}/all"),
     )

@@ -4,5 +4,5 @@ SQLite (a file under ``$INTRINSIC_LAB_DATA``) by default; PostgreSQL when ``DATA
 ``db`` never imports torch or the engine: the worker (``engine.worker``) is where the two meet.
 
 Modules: ``models`` (tables), ``session`` (engine, sessions, migrations), ``store`` (plain functions that take a
-session and never commit), ``artifacts`` (files by sha256).
+session and never commit), ``artifacts`` (files by sha256, in a folder or an S3 bucket).
 """

@@ -1,4 +1,5 @@
-"""``python -m db migrate`` (bring the database to the latest schema) and ``python -m db status``."""
+"""``python -m db migrate`` (bring the database to the latest schema), ``python -m db status``, ``python -m db purge``
+and ``python -m db artifacts copy|verify`` (move a local artifact folder into a bucket; re-hash a store)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import session as db_session
+from .artifacts import ArtifactError
 
 
 def _migrate(args) -> int:
@@ -41,6 +43,42 @@ def _purge(args) -> int:
     return 0
 
 
+def _report(key: str, problem: str) -> None:
+    print(f"  {key}: {problem}", file=sys.stderr)
+
+
+def _artifacts_copy(args) -> int:
+    from .artifacts import ArtifactStore, copy_store, open_artifacts
+
+    source = ArtifactStore(args.source) if args.source else open_artifacts()
+    if not isinstance(source, ArtifactStore):
+        print(f"error: --from must be a local folder (INTRINSIC_LAB_ARTIFACTS is {source.url})", file=sys.stderr)
+        return 2
+    if not source.root.is_dir():
+        print(f"error: no artifact folder at {source.root}", file=sys.stderr)
+        return 2
+    target = open_artifacts(args.to)
+    target.check()  # a missing bucket or refused credentials fail here, with the reason
+    print(f"copying {source.root} → {target.url}")
+    counts = copy_store(source, target, progress=_report)
+    print(f"{counts['copied']} copied, {counts['skipped']} already there, {counts['verified']} verified in "
+          f"{target.url}; {counts['corrupt_source']} corrupt in the source (not copied), "
+          f"{counts['corrupt_target']} corrupt in the target")
+    if counts["corrupt_target"]:
+        print("delete the corrupt objects listed above from the target and run the copy again", file=sys.stderr)
+    return 1 if counts["corrupt_source"] or counts["corrupt_target"] else 0
+
+
+def _artifacts_verify(args) -> int:
+    from .artifacts import open_artifacts, verify_store
+
+    store = open_artifacts(args.store)
+    store.check()
+    counts = verify_store(store, progress=_report)
+    print(f"{store.url}: {counts['ok']} artifact(s) match their key, {counts['corrupt']} corrupt")
+    return 1 if counts["corrupt"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m db", description="Intrinsic Lab store")
     parser.add_argument("--url", default=None, help="database URL (default: $DATABASE_URL or the SQLite file "
@@ -52,9 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="schema revision and job counts").set_defaults(handler=_status)
     commands.add_parser("purge", help="remove expired public uploads, their results and the files only they "
                                       "used").set_defaults(handler=_purge)
+    artifacts = commands.add_parser("artifacts", help="the artifact store (INTRINSIC_LAB_ARTIFACTS: a folder or "
+                                                      "s3://bucket/prefix)").add_subparsers(dest="action", required=True)
+    copy = artifacts.add_parser("copy", help="copy a local artifact folder into a store (a bucket) and verify every "
+                                             "hash there; objects already there are skipped (and verified)")
+    copy.add_argument("--to", required=True, help="the target, e.g. s3://bucket/prefix (credentials: the AWS_* "
+                                                  "variables)")
+    copy.add_argument("--from", dest="source", default=None,
+                      help="the local folder (default: INTRINSIC_LAB_ARTIFACTS, else $INTRINSIC_LAB_DATA/artifacts)")
+    copy.set_defaults(handler=_artifacts_copy)
+    verify = artifacts.add_parser("verify", help="re-hash every artifact of a store; exit status 1 if any is corrupt")
+    verify.add_argument("store", nargs="?", default=None, help="a folder or s3://bucket/prefix (default: "
+                                                               "INTRINSIC_LAB_ARTIFACTS)")
+    verify.set_defaults(handler=_artifacts_verify)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except SQLAlchemyError as exc:
         print(f"error: database {db_session.masked_url(args.url)}: {exc.__class__.__name__}: {exc}",
               file=sys.stderr)

@@ -18,7 +18,7 @@ from typing import Iterable
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from .artifacts import ArtifactStore
+from .artifacts import ArtifactStore, open_artifacts
 from .models import Input, InputOwner, Job, JobStatus, Metric, Output, Vote, utcnow
 
 WINNERS = ("a", "b", "same")
@@ -136,7 +136,7 @@ def purge_expired(sessions, artifacts: ArtifactStore | None = None, *, now: date
     """
     from .session import session_scope
 
-    artifacts = artifacts or ArtifactStore()
+    artifacts = artifacts or open_artifacts()
     now = now or utcnow()
     with session_scope(sessions) as session:
         busy = select(Job.input_id).where(Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
-from .artifacts import ArtifactStore
+from .artifacts import ArtifactStore, open_artifacts
 from .models import REUSABLE_STATUSES, Input, Job, JobStatus, Metric, Output, utcnow
 from .queue import (NewOutput, claim_next_job, complete_job, fail_job, live_workers, record_heartbeat,
                     record_worker_stopped, release_job, renew_lease, set_progress)
@@ -101,7 +101,7 @@ def get_or_create_input(session: Session, frames: Sequence[bytes], kind: Any, or
     if not frames:
         raise ValueError("an input needs at least one file")
     kind = _value(kind)
-    artifacts = artifacts or ArtifactStore()
+    artifacts = artifacts or open_artifacts()
     # Files first: a committed row must never point at a missing file (an orphan file is harmless).
     keys = [artifacts.put(data) for data in frames]
     content_hash = input_hash(frames, kind)

@@ -3,7 +3,9 @@
 A worker claims a queued job (atomically, see :func:`db.store.claim_next_job`), keeps its lease alive from a
 background thread, decodes the input's files from the artifact store, runs the method through
 :func:`engine.registry.run_method`, stores every encoded layer as an artifact plus an ``outputs`` row, and
-completes the job. Run one worker per GPU (``--device cuda:N``); any number may share one database.
+completes the job. Run one worker per GPU (``--device cuda:N``); any number may share one database. A worker needs
+only the database URL and the artifact storage (``INTRINSIC_LAB_ARTIFACTS``, a folder or an S3 bucket: see
+:func:`db.artifacts.open_artifacts`); it keeps nothing on its own disk but its weights cache and temporary files.
 
 Failures are classified (:func:`classify_failure`) and only infrastructure is retried:
 
@@ -45,7 +47,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from db import store
-from db.artifacts import ArtifactStore
+from db.artifacts import ArtifactStore, open_artifacts
 from db.models import Input
 from db.session import default_sessions, session_scope
 
@@ -176,7 +178,7 @@ class Worker:
     def __init__(self, config: WorkerConfig | None = None, *, sessions=None, artifacts: ArtifactStore | None = None):
         self.config = config or WorkerConfig()
         self.sessions = sessions or default_sessions()
-        self.artifacts = artifacts or ArtifactStore()
+        self.artifacts = artifacts or open_artifacts()
         self.device = resolve_device(self.config.device)  # once: a worker serves one device
         self.device_label = describe_device(self.device)
         self.worker_id = self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{self.device}"

@@ -43,3 +43,43 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("INTRINSIC_LAB_DATA", str(path))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     return path
+
+
+S3_ENV = "TEST_S3_URL"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> dict[str, str]:
+    """The throw-away S3 server of ``make test`` (``scripts/s3-test-server.sh``): endpoint and credentials, read
+    from ``TEST_S3_URL`` (``http://ACCESS:SECRET@127.0.0.1:PORT``)."""
+    from urllib.parse import urlsplit
+
+    url = os.environ.get(S3_ENV)
+    if not url:
+        pytest.skip(f"{S3_ENV} is not set: no S3 server (`make test` starts SeaweedFS with scripts/s3-test-server.sh "
+                    f"once requirements-test.txt is installed)")
+    parts = urlsplit(url)
+    return {"AWS_ENDPOINT_URL_S3": f"{parts.scheme}://{parts.hostname}:{parts.port}",
+            "AWS_ACCESS_KEY_ID": parts.username, "AWS_SECRET_ACCESS_KEY": parts.password}
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch) -> str:
+    """A fresh bucket on the test S3 server, with the AWS variables pointing at it; emptied and removed after."""
+    import uuid
+
+    import boto3
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_PROFILE", "INTRINSIC_LAB_ARTIFACTS_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL_S3"])
+    bucket = f"lab-test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    yield bucket
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)

@@ -127,9 +127,8 @@ if view == "grid":
                                  help=layer.meaning)
                 else:
                     cell.caption(layer.layer, help=layer.meaning)
-                cell.download_button("PNG", backend.artifact_bytes(layer.artifact_key), file_name=layer.filename,
-                                     mime="image/png", icon=":material/download:", on_click="ignore",
-                                     key=state.download_key(run.id, f"grid.{layer.layer}"))
+                views.download_png(cell, "PNG", layer.artifact_key, layer.filename,
+                                   state.download_key(run.id, f"grid.{layer.layer}"))
     st.download_button("Download everything on this image (zip of PNGs + result.json per method)",
                        lambda: results.input_zip(sessions, input_id, visitor=visitor),
                        file_name=f"input_{input_id}.zip", mime="application/zip", icon=":material/folder_zip:",

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from db import benchmark_store as bstore
 from db import store
-from db.artifacts import ArtifactStore
+from db.artifacts import ArtifactStore, open_artifacts
 from db.session import session_scope
 
 from ..datasets import ADAPTERS, DatasetAdapter, DatasetError, get_adapter
@@ -195,7 +195,7 @@ Progress = Callable[[str], None]
 def start(config: BenchConfig, *, sessions=None, artifacts: ArtifactStore | None = None,
           progress: Progress = lambda message: None) -> RunReport:
     """Plan the run and queue every missing (method, item) job. Returns where the run stands."""
-    artifacts = artifacts or ArtifactStore()
+    artifacts = artifacts or open_artifacts()
     with session_scope(sessions) as session:
         dataset = resolve_dataset(session, config.dataset, config.folder)
         items = dataset.adapter.items(dataset.folder, config.split)
@@ -235,7 +235,7 @@ def start(config: BenchConfig, *, sessions=None, artifacts: ArtifactStore | None
 
 def collect(run_id: int, *, sessions=None, artifacts: ArtifactStore | None = None) -> RunReport:
     """Score every pending entry whose job has finished; update the run's status."""
-    artifacts = artifacts or ArtifactStore()
+    artifacts = artifacts or open_artifacts()
     samples: dict[str, Any] = {}
     errors = []
     with session_scope(sessions) as session:
@@ -296,7 +296,7 @@ def run(config: BenchConfig, *, sessions=None, artifacts: ArtifactStore | None =
     With ``work_inline`` this process also claims and runs the run's jobs (any GPU workers help in parallel);
     without it, it only waits for the workers.
     """
-    artifacts = artifacts or ArtifactStore()
+    artifacts = artifacts or open_artifacts()
     report = start(config, sessions=sessions, artifacts=artifacts, progress=progress)
     progress(f"run {report.run_id}: {report.succeeded + report.failed}/{report.total} scored"
              + (" (configuration seen before: results re-used)" if report.reused else ""))
