@@ -1,0 +1,84 @@
+"""Connecting to Ray: a local cluster started here, or an existing one by address.
+
+``--on`` takes ``ray`` (or ``local``: ``ray.init()`` starts a cluster on this machine and stops it afterwards),
+``ray://HOST:PORT`` (Ray Client, default port 10001: the driver may be anywhere that reaches the head), ``HOST:PORT``
+(the head's GCS address, default port 6379: this machine must be a node of the cluster, ``ray start --address``) or
+``auto`` (the cluster this machine's ``ray start`` joined). A process that already called ``ray.init`` (a test, a
+notebook) keeps its connection.
+
+Ray's usage statistics are off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise: a lab tool does not phone home.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ..errors import IntrinsicLabError, ParameterError
+
+INSTALL_HINT = "pip install 'ray[client]>=2.60,<2.61'"
+_HOST_PORT = re.compile(r"[A-Za-z0-9_.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}")
+
+
+class RayUnavailableError(IntrinsicLabError):
+    """Ray is not installed, or the cluster cannot be reached."""
+
+
+def parse_target(on: str) -> str | None:
+    """The ``address`` for ``ray.init``: None starts a local cluster. Raises ParameterError for anything else."""
+    text = (on or "").strip()
+    if text in ("ray", "local"):
+        return None
+    if text == "auto":
+        return "auto"
+    if text.startswith("ray://") and _HOST_PORT.fullmatch(text[len("ray://"):]):
+        return text
+    if _HOST_PORT.fullmatch(text):
+        return text
+    raise ParameterError(f"--on expects ray (a local cluster), ray://HOST:PORT (Ray Client) or HOST:PORT (the "
+                         f"head's address), got {on!r}")
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailableError(f"--on ray needs the ray package: {INSTALL_HINT}") from None
+    return ray
+
+
+def cluster_cpus(ray) -> int:
+    return int(ray.cluster_resources().get("CPU", 0))
+
+
+def cluster_gpus(ray) -> int:
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+@contextmanager
+def connect(on: str, *, num_cpus: int | None = None) -> Iterator[Any]:
+    """The ``ray`` module, connected to the cluster ``on`` names; a cluster started here is stopped on exit."""
+    address = parse_target(on)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False} if address is None else {}
+    if address is None and num_cpus:
+        kwargs["num_cpus"] = num_cpus
+    if address is not None and address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401 -- Ray Client talks gRPC
+        except ImportError:
+            raise RayUnavailableError(f"a ray:// address needs Ray Client: {INSTALL_HINT}") from None
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, TimeoutError, ValueError) as exc:
+        raise RayUnavailableError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
