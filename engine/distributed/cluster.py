@@ -6,6 +6,9 @@
 ``auto`` (the cluster this machine's ``ray start`` joined). A process that already called ``ray.init`` (a test, a
 notebook) keeps its connection.
 
+The driver's ``INTRINSIC_LAB_*`` settings (data folder, weights cache, artifact store, threads) are passed to the
+actors it starts (:func:`forwarded_env`), so a worker resolves weights and stores artifacts where the driver would.
+
 Ray's usage statistics are off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise: a lab tool does not phone home.
 """
 
@@ -47,6 +50,11 @@ def import_ray():
     except ImportError:
         raise RayUnavailableError(f"--on ray needs the ray package: {INSTALL_HINT}") from None
     return ray
+
+
+def forwarded_env() -> dict[str, str]:
+    """The variables a Ray actor of this project inherits from the driver: every ``INTRINSIC_LAB_*``."""
+    return {k: v for k, v in os.environ.items() if k.startswith("INTRINSIC_LAB_")}
 
 
 def cluster_cpus(ray) -> int:

@@ -51,7 +51,7 @@ from db.session import session_scope
 from ..benchmark.runner import BenchConfig, Progress, RunReport, collect, start
 from ..errors import ParameterError
 from ..registry import get_method
-from .cluster import cluster_cpus, cluster_gpus, connect
+from .cluster import cluster_cpus, cluster_gpus, connect, forwarded_env
 
 log = logging.getLogger("intrinsic_lab.ray_bench")
 
@@ -175,8 +175,8 @@ class _Pool:
         cpus = 1 if device == "cuda" else (options.threads or 1)
         threads = options.threads if device == "cpu" else None
         self._make = lambda: ray.remote(BenchWorker).options(
-            num_cpus=cpus, num_gpus=gpus, max_restarts=options.max_restarts,
-            max_task_retries=options.max_restarts).remote(database_url, artifacts, device, threads,
+            num_cpus=cpus, num_gpus=gpus, max_restarts=options.max_restarts, max_task_retries=options.max_restarts,
+            runtime_env={"env_vars": forwarded_env()}).remote(database_url, artifacts, device, threads,
                                                           options.lease_seconds)
         self.replacements = 0
 
