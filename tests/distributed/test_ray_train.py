@@ -10,20 +10,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers.tiny_train import TINY, write_tiny_synth
+
 pytest.importorskip("ray", reason="ray is not installed (pip install 'ray[client]>=2.60,<2.61')")
 
-TINY = ["--set", "width=0.0625", "--set", "render_size=32", "--set", "crop=32", "--set", "batch_size=2",
-        "--set", "val_scenes=2", "--set", "val_every=0", "--set", "lr=0.002", "--set", "exposure_min=1",
-        "--set", "exposure_max=1", "--set", "noise=0", "--threads", "1", "--device", "cpu"]
+ARGS = [*TINY, "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from engine.synth import write_dataset
-
-    root = tmp_path_factory.mktemp("synth") / "ds"
-    write_dataset(root, n=2, size=32, lightings=1, seed=0, progress=False)
-    return root
+    return write_tiny_synth(tmp_path_factory.mktemp("synth") / "ds")
 
 
 def _weights(run):
@@ -33,7 +29,7 @@ def _weights(run):
 def test_one_ray_worker_trains_exactly_the_single_process_weights(ray_cluster, synth, tmp_path):
     from engine.cli import main
 
-    common = ["train", "cgintrinsics", "--data", str(synth), "--steps", "3", "--seed", "7", *TINY]
+    common = ["train", "cgintrinsics", "--data", str(synth), "--steps", "3", "--seed", "7", *ARGS]
     assert main([*common, "--out", str(tmp_path / "plain")]) == 0
     assert main([*common, "--out", str(tmp_path / "ray"), "--on", "ray", "--workers", "1"]) == 0
     plain, on_ray = _weights(tmp_path / "plain"), _weights(tmp_path / "ray")
@@ -46,7 +42,7 @@ def test_one_ray_worker_trains_exactly_the_single_process_weights(ray_cluster, s
 def test_two_ray_workers_export_a_card_and_resume_like_one_uninterrupted_run(ray_cluster, synth, tmp_path, capsys):
     from engine.cli import main
 
-    common = ["train", "cgintrinsics", "--data", str(synth), "--set", "checkpoint_every=2", *TINY,
+    common = ["train", "cgintrinsics", "--data", str(synth), "--set", "checkpoint_every=2", *ARGS,
               "--on", "ray", "--workers", "2"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert main([*common, "--steps", "4", "--out", str(straight)]) == 0
