@@ -48,7 +48,7 @@ from db.artifacts import ArtifactStore
 from db.models import BenchmarkEntry, Job
 from db.session import session_scope
 
-from ..benchmark.runner import BenchConfig, Progress, RunReport, collect, start
+from ..benchmark.runner import BenchConfig, BenchmarkError, Progress, RunReport, collect, start
 from ..errors import ParameterError
 from ..registry import get_method
 from .cluster import cluster_cpus, cluster_gpus, connect, forwarded_env
@@ -256,19 +256,10 @@ def run_on_ray(config: BenchConfig, options: RayOptions | None = None, *, sessio
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     if report.pending:
         with connect(options.address, num_cpus=options.num_cpus) as ray:
-            pools = _pools(ray, options, sessions, artifacts, progress)
+            pools = make_pools(ray, options, sessions, artifacts, progress)
             while report.pending and (deadline is None or time.monotonic() < deadline):
-                todo = claimable_jobs(sessions, report.run_id)
-                if todo:
-                    by_device: dict[str, dict[str, deque[list[int]]]] = defaultdict(dict)
-                    for method, job_ids in todo.items():
-                        device = "cuda" if "cuda" in pools and "cuda" in get_method(method).devices else "cpu"
-                        by_device[device][method] = deque(job_ids[i:i + options.batch]
-                                                          for i in range(0, len(job_ids), options.batch))
-                    for device, batches in by_device.items():
-                        pools[device].run(batches)
-                else:  # the rest is running on other workers (queue workers, or a lease not expired yet)
-                    time.sleep(poll_s)
+                if not dispatch(pools, sessions, report.run_id, options.batch):
+                    time.sleep(poll_s)  # the rest is running on other workers (queue workers, or a live lease)
                 report = collect(report.run_id, sessions=sessions, artifacts=artifacts)
                 progress(f"run {report.run_id}: {report.succeeded + report.failed}/{report.total} scored")
     report.reused, report.queued_now = reused, queued
@@ -278,7 +269,21 @@ def run_on_ray(config: BenchConfig, options: RayOptions | None = None, *, sessio
     return report
 
 
-def _pools(ray, options: RayOptions, sessions, artifacts: ArtifactStore, progress: Progress) -> dict[str, _Pool]:
+def dispatch(pools: dict[str, "_Pool"], sessions, run_id: int, batch: int) -> int:
+    """Run the run's claimable jobs on the pools, in batches of ``batch`` per method; the number of jobs run."""
+    todo = claimable_jobs(sessions, run_id)
+    by_device: dict[str, dict[str, deque[list[int]]]] = defaultdict(dict)
+    for method, job_ids in todo.items():
+        devices = get_method(method).devices
+        device = "cuda" if "cuda" in pools and "cuda" in devices else "cpu"
+        if device not in devices:
+            raise BenchmarkError(f"{method} runs on {', '.join(devices)} only; the Ray cluster has no GPU")
+        by_device[device][method] = deque(job_ids[i:i + batch] for i in range(0, len(job_ids), batch))
+    return sum(pools[device].run(batches) for device, batches in by_device.items())
+
+
+def make_pools(ray, options: RayOptions, sessions, artifacts: ArtifactStore,
+               progress: Progress = lambda message: None) -> dict[str, "_Pool"]:
     """The CPU pool, and a GPU pool when the cluster has GPUs (and ``gpus_per_worker`` is not 0)."""
     cpus, gpus = cluster_cpus(ray), cluster_gpus(ray)
     threads = options.threads or 1
