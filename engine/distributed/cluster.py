@@ -85,8 +85,32 @@ def connect(on: str, *, num_cpus: int | None = None) -> Iterator[Any]:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, TimeoutError, ValueError) as exc:
-        raise RayUnavailableError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+        hint = ("" if os.environ.get("RAY_AUTH_MODE") else
+                "; if the cluster uses token authentication (what `ray start --head` does by default), set "
+                "RAY_AUTH_MODE=token here too, with its token in RAY_AUTH_TOKEN or ~/.ray/auth_token")
+        raise RayUnavailableError(f"cannot connect to the Ray cluster at {address}: {exc}{hint}") from None
     try:
+        if address is not None:
+            _check_project_importable(ray, address)
         yield ray
     finally:
         ray.shutdown()
+
+
+def _importable() -> str:
+    import engine
+
+    return engine.__name__
+
+
+def _check_project_importable(ray, address: str) -> None:
+    """The cluster's workers run this project's code, so they must import it: say so plainly when they cannot."""
+    try:
+        ray.get(ray.remote(num_cpus=0)(_importable).remote(), timeout=300)
+    except Exception as exc:  # noqa: BLE001 -- unpickling fails here (Ray Client) or in the task (a node)
+        if "No module named 'engine'" not in str(exc):
+            raise
+        raise RayUnavailableError(
+            f"the Ray cluster at {address} cannot import this project (engine): start every node from the project "
+            f"folder, or with PYTHONPATH set to it, or from the project's Docker image, with the same version of "
+            f"the code as this command") from None
