@@ -10,7 +10,9 @@ parallelises (scoring stays in the driver, as on the queue path). Prints jobs/s 
 start-up (importing torch and the engine, once per actor), and ``speed-up / N`` (100 % = perfect: N workers do N×
 the work of one). Each actor runs one torch thread.
 
-On a shared machine the ratio depends on what else runs: the script prints the load average before and after.
+On a shared machine the ratio depends on what else runs: the script prints the load average before and after, and
+how long a job took from claim to completion in each configuration with how much of the time the workers held a job
+(near 100 %, with longer jobs at N workers, means the CPUs were the limit, not Ray's scheduling).
 Use ``--repeat`` to take the best of several sweeps of each size.
 """
 
@@ -49,11 +51,11 @@ def write_objects(root: Path, count: int, side: int, seed: int = 0) -> Path:
     return root
 
 
-def sweep(ray, dataset: Path, store: Path, method: str, workers: int, batch: int) -> tuple[int, float, float]:
-    """(jobs run, seconds of the Ray phase, seconds from the first job's claim to the last one's completion) of one
-    sweep on a fresh store. The second excludes starting the actors (importing torch and the engine, once per
-    actor): the steady state of a long sweep."""
-    from sqlalchemy import func, select
+def sweep(ray, dataset: Path, store: Path, method: str, workers: int, batch: int) -> tuple[int, float, float, float]:
+    """(jobs run, seconds of the Ray phase, seconds from the first job's claim to the last one's completion, seconds
+    the jobs took from claim to completion, summed) of one sweep on a fresh store. The third excludes starting the
+    actors (importing torch and the engine, once per actor): the steady state of a long sweep."""
+    from sqlalchemy import select
 
     from db.models import Job
     from db.session import session_scope
@@ -73,9 +75,10 @@ def sweep(ray, dataset: Path, store: Path, method: str, workers: int, batch: int
     ran = dispatch(make_pools(ray, options, sessions, artifacts), sessions, report.run_id, batch)
     seconds = time.perf_counter() - began
     with session_scope(sessions) as session:
-        first, last = session.execute(select(func.min(Job.started_at), func.max(Job.finished_at))).one()
+        spans = session.execute(select(Job.started_at, Job.finished_at)).all()
     engine.dispose()
-    return ran, seconds, (last - first).total_seconds()
+    first, last = min(s for s, _ in spans), max(f for _, f in spans)
+    return ran, seconds, (last - first).total_seconds(), sum((f - s).total_seconds() for s, f in spans)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,21 +100,24 @@ def main(argv: list[str] | None = None) -> int:
         temp = Path(temp)
         dataset = write_objects(temp / "mit", args.items, args.side)
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs")
-        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
         try:
             results: dict[int, tuple[float, float]] = {}  # workers → (jobs/s with start-up, jobs/s steady)
             for workers in sorted({1, args.workers}):
                 runs = []
                 for attempt in range(args.repeat):
-                    ran, seconds, steady = sweep(ray, dataset, temp / f"store-{workers}-{attempt}", args.method,
-                                                 workers, args.batch)
+                    ran, seconds, steady, busy = sweep(ray, dataset, temp / f"store-{workers}-{attempt}",
+                                                       args.method, workers, args.batch)
                     assert ran == args.items, f"{ran} of {args.items} jobs ran"
-                    runs.append((seconds, steady))
+                    runs.append((seconds, steady, busy))
                 seconds, steady = min(r[0] for r in runs), min(r[1] for r in runs)
+                busy = min(runs, key=lambda r: r[1])[2]
                 results[workers] = (args.items / seconds, args.items / steady)
                 print(f"{workers} worker(s): {args.items} × {args.method} ({args.side}×{args.side}): Ray phase "
                       f"{seconds:.2f} s = {results[workers][0]:.2f} jobs/s; steady state (first claim → last "
-                      f"completion) {steady:.2f} s = {results[workers][1]:.2f} jobs/s")
+                      f"completion) {steady:.2f} s = {results[workers][1]:.2f} jobs/s; a job took "
+                      f"{busy / args.items:.3f} s from claim to completion, the workers held jobs "
+                      f"{busy / (workers * steady):.0%} of the steady state")
         finally:
             ray.shutdown()
         print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

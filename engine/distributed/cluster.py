@@ -1,6 +1,6 @@
 """Connecting to Ray: a local cluster started here, or an existing one by address.
 
-``--on`` takes ``ray`` (or ``local``: ``ray.init()`` starts a cluster on this machine and stops it afterwards),
+``--on`` takes ``ray`` (or ``local``: a new cluster on this machine for this command, stopped afterwards),
 ``ray://HOST:PORT`` (Ray Client, default port 10001: the driver may be anywhere that reaches the head), ``HOST:PORT``
 (the head's GCS address, default port 6379: this machine must be a node of the cluster, ``ray start --address``) or
 ``auto`` (the cluster this machine's ``ray start`` joined). A process that already called ``ray.init`` (a test, a
@@ -30,10 +30,10 @@ class RayUnavailableError(IntrinsicLabError):
 
 
 def parse_target(on: str) -> str | None:
-    """The ``address`` for ``ray.init``: None starts a local cluster. Raises ParameterError for anything else."""
+    """The ``address`` for ``ray.init`` (``local``: a new local cluster). Raises ParameterError for anything else."""
     text = (on or "").strip()
     if text in ("ray", "local"):
-        return None
+        return "local"
     if text == "auto":
         return "auto"
     if text.startswith("ray://") and _HOST_PORT.fullmatch(text[len("ray://"):]):
@@ -74,10 +74,11 @@ def connect(on: str, *, num_cpus: int | None = None) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    kwargs: dict[str, Any] = {"include_dashboard": False} if address is None else {}
-    if address is None and num_cpus:
+    local = address == "local"
+    kwargs: dict[str, Any] = {"include_dashboard": False} if local else {}
+    if local and num_cpus:
         kwargs["num_cpus"] = num_cpus
-    if address is not None and address.startswith("ray://"):
+    if address.startswith("ray://"):
         try:
             import grpc  # noqa: F401 -- Ray Client talks gRPC
         except ImportError:
@@ -90,7 +91,7 @@ def connect(on: str, *, num_cpus: int | None = None) -> Iterator[Any]:
                 "RAY_AUTH_MODE=token here too, with its token in RAY_AUTH_TOKEN or ~/.ray/auth_token")
         raise RayUnavailableError(f"cannot connect to the Ray cluster at {address}: {exc}{hint}") from None
     try:
-        if address is not None:
+        if not local:
             _check_project_importable(ray, address)
         yield ray
     finally:
