@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--param", "-p", action="append", default=[], metavar="METHOD.NAME=VALUE")
     p.add_argument("--weights", action="append", default=[], metavar="METHOD=SET", help="weight set per method")
     p.add_argument("--no-work", action="store_true", help="only queue and collect; leave the work to workers")
-    p.add_argument("--device", default=None, help="device for the in-process work (auto, cpu, cuda:N)")
+    p.add_argument("--device", default=None, help="device for the in-process work (auto, cpu, cuda:N; not with --on)")
     p.add_argument("--timeout", type=float, default=None, help="stop waiting after this many seconds")
     p.add_argument("--csv", default=None, help="also write the per-image scores to this CSV file")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -119,6 +119,10 @@ def handle_bench(args) -> int:
     progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     if args.on:
         from ..distributed.ray_bench import RayOptions, run_on_ray
+
+        if args.no_work or args.device:
+            raise ParameterError("--on runs the jobs on Ray workers (a GPU each when the cluster has GPUs): "
+                                 "--no-work and --device are for the in-process worker")
 
         options = RayOptions(address=args.on, workers=args.workers, batch=args.batch, threads=args.threads,
                              gpus_per_worker=args.gpus_per_worker)

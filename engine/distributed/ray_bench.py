@@ -132,6 +132,11 @@ class BenchWorker:
     def identity(self) -> dict[str, Any]:
         return {"worker_id": self.worker_id, "pid": os.getpid(), "device": self.worker.device_label}
 
+    def stop(self) -> None:
+        """Say in the workers table that this worker stopped (the dashboard stops listing it)."""
+        with session_scope(self.sessions) as session:
+            store.record_worker_stopped(session, self.worker_id)
+
     def run_batch(self, job_ids: list[int]) -> dict[str, Any]:
         """Claim and run every still-claimable job of ``job_ids``; returns who ran how many."""
         self.worker._beat()
@@ -234,6 +239,10 @@ class _Pool:
                     last_method[replacement] = method
                     give(replacement)
         finally:
+            try:
+                ray.get([actor.stop.remote() for actor in last_method], timeout=30)
+            except Exception:  # noqa: BLE001 -- a dead actor's heartbeat simply goes stale
+                pass
             for actor in list(last_method):
                 ray.kill(actor)
         return ran

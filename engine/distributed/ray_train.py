@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParameterError
+from ..errors import IntrinsicLabError, ParameterError
 from ..train.loop import TrainRequest, TrainResult
 from .cluster import cluster_cpus, cluster_gpus, connect, forwarded_env
 
@@ -87,7 +87,12 @@ def train_on_ray(request: TrainRequest, *, address: str = "ray", workers: int = 
             pending = list(futures)
             while pending:  # the first failure stops the others (they would wait on it in a collective)
                 done, pending = ray.wait(pending, num_returns=1)
-                ray.get(done[0])
+                try:
+                    ray.get(done[0])
+                except ray.exceptions.RayTaskError as exc:
+                    if isinstance(exc.cause, IntrinsicLabError):  # a user's error: its one line, not Ray's trace
+                        raise exc.cause from None
+                    raise
             return ray.get(futures[0])
         finally:
             for actor in actors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -59,30 +60,37 @@ def _rows(sessions, run_id):
     return scores, sorted(entries), outputs, jobs
 
 
-def test_ray_sweep_writes_the_queue_paths_rows_and_resumes(ray_cluster, tmp_path, single_thread):
+def test_ray_sweep_writes_the_queue_paths_rows_and_resumes(ray_cluster, data_dir, tmp_path, single_thread, capsys):
+    from engine.cli import main
+
     mit = write_tiny_mit(tmp_path / "mit")
     config = BenchConfig((*BASELINES, NETWORK), "mit-intrinsic", "train", str(mit))
     queue_sessions, queue_artifacts, e1 = _store(tmp_path / "queue")
-    ray_sessions, ray_artifacts, e2 = _store(tmp_path / "ray")
-
     plain = run(config, sessions=queue_sessions, artifacts=queue_artifacts, device="cpu", poll_s=0.01)
     assert plain.complete and plain.succeeded == 6 and not plain.failed, plain.errors
 
-    # Interrupted: the jobs are queued, a queue worker did one of them, then the run goes on on Ray.
+    # The command's store (INTRINSIC_LAB_DATA): interrupted after queueing, and after a queue worker did one job ...
+    migrate()
+    ray_sessions, ray_artifacts = make_sessions(e2 := make_engine()), ArtifactStore()
     first = start(config, sessions=ray_sessions, artifacts=ray_artifacts)
     assert first.pending == 6
     Worker(WorkerConfig(device="cpu", warm="none"), sessions=ray_sessions, artifacts=ray_artifacts).run_next()
-    report = run_on_ray(config, RayOptions(batch=2), sessions=ray_sessions, artifacts=ray_artifacts, poll_s=0.05)
-    assert report.complete and report.succeeded == 6 and not report.failed, report.errors
-    assert report.run_id == first.run_id and report.reused and report.queued_now == 0
+    # ... then the same benchmark on Ray finishes it
+    bench = ["bench", *config.methods, "--dataset", "mit-intrinsic", "--split", "train", "--data", str(mit), "--json"]
+    assert main([*bench, "--on", "ray", "--batch", "2"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert sorted(row["method"] for row in table) == sorted(config.methods)
 
-    assert _rows(ray_sessions, report.run_id) == _rows(queue_sessions, plain.run_id)
+    assert _rows(ray_sessions, first.run_id) == _rows(queue_sessions, plain.run_id)
     with session_scope(ray_sessions) as session:
         workers = [job.worker_id for job in session.scalars(select(Job))]
     assert sum(not w.startswith("ray:") for w in workers) == 1  # the queue worker's one job, the rest on Ray
     # Rerunning finds everything done: no new job, nothing to send to Ray.
     again = run_on_ray(config, sessions=ray_sessions, artifacts=ray_artifacts)
-    assert again.complete and again.queued_now == 0 and _rows(ray_sessions, again.run_id)[3] == 6
+    assert again.complete and again.run_id == first.run_id and again.queued_now == 0
+    assert _rows(ray_sessions, again.run_id)[3] == 6
+    assert main([*bench, "--on", "ray", "--device", "cpu"]) == 2
+    assert "--no-work and --device are for the in-process worker" in capsys.readouterr().err
     e1.dispose()
     e2.dispose()
 
