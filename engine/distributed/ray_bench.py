@@ -185,8 +185,8 @@ class _Pool:
                                                           options.lease_seconds)
         self.replacements = 0
 
-    def run(self, batches: dict[str, deque[list[int]]]) -> int:
-        """Run every batch; returns the number of jobs the actors ran."""
+    def run(self, batches: dict[str, deque[list[int]]], deadline: float | None = None) -> int:
+        """Run every batch (none is started after ``deadline``, a ``time.monotonic()``); returns the jobs run."""
         ray = self.ray
         remaining = {m: q for m, q in batches.items() if q}
         if not remaining:
@@ -210,6 +210,8 @@ class _Pool:
             return method, batch
 
         def give(actor) -> None:
+            if deadline is not None and time.monotonic() > deadline:
+                return
             item = next_batch(actor)
             if item is not None:
                 method, batch = item
@@ -267,7 +269,7 @@ def run_on_ray(config: BenchConfig, options: RayOptions | None = None, *, sessio
         with connect(options.address, num_cpus=options.num_cpus) as ray:
             pools = make_pools(ray, options, sessions, artifacts, progress)
             while report.pending and (deadline is None or time.monotonic() < deadline):
-                if not dispatch(pools, sessions, report.run_id, options.batch):
+                if not dispatch(pools, sessions, report.run_id, options.batch, deadline):
                     time.sleep(poll_s)  # the rest is running on other workers (queue workers, or a live lease)
                 report = collect(report.run_id, sessions=sessions, artifacts=artifacts)
                 progress(f"run {report.run_id}: {report.succeeded + report.failed}/{report.total} scored")
@@ -278,7 +280,7 @@ def run_on_ray(config: BenchConfig, options: RayOptions | None = None, *, sessio
     return report
 
 
-def dispatch(pools: dict[str, "_Pool"], sessions, run_id: int, batch: int) -> int:
+def dispatch(pools: dict[str, "_Pool"], sessions, run_id: int, batch: int, deadline: float | None = None) -> int:
     """Run the run's claimable jobs on the pools, in batches of ``batch`` per method; the number of jobs run."""
     todo = claimable_jobs(sessions, run_id)
     by_device: dict[str, dict[str, deque[list[int]]]] = defaultdict(dict)
@@ -288,18 +290,28 @@ def dispatch(pools: dict[str, "_Pool"], sessions, run_id: int, batch: int) -> in
         if device not in devices:
             raise BenchmarkError(f"{method} runs on {', '.join(devices)} only; the Ray cluster has no GPU")
         by_device[device][method] = deque(job_ids[i:i + batch] for i in range(0, len(job_ids), batch))
-    return sum(pools[device].run(batches) for device, batches in by_device.items())
+    return sum(pools[device].run(batches, deadline) for device, batches in by_device.items())
 
 
 def make_pools(ray, options: RayOptions, sessions, artifacts: ArtifactStore,
                progress: Progress = lambda message: None) -> dict[str, "_Pool"]:
-    """The CPU pool, and a GPU pool when the cluster has GPUs (and ``gpus_per_worker`` is not 0)."""
+    """The CPU pool, and a GPU pool when the cluster has GPUs (and ``gpus_per_worker`` is not 0).
+
+    A pool holds no more actors than the cluster can run at once: a batch handed to an actor that waits for
+    resources would wait until the end of the sweep."""
     cpus, gpus = cluster_cpus(ray), cluster_gpus(ray)
     threads = options.threads or 1
-    pools = {"cpu": _Pool(ray, options, "cpu", options.workers or max(1, cpus // threads), sessions, artifacts,
-                          progress)}
+
+    def size(fits: int, kind: str) -> int:
+        if fits < 1:
+            raise ParameterError(f"one {kind} worker needs more than the Ray cluster has ({cpus} CPUs, {gpus} GPUs)")
+        if options.workers and options.workers > fits:
+            progress(f"--workers {options.workers}: the Ray cluster has room for {fits} {kind} worker(s) now; "
+                     f"using {fits}")
+        return max(1, min(options.workers or fits, fits))
+
+    pools = {"cpu": _Pool(ray, options, "cpu", size(cpus // threads, "CPU"), sessions, artifacts, progress)}
     if gpus and options.gpus_per_worker != 0:
         per = options.gpus_per_worker or 1.0
-        pools["cuda"] = _Pool(ray, options, "cuda", options.workers or max(1, int(gpus / per)), sessions,
-                              artifacts, progress)
+        pools["cuda"] = _Pool(ray, options, "cuda", size(int(gpus / per), "GPU"), sessions, artifacts, progress)
     return pools
