@@ -178,7 +178,7 @@ class _Pool:
         database_url = _database_url(sessions)
         gpus = (options.gpus_per_worker or 1.0) if device == "cuda" else 0
         cpus = 1 if device == "cuda" else (options.threads or 1)
-        threads = options.threads if device == "cpu" else None
+        threads = (options.threads or 1) if device == "cpu" else None  # a GPU actor: Ray's one CPU
         self._make = lambda: ray.remote(BenchWorker).options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=options.max_restarts, max_task_retries=options.max_restarts,
             runtime_env={"env_vars": forwarded_env()}).remote(database_url, artifacts, device, threads,

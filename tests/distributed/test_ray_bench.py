@@ -136,3 +136,18 @@ def test_killing_a_ray_worker_mid_sweep_leaves_every_row_exactly_once(ray_cluste
     assert count == 8 and len(entries) == 8 and all(e[2] == "succeeded" for e in entries)
     assert all(len(layers) == len(outputs[("baseline_color_retinex", "apple")]) for layers in outputs.values())
     engine.dispose()
+
+
+@pytest.mark.cuda
+def test_on_a_cluster_with_a_gpu_network_jobs_run_on_gpu_actors(cuda_device, tmp_path, request):
+    ray_cluster = request.getfixturevalue("ray_cluster")  # after the skip without CUDA: no cluster started for it
+    if not ray_cluster.cluster_resources().get("GPU"):
+        pytest.skip("the local Ray cluster found no GPU")
+    mit = write_tiny_mit(tmp_path / "mit")
+    sessions, artifacts, engine = _store(tmp_path / "store")
+    report = run_on_ray(BenchConfig((NETWORK,), "mit-intrinsic", "train", str(mit)), sessions=sessions,
+                        artifacts=artifacts, poll_s=0.05)
+    assert report.complete and report.succeeded == 2 and not report.failed, report.errors
+    with session_scope(sessions) as session:
+        assert all(job.worker_id.endswith(":cuda") for job in session.scalars(select(Job)))
+    engine.dispose()

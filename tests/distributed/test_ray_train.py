@@ -97,3 +97,16 @@ def test_two_ray_workers_average_to_the_global_batch_gradient(ray_cluster, size)
     for grads in ranks:
         for param, grad in zip(model.parameters(), grads):
             assert torch.allclose(grad, param.grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.cuda
+def test_on_a_gpu_the_ranks_use_nccl(cuda_device, synth, tmp_path, request):
+    from engine.cli import main
+
+    ray_cluster = request.getfixturevalue("ray_cluster")  # after the skip without CUDA: no cluster started for it
+    if not ray_cluster.cluster_resources().get("GPU"):
+        pytest.skip("the local Ray cluster found no GPU")
+    assert main(["train", "cgintrinsics", "--data", str(synth), "--steps", "2", *TINY, "--device", "cuda",
+                 "--out", str(tmp_path / "gpu"), "--on", "ray", "--workers", "1"]) == 0
+    record = json.loads((tmp_path / "gpu" / "run.json").read_text())
+    assert record["data_parallel"]["backend"] == "nccl" and record["device"].startswith("cuda")
