@@ -63,6 +63,12 @@ def train_on_ray(request: TrainRequest, *, address: str = "ray", workers: int = 
     """
     if workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {workers}")
+    from ..train.recipe import get_recipe
+
+    batch = int(get_recipe(request.method).config(request.overrides)["batch_size"])
+    if batch < workers:
+        raise ParameterError(f"each step's batch of {batch} is split between the workers: --workers {workers} needs "
+                             f"batch_size ≥ {workers} (--set batch_size=...)")
     data = request.data if request.data in (None, "", "synthetic") else str(Path(request.data).resolve())
     request = replace(request, out=Path(request.out).resolve(), on=address, workers=workers, data=data)
     with connect(address) as ray:

@@ -302,7 +302,8 @@ def train(request: TrainRequest, parallel: SingleProcess | None = None) -> Train
         if checkpoint_every and step % checkpoint_every == 0:
             save()
         if request.max_seconds and parallel.decide(elapsed >= request.max_seconds) and step < request.steps:
-            bar.write(f"time budget of {request.max_seconds:g} s reached at step {step} of {request.steps}")
+            if main:
+                bar.write(f"time budget of {request.max_seconds:g} s reached at step {step} of {request.steps}")
             break
     bar.close()
     steps_done = step
