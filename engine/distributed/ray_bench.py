@@ -15,7 +15,8 @@ The database stays the source of truth; Ray only supplies processes on more mach
    stores the layers as artifacts plus ``outputs`` rows, and completes the job with the same conditional update.
    So a Ray sweep writes the same ``jobs``/``outputs``/``benchmark_*`` rows as the queue path, queue workers may
    help with the same jobs, and nothing can complete twice.
-4. **Collect** scores finished jobs exactly as the queue path (:func:`engine.benchmark.runner.collect`).
+4. **Collect** scores finished jobs exactly as the queue path (:func:`engine.benchmark.runner.collect`), in the
+   driver, whenever a batch comes back (the actor already has its next batch), and once more at the end.
 
 Faults. An actor runs with ``max_restarts`` and ``max_task_retries``: when its process dies (killed, out of memory,
 a node lost), Ray restarts it and re-sends the batch. The new incarnation first re-queues the jobs the dead one held
@@ -38,7 +39,7 @@ import socket
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import and_, or_, select
 
@@ -185,8 +186,10 @@ class _Pool:
                                                           options.lease_seconds)
         self.replacements = 0
 
-    def run(self, batches: dict[str, deque[list[int]]], deadline: float | None = None) -> int:
-        """Run every batch (none is started after ``deadline``, a ``time.monotonic()``); returns the jobs run."""
+    def run(self, batches: dict[str, deque[list[int]]], deadline: float | None = None,
+            after_batch: Callable[[], Any] = lambda: None) -> int:
+        """Run every batch (none is started after ``deadline``, a ``time.monotonic()``); returns the jobs run.
+        ``after_batch`` runs in the driver whenever a batch is done and its actor has the next one (scoring)."""
         ray = self.ray
         remaining = {m: q for m, q in batches.items() if q}
         if not remaining:
@@ -228,6 +231,7 @@ class _Pool:
                     ran += result["ran"]
                     self.progress(f"{result['worker_id']}: {method} × {result['ran']} of a batch of {len(batch)}")
                     give(actor)
+                    after_batch()
                 except ray.exceptions.RayActorError as exc:
                     # Out of restarts (or its node is gone): re-queue what it held, put the batch back, replace it.
                     self.progress(f"a Ray worker died for good ({type(exc).__name__}); replacing it")
@@ -269,7 +273,9 @@ def run_on_ray(config: BenchConfig, options: RayOptions | None = None, *, sessio
         with connect(options.address, num_cpus=options.num_cpus) as ray:
             pools = make_pools(ray, options, sessions, artifacts, progress)
             while report.pending and (deadline is None or time.monotonic() < deadline):
-                if not dispatch(pools, sessions, report.run_id, options.batch, deadline):
+                # The driver scores finished jobs while the workers go on with the next batches.
+                score = lambda: collect(report.run_id, sessions=sessions, artifacts=artifacts)  # noqa: E731
+                if not dispatch(pools, sessions, report.run_id, options.batch, deadline, score):
                     time.sleep(poll_s)  # the rest is running on other workers (queue workers, or a live lease)
                 report = collect(report.run_id, sessions=sessions, artifacts=artifacts)
                 progress(f"run {report.run_id}: {report.succeeded + report.failed}/{report.total} scored")
@@ -280,7 +286,8 @@ def run_on_ray(config: BenchConfig, options: RayOptions | None = None, *, sessio
     return report
 
 
-def dispatch(pools: dict[str, "_Pool"], sessions, run_id: int, batch: int, deadline: float | None = None) -> int:
+def dispatch(pools: dict[str, "_Pool"], sessions, run_id: int, batch: int, deadline: float | None = None,
+             after_batch: Callable[[], Any] = lambda: None) -> int:
     """Run the run's claimable jobs on the pools, in batches of ``batch`` per method; the number of jobs run."""
     todo = claimable_jobs(sessions, run_id)
     by_device: dict[str, dict[str, deque[list[int]]]] = defaultdict(dict)
@@ -290,7 +297,7 @@ def dispatch(pools: dict[str, "_Pool"], sessions, run_id: int, batch: int, deadl
         if device not in devices:
             raise BenchmarkError(f"{method} runs on {', '.join(devices)} only; the Ray cluster has no GPU")
         by_device[device][method] = deque(job_ids[i:i + batch] for i in range(0, len(job_ids), batch))
-    return sum(pools[device].run(batches, deadline) for device, batches in by_device.items())
+    return sum(pools[device].run(batches, deadline, after_batch) for device, batches in by_device.items())
 
 
 def make_pools(ray, options: RayOptions, sessions, artifacts: ArtifactStore,
