@@ -54,6 +54,8 @@ def handle(args) -> int:
         return 0
     if not args.out:
         raise ParameterError("train: --out RUN_DIR is required")
+    if args.workers != 1 and not args.on:
+        raise ParameterError("--workers runs data-parallel workers on Ray: give --on ray (or a cluster's address)")
     overrides = {}
     for text in args.overrides:
         if "=" not in text:
