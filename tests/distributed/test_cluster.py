@@ -1,4 +1,4 @@
-"""What ``--on`` accepts (no cluster needed)."""
+"""What ``--on`` and ``--workers`` accept and refuse (no cluster needed)."""
 
 import pytest
 
@@ -17,3 +17,17 @@ def test_on_names_a_local_cluster_or_an_address(text, address):
 def test_anything_else_is_a_parameter_error_naming_the_forms(text):
     with pytest.raises(ParameterError, match="ray://HOST:PORT"):
         parse_target(text)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "2"], "--workers runs data-parallel workers on Ray: give --on ray"),
+    (["--on", "ray", "--workers", "2", "--set", "batch_size=1"], "--workers 2 needs batch_size ≥ 2"),
+    (["--on", "ray", "--workers", "0"], "--workers must be at least 1"),
+    (["--on", "ray:/head:1"], "--on expects ray"),
+])
+def test_train_refuses_impossible_parallel_settings_before_starting_anything(tmp_path, capsys, args, message):
+    from engine.cli import main
+
+    assert main(["train", "cgintrinsics", "--out", str(tmp_path / "run"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
