@@ -222,6 +222,7 @@ class _Pool:
 
         for actor in actors:
             give(actor)
+        finished = False
         try:
             while running:
                 done, _ = ray.wait(list(running), num_returns=1)
@@ -244,11 +245,13 @@ class _Pool:
                     replacement = self._make()
                     last_method[replacement] = method
                     give(replacement)
+            finished = True
         finally:
-            try:
-                ray.get([actor.stop.remote() for actor in last_method], timeout=30)
-            except Exception:  # noqa: BLE001 -- a dead actor's heartbeat simply goes stale
-                pass
+            if finished:  # interrupted: no waiting for busy actors, their heartbeats simply go stale
+                try:
+                    ray.get([actor.stop.remote() for actor in last_method], timeout=30)
+                except Exception:  # noqa: BLE001 -- a dead actor's heartbeat goes stale too
+                    pass
             for actor in list(last_method):
                 ray.kill(actor)
         return ran

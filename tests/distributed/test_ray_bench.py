@@ -95,6 +95,23 @@ def test_ray_sweep_writes_the_queue_paths_rows_and_resumes(ray_cluster, data_dir
     e2.dispose()
 
 
+def test_a_ray_sweep_stopped_early_resumes_where_it_stopped(ray_cluster, tmp_path):
+    mit = write_tiny_mit(tmp_path / "mit")
+    config = BenchConfig((*BASELINES, NETWORK), "mit-intrinsic", "train", str(mit))
+    sessions, artifacts, engine = _store(tmp_path / "store")
+    # One job per call, and no call after 0.5 s: the actors are still starting then, so only their first jobs run.
+    stopped = run_on_ray(config, RayOptions(batch=1), sessions=sessions, artifacts=artifacts, timeout_s=0.5)
+    assert not stopped.complete and 0 < stopped.succeeded < 6 and not stopped.failed, stopped.errors
+    with session_scope(sessions) as session:
+        assert bstore.get_run(session, stopped.run_id).status == "incomplete"
+    resumed = run_on_ray(config, RayOptions(batch=2), sessions=sessions, artifacts=artifacts, poll_s=0.05)
+    assert resumed.complete and resumed.succeeded == 6 and resumed.run_id == stopped.run_id and resumed.reused
+    with session_scope(sessions) as session:
+        jobs = session.scalars(select(Job)).all()
+        assert len(jobs) == 6 and all(j.status == "succeeded" and j.attempts == 1 for j in jobs)
+    engine.dispose()
+
+
 def test_killing_a_ray_worker_mid_sweep_leaves_every_row_exactly_once(ray_cluster, tmp_path):
     mit = write_tiny_mit(tmp_path / "mit", count=8, side=224)  # ~0.3 s a job: long enough to kill one mid-job
     config = BenchConfig(("baseline_color_retinex",), "mit-intrinsic", "train", str(mit))
