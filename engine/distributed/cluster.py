@@ -53,8 +53,10 @@ def import_ray():
 
 
 def forwarded_env() -> dict[str, str]:
-    """The variables a Ray actor of this project inherits from the driver: every ``INTRINSIC_LAB_*``."""
-    return {k: v for k, v in os.environ.items() if k.startswith("INTRINSIC_LAB_")}
+    """The variables a Ray actor of this project gets from the driver: every ``INTRINSIC_LAB_*``, and the passive
+    OpenMP wait policy of :mod:`engine.threads` (it must be in the environment before the actor imports torch)."""
+    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+            **{k: v for k, v in os.environ.items() if k.startswith("INTRINSIC_LAB_")}}
 
 
 def cluster_cpus(ray) -> int:

@@ -46,7 +46,7 @@ from sqlalchemy import and_, or_, select
 from db import benchmark_store as bstore
 from db import store
 from db.artifacts import ArtifactStore
-from db.models import BenchmarkEntry, Job
+from db.models import BenchmarkEntry, Job, utcnow
 from db.session import session_scope
 
 from ..benchmark.runner import BenchConfig, BenchmarkError, Progress, RunReport, collect, start
@@ -149,8 +149,6 @@ class BenchWorker:
 
 def claimable_jobs(sessions, run_id: int) -> dict[str, list[int]]:
     """The run's jobs that a worker could claim now (queued, or running on an expired lease), by method."""
-    from db.models import utcnow
-
     now = utcnow()
     with session_scope(sessions) as session:
         rows = session.execute(
