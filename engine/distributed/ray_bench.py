@@ -52,7 +52,7 @@ from db.session import session_scope
 from ..benchmark.runner import BenchConfig, BenchmarkError, Progress, RunReport, collect, start
 from ..errors import ParameterError
 from ..registry import get_method
-from .cluster import cluster_cpus, cluster_gpus, connect, forwarded_env
+from .cluster import cluster_cpus, cluster_gpus, connect, forwarded_env, import_ray, parse_target
 
 log = logging.getLogger("intrinsic_lab.ray_bench")
 
@@ -263,6 +263,8 @@ def run_on_ray(config: BenchConfig, options: RayOptions | None = None, *, sessio
 
     options = options or RayOptions()
     options.check()
+    parse_target(options.address)  # a bad address or a missing ray fails before anything is queued
+    import_ray()
     sessions = sessions or default_sessions()
     artifacts = artifacts or ArtifactStore()
     report = start(config, sessions=sessions, artifacts=artifacts, progress=progress)

@@ -31,3 +31,18 @@ def test_train_refuses_impossible_parallel_settings_before_starting_anything(tmp
     assert main(["train", "cgintrinsics", "--out", str(tmp_path / "run"), *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_without_ray_a_sweep_on_ray_says_how_to_install_it_and_queues_nothing(data_dir, tmp_path, monkeypatch,
+                                                                                capsys):
+    import sys
+
+    from benchmark.tiny_data import write_tiny_mit
+    from engine.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed: `import ray` fails
+    mit = write_tiny_mit(tmp_path / "mit")
+    code = main(["bench", "baseline_image_albedo", "--dataset", "mit-intrinsic", "--data", str(mit), "--split", "train",
+                 "--on", "ray"])
+    assert code == 2 and "--on ray needs the ray package: pip install 'ray[client]" in capsys.readouterr().err
+    assert not (data_dir / "artifacts").exists()  # nothing queued: no input stored
