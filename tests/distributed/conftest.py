@@ -12,6 +12,7 @@ import pytest
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray[client]>=2.60,<2.61')")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 ** 2)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=100 * 1024 ** 2)
     yield ray
     ray.shutdown()
