@@ -55,12 +55,14 @@ def _claim_values(worker_id: str, now: datetime, lease_seconds: float) -> dict[s
 
 
 def claim_next_job(session: Session, worker_id: str, lease_seconds: float, *,
-                   methods: Collection[str] | None = None, now: datetime | None = None) -> Job | None:
+                   methods: Collection[str] | None = None, now: datetime | None = None,
+                   job_ids: Collection[int] | None = None) -> Job | None:
     """Atomically take the oldest claimable job for ``worker_id``, or return None.
 
     Claimable: queued, or running with an expired lease (its worker died; this counts as a new attempt, and a
     job whose attempts are used up ends failed instead, with the lost attempt as its error). ``methods``
-    limits the claim to methods this worker can run (e.g. a CPU worker skips CUDA-only methods).
+    limits the claim to methods this worker can run (e.g. a CPU worker skips CUDA-only methods); ``job_ids`` to
+    those jobs (a Ray task handed a batch of them, see :mod:`engine.distributed.ray_bench`).
     Commit promptly: on PostgreSQL the claimed row stays locked until the transaction ends.
     """
     now = now or utcnow()
@@ -68,6 +70,8 @@ def claim_next_job(session: Session, worker_id: str, lease_seconds: float, *,
         _claimable(now))
     if methods is not None:
         query = query.where(Job.method.in_(list(methods)))
+    if job_ids is not None:
+        query = query.where(Job.id.in_(list(job_ids)))
     query = query.order_by(Job.created_at, Job.id)
     postgresql = session.get_bind().dialect.name == "postgresql"
     while True:

@@ -302,12 +302,13 @@ class Worker:
             log.info("could not warm %s (%s)", method, exc)
         return True
 
-    def run_next(self) -> bool:
-        """Claim and process one job. False when there was nothing to claim."""
+    def run_next(self, job_ids=None) -> bool:
+        """Claim and process one job (one of ``job_ids`` if given). False when there was nothing to claim."""
         if not self.methods:
             return False
         with session_scope(self.sessions) as session:
-            job = store.claim_next_job(session, self.worker_id, self.config.lease_seconds, methods=self.methods)
+            job = store.claim_next_job(session, self.worker_id, self.config.lease_seconds, methods=self.methods,
+                                       job_ids=job_ids)
             if job is None:
                 return False
             job_id, method, params, weights = job.id, job.method, dict(job.params), job.weights

@@ -5,6 +5,9 @@
 command re-uses everything already computed; an interrupted run resumes. ``@baselines`` names every baseline
 that fits the dataset.
 
+``--on ray`` (a local Ray cluster), ``--on ray://HOST:PORT`` or ``--on HOST:PORT`` (an existing one) does the jobs as
+Ray actors instead, batched per method, writing the same rows (:mod:`engine.distributed.ray_bench`).
+
 ``datasets register NAME KIND DIR`` validates a folder with its adapter and records it under NAME;
 ``datasets list`` shows what is registered; ``datasets check KIND DIR`` only validates.
 """
@@ -37,10 +40,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--param", "-p", action="append", default=[], metavar="METHOD.NAME=VALUE")
     p.add_argument("--weights", action="append", default=[], metavar="METHOD=SET", help="weight set per method")
     p.add_argument("--no-work", action="store_true", help="only queue and collect; leave the work to workers")
-    p.add_argument("--device", default=None, help="device for the in-process work (auto, cpu, cuda:N)")
+    p.add_argument("--device", default=None, help="device for the in-process work (auto, cpu, cuda:N; not with --on)")
     p.add_argument("--timeout", type=float, default=None, help="stop waiting after this many seconds")
     p.add_argument("--csv", default=None, help="also write the per-image scores to this CSV file")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ray = p.add_argument_group("Ray (--on)")
+    ray.add_argument("--on", default=None, metavar="ray|ray://HOST:PORT|HOST:PORT",
+                     help="do the jobs on a Ray cluster: 'ray' starts one on this machine")
+    ray.add_argument("--workers", type=int, default=None,
+                     help="Ray actors (default: one per GPU, else one per --threads CPUs of the cluster)")
+    ray.add_argument("--batch", type=int, default=8, help="jobs per Ray call, all of one method (default 8)")
+    ray.add_argument("--threads", type=int, default=None, help="torch threads of each CPU actor (default 1)")
+    ray.add_argument("--gpus-per-worker", type=float, default=None,
+                     help="GPUs per GPU actor (default 1 when the cluster has GPUs; 0: CPU actors only)")
     p.set_defaults(handler=handle_bench)
 
     d = subparsers.add_parser("datasets", help="register, list or check benchmark dataset folders")
@@ -104,8 +116,20 @@ def handle_bench(args) -> int:
         weights[method] = name
     config = BenchConfig(methods=tuple(args.methods), dataset=args.dataset, split=args.split, folder=args.data,
                          params=_params(args.param), weights=weights)
-    report = run(config, work_inline=not args.no_work, device=args.device, timeout_s=args.timeout,
-                 progress=lambda message: print(message, file=sys.stderr, flush=True))
+    progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    if args.on:
+        from ..distributed.ray_bench import RayOptions, run_on_ray
+
+        if args.no_work or args.device:
+            raise ParameterError("--on runs the jobs on Ray workers (a GPU each when the cluster has GPUs): "
+                                 "--no-work and --device are for the in-process worker")
+
+        options = RayOptions(address=args.on, workers=args.workers, batch=args.batch, threads=args.threads,
+                             gpus_per_worker=args.gpus_per_worker)
+        report = run_on_ray(config, options, timeout_s=args.timeout, progress=progress)
+    else:
+        report = run(config, work_inline=not args.no_work, device=args.device, timeout_s=args.timeout,
+                     progress=progress)
     for error in report.errors:
         print(f"failed: {error}", file=sys.stderr)
     with session_scope() as session:

@@ -2,7 +2,8 @@
 
 Running the same command again resumes from ``RUN_DIR/checkpoints/last.pt``; ``--set name=value`` overrides a
 hyper-parameter of the method's recipe (``--list`` shows them); ``--install`` makes the exported weights selectable by
-name (``--weights NAME``) from the weights cache.
+name (``--weights NAME``) from the weights cache. ``--on ray --workers N`` trains data-parallel on N Ray workers
+(a local cluster; ``--on ray://HOST:PORT`` or ``HOST:PORT`` joins an existing one, :mod:`engine.distributed.ray_train`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--log-every", type=int, default=10, help="steps between rows of metrics.csv")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop early once this much training time has passed (the card records the steps done)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (per worker with --on)")
+    p.add_argument("--on", default=None, metavar="ray|ray://HOST:PORT|HOST:PORT",
+                   help="train data-parallel on a Ray cluster: 'ray' starts one on this machine")
+    p.add_argument("--workers", type=int, default=1, help="with --on: data-parallel workers (default 1)")
     p.add_argument("--list", action="store_true", help="list trainable methods and their hyper-parameters")
     p.set_defaults(handler=handle)
 
@@ -41,7 +45,7 @@ def handle(args) -> int:
     from ..train.loop import TrainRequest, train
     from ..train.recipe import all_recipes, get_recipe
 
-    if args.threads:
+    if args.threads and not args.on:
         torch.set_num_threads(args.threads)
     if args.list or not args.method:
         for recipe in all_recipes():
@@ -50,6 +54,8 @@ def handle(args) -> int:
         return 0
     if not args.out:
         raise ParameterError("train: --out RUN_DIR is required")
+    if args.workers != 1 and not args.on:
+        raise ParameterError("--workers runs data-parallel workers on Ray: give --on ray (or a cluster's address)")
     overrides = {}
     for text in args.overrides:
         if "=" not in text:
@@ -64,7 +70,12 @@ def handle(args) -> int:
                            device=args.device, seed=args.seed, overrides=overrides, name=args.name, amp=args.amp,
                            log_every=args.log_every, fresh=args.fresh, install=args.install,
                            max_seconds=args.max_seconds)
-    result = train(request)
+    if args.on:
+        from ..distributed.ray_train import train_on_ray
+
+        result = train_on_ray(request, address=args.on, workers=args.workers, threads=args.threads)
+    else:
+        result = train(request)
     summary = {"weights": str(result.weights), "sha256": result.sha256, "model_card": str(result.card),
                "steps": result.steps, "seconds": round(result.seconds, 1), "first_loss": result.first_loss,
                "final_loss": result.final_loss, "validation": result.validation}

@@ -12,6 +12,10 @@ A run folder holds everything about one training run::
 Determinism: the seed fixes the model initialisation and (through :class:`~engine.train.data.BatchStream`) every
 batch and augmentation, so an interrupted run resumed from its checkpoint sees the same data as an uninterrupted one.
 Mixed precision (float16 autocast + gradient scaling) is used on CUDA only; the CPU runs in float32.
+
+Data parallel (``--on ray --workers N``, :mod:`engine.distributed.ray_train`): the same loop runs in N processes,
+each given a :class:`engine.distributed.ddp.DataParallel`; every step's batch is split between them and their
+gradients averaged (see that module for exactly what equals the single-process run); rank 0 writes the run folder.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from ..device import describe_device, resolve_device
+from ..distributed.ddp import SingleProcess
 from ..weights import cache_dir, save_state_dict, sha256_file, write_provenance
 from .data import to_device
 from .recipe import Phase, TrainingRecipe, get_recipe
@@ -53,6 +58,8 @@ class TrainRequest:
     install: bool = False  # also store the export in the weights cache as a selectable weight set
     progress: bool = True
     max_seconds: float | None = None  # stop early (and export) once this much training time has passed
+    on: str | None = None  # data parallel on a Ray cluster (``--on``), with ``workers`` ranks
+    workers: int = 1
 
     def command(self) -> str:
         import shlex
@@ -66,6 +73,8 @@ class TrainRequest:
             parts.append("--no-amp")
         if self.max_seconds:
             parts += ["--max-seconds", f"{self.max_seconds:g}"]
+        if self.on:
+            parts += ["--on", self.on, "--workers", str(self.workers)]
         parts += ["--out", str(self.out)]
         return shlex.join(parts)
 
@@ -147,13 +156,18 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def train(request: TrainRequest) -> TrainResult:
+def train(request: TrainRequest, parallel: SingleProcess | None = None) -> TrainResult | None:
+    """Train, checkpoint and export. ``parallel``: this process's rank of a data-parallel run (rank 0 writes the
+    run folder and returns the result; the other ranks return None)."""
+    parallel = parallel or SingleProcess()
+    main = parallel.is_main
     recipe: TrainingRecipe = get_recipe(request.method)
     config = recipe.config(request.overrides)
     device = resolve_device(request.device)
     use_amp = bool(request.amp and device.type == "cuda")
     run_dir = Path(request.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     data_dir = None if request.data in (None, "", "synthetic") else Path(request.data)
 
     seed_everything(request.seed)
@@ -174,24 +188,29 @@ def train(request: TrainRequest) -> TrainResult:
     base_lrs: dict[str, list[float]] = {}
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     resume_state = None
-    if checkpoint_path.is_file() and not request.fresh:
+    if main and checkpoint_path.is_file() and not request.fresh:
         resume_state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         if resume_state["method"] != request.method or resume_state["seed"] != request.seed:
             raise ValueError(f"{checkpoint_path} belongs to another run (method {resume_state['method']}, seed "
                              f"{resume_state['seed']}); use another --out or --fresh")
+    resume_state = parallel.broadcast(resume_state)  # rank 0 reads the run folder; the others get its state
+    if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         step, elapsed = int(resume_state["step"]), float(resume_state["elapsed"])
         metrics.truncate(step)
         validation.truncate(step)
     elif request.fresh:
         metrics.rows, validation.rows = [], []
+    parallel.sync_state(model)  # every replica starts from rank 0's parameters and buffers
 
     record = {"method": request.method, "seed": request.seed, "steps": request.steps, "config": config,
               "data": request.data or "synthetic", "device": describe_device(device), "amp": use_amp,
               "command": request.command(), "phases": [[p.name, c] for p, c in zip(phases, counts)],
               "torch": torch.__version__, "python": platform.python_version(),
-              "resumed_from_step": step if resume_state else None}
-    (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str))
+              "resumed_from_step": step if resume_state else None,
+              **({"data_parallel": parallel.describe()} if parallel.describe() else {})}
+    if main:
+        (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str))
 
     def enter_phase(index: int) -> None:
         nonlocal optimizers, base_lrs, phase_index
@@ -200,6 +219,8 @@ def train(request: TrainRequest) -> TrainResult:
         base_lrs = {n: [g["lr"] for g in o.param_groups] for n, o in optimizers.items()}
 
     def save() -> None:
+        if not main:
+            return
         _save_checkpoint(checkpoint_path, {
             "method": request.method, "seed": request.seed, "step": step, "elapsed": elapsed,
             "phase_index": phase_index, "model": model.state_dict(),
@@ -218,7 +239,7 @@ def train(request: TrainRequest) -> TrainResult:
         return result
 
     model.train()
-    bar = tqdm(total=request.steps, initial=min(step, request.steps), disable=not request.progress,
+    bar = tqdm(total=request.steps, initial=min(step, request.steps), disable=not (request.progress and main),
                desc=f"train {request.method}", unit="step", dynamic_ncols=True)
     val_every = int(config["val_every"])
     checkpoint_every = int(config["checkpoint_every"])
@@ -237,24 +258,33 @@ def train(request: TrainRequest) -> TrainResult:
                 resume_state = None
         phase = phases[index]
         lr = _set_lr(optimizers, base_lrs, recipe.lr_factor(step - boundaries[index], counts[index], config, phase))
-        batches = [to_device(stream.batch(step, m, accumulate), device) for m in range(accumulate)]
+        shares = [parallel.shard(stream.batch(step, m, accumulate)) for m in range(accumulate)]
+        batches = [(to_device(share, device), weight) for share, weight in shares]
         scalars: dict[str, float] = {}
         total = 0.0
         for opt_name in phase.optimizers:
             model.zero_grad(set_to_none=True)  # the previous optimiser's backward may have touched these params
-            for batch in batches:
+            for batch, weight in batches:
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                     loss, parts = recipe.loss(model, batch, phase, opt_name)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"{request.method}: loss is {float(loss)} at step {step} "
                                              f"({opt_name}); lower the learning rate")
+                if weight != 1.0:  # this rank's share of the global batch (data parallel)
+                    loss = loss * weight
+                    parts = {k: float(v) * weight for k, v in parts.items()}
                 scaler.scale(loss / accumulate).backward()
                 total += float(loss.detach()) / accumulate
                 for k, v in parts.items():
                     key = k if len(phase.optimizers) == 1 else f"{opt_name}/{k}"
                     scalars[key] = scalars.get(key, 0.0) + float(v) / accumulate
+            parallel.average_gradients(p for g in optimizers[opt_name].param_groups for p in g["params"])
             scaler.step(optimizers[opt_name])
         scaler.update()
+        parallel.sync_state(model, buffers_only=True)
+        if parallel.world > 1:  # the global batch's losses (each rank's are already weighted by its share)
+            reduced = parallel.reduce_mean({"loss": total, **scalars}, 1.0)
+            total, scalars = reduced.pop("loss"), reduced
         step += 1
         now = time.perf_counter()
         elapsed += now - tick
@@ -266,20 +296,23 @@ def train(request: TrainRequest) -> TrainResult:
         samples_per_s = step * int(config["batch_size"]) * accumulate / max(elapsed, 1e-9)
         bar.set_postfix(loss=f"{np.mean(window[-20:]):.4f}", phase=phase.name, samples_s=f"{samples_per_s:.1f}")
         bar.update(1)
-        if val_every and step % val_every == 0 and step < request.steps:
+        if main and val_every and step % val_every == 0 and step < request.steps:
             last_val = run_validation()
             bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_val.items()))
         if checkpoint_every and step % checkpoint_every == 0:
             save()
-        if request.max_seconds and elapsed >= request.max_seconds and step < request.steps:
-            bar.write(f"time budget of {request.max_seconds:g} s reached at step {step} of {request.steps}")
+        if request.max_seconds and parallel.decide(elapsed >= request.max_seconds) and step < request.steps:
+            if main:
+                bar.write(f"time budget of {request.max_seconds:g} s reached at step {step} of {request.steps}")
             break
     bar.close()
     steps_done = step
+    if not main:
+        return None
     last_val = run_validation()
     save()
     return export_run(recipe, model, config, request, run_dir, device, elapsed, metrics.rows, validation.rows,
-                      last_val, steps_done=steps_done)
+                      last_val, steps_done=steps_done, parallel=parallel.describe())
 
 
 def write_curves(run_dir: Path, metric_rows: list[dict], validation_rows: list[dict]) -> None:
@@ -300,9 +333,13 @@ def _loss_summary(rows: list[dict]) -> tuple[float, float, dict[str, float]]:
 def export_run(recipe: TrainingRecipe, model: torch.nn.Module, config: Mapping[str, Any], request: TrainRequest,
                run_dir: Path, device: torch.device, seconds: float, metric_rows: list[dict],
                validation_rows: list[dict], validation: dict[str, float],
-               steps_done: int | None = None) -> TrainResult:
+               steps_done: int | None = None, parallel: dict[str, Any] | None = None) -> TrainResult:
     """Write the safetensors file and its model card into ``RUN_DIR/export`` (and the cache with ``install``)."""
     state, card_fields = recipe.export(model, config)
+    if parallel:
+        card_fields = {**card_fields, "data parallel": (
+            f"{parallel['on']}: {parallel['workers']} worker(s), torch.distributed {parallel['backend']}; each "
+            f"step's batch of {config['batch_size']} split between them, gradients averaged")}
     steps = request.steps if steps_done is None else steps_done
     stem = f"{request.method}-{request.name}"
     export_dir = run_dir / "export"

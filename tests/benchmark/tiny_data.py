@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engine.datasets.mit import BARRON_TRAIN
+
 BASELINES = ("baseline_image_albedo", "baseline_color_retinex")
 
 
@@ -19,14 +21,18 @@ def _write(path: Path, array) -> None:
     assert cv2.imwrite(str(path), array[:, :, ::-1] if array.ndim == 3 else array)
 
 
-def write_tiny_mit(root: Path) -> Path:
-    """Two 32×32 objects (Barron train names): shaded discs of two colours, linear 16-bit, diffuse = R·S."""
-    y, x = np.mgrid[0:32, 0:32].astype(np.float64)
-    mask = (x - 15.5) ** 2 + (y - 15.5) ** 2 < 14 ** 2
-    for name, colour in (("apple", (0.8, 0.3, 0.2)), ("box", (0.3, 0.5, 0.7))):
-        reflectance = np.ones((32, 32, 3)) * colour
-        reflectance[:, 16:] = 0.6 * np.array(colour[::-1])  # an albedo edge down the middle, in hue and lightness
-        shading = 0.2 + 0.7 * (x / 31.0)
+def write_tiny_mit(root: Path, count: int = 2, side: int = 32) -> Path:
+    """``count`` (default two) ``side``×``side`` objects (Barron train names): shaded discs of different colours,
+    linear 16-bit, diffuse = R·S."""
+    y, x = np.mgrid[0:side, 0:side].astype(np.float64)
+    c = (side - 1) / 2
+    mask = (x - c) ** 2 + (y - c) ** 2 < (side * 7 / 16) ** 2
+    palette = [(0.8, 0.3, 0.2), (0.3, 0.5, 0.7), (0.6, 0.6, 0.2), (0.2, 0.7, 0.4), (0.7, 0.2, 0.6)]
+    for index, name in enumerate(BARRON_TRAIN[:count]):
+        colour = tuple(v * (1 - 0.1 * (index // len(palette))) for v in palette[index % len(palette)])  # unique
+        reflectance = np.ones((side, side, 3)) * colour
+        reflectance[:, side // 2:] = 0.6 * np.array(colour[::-1])  # an albedo edge down the middle (hue, lightness)
+        shading = 0.2 + 0.7 * (x / (side - 1.0))
         diffuse = reflectance * shading[..., None] * mask[..., None]
         obj = root / name
         _write(obj / "reflectance.png", np.round(reflectance * 65535).astype(np.uint16))

@@ -105,6 +105,16 @@ def test_claim_takes_the_oldest_job_once_and_respects_the_method_filter(sessions
     assert _claim(sessions, "w4") is None
 
 
+def test_claim_can_be_limited_to_given_jobs(sessions, artifacts, make_png):
+    input_id = _input(sessions, artifacts, make_png(0)).id
+    first, second, third = (_job(sessions, input_id, params={"tag": tag}) for tag in (1, 2, 3))
+    assert _claim(sessions, "w1", job_ids=[third.id, second.id]).id == second.id  # the oldest of those given
+    assert _claim(sessions, "w2", job_ids=[third.id, second.id]).id == third.id
+    assert _claim(sessions, "w3", job_ids=[third.id, second.id]) is None
+    assert _claim(sessions, "w3", job_ids=[]) is None
+    assert _claim(sessions, "w3").id == first.id
+
+
 def test_complete_attaches_outputs_once_and_only_for_the_lease_holder(sessions, artifacts, make_png):
     input_id = _input(sessions, artifacts, make_png(0)).id
     job = _job(sessions, input_id)

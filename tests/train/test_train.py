@@ -14,18 +14,12 @@ from engine.train.data import Augment, BatchStream
 from engine.train.loop import phase_steps
 from engine.train.recipe import Phase, TrainingRecipe, get_recipe
 
-TINY = ["--set", "width=0.0625", "--set", "render_size=32", "--set", "crop=32", "--set", "batch_size=2",
-        "--set", "val_scenes=2", "--set", "val_every=0", "--set", "lr=0.002", "--set", "exposure_min=1",
-        "--set", "exposure_max=1", "--set", "noise=0", "--threads", "1"]
+from helpers.tiny_train import TINY, write_tiny_synth
 
 
 @pytest.fixture(scope="module")
 def synth_folder(tmp_path_factory):
-    from engine.synth import write_dataset
-
-    root = tmp_path_factory.mktemp("synth") / "ds"
-    write_dataset(root, n=2, size=32, lightings=1, seed=0, progress=False)
-    return root
+    return write_tiny_synth(tmp_path_factory.mktemp("synth") / "ds")
 
 
 def _losses(run_dir):
