@@ -296,6 +296,16 @@ class S3ArtifactStore(_Store):
     def __repr__(self) -> str:
         return f"S3ArtifactStore({self.url!r})"
 
+    def __getstate__(self) -> dict:
+        """Pickled (e.g. sent to a Ray worker) without its client and lock: the receiving process builds its own
+        client from its own credentials and endpoint variables."""
+        return {"bucket": self.bucket, "prefix": self.prefix, "_links": self._links}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._client = None
+        self._lock = threading.Lock()
+
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"

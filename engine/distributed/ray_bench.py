@@ -45,7 +45,7 @@ from sqlalchemy import and_, or_, select
 
 from db import benchmark_store as bstore
 from db import store
-from db.artifacts import ArtifactStore
+from db.artifacts import ArtifactStore, open_artifacts
 from db.models import BenchmarkEntry, Job, utcnow
 from db.session import session_scope
 
@@ -266,7 +266,7 @@ def run_on_ray(config: BenchConfig, options: RayOptions | None = None, *, sessio
     parse_target(options.address)  # a bad address or a missing ray fails before anything is queued
     import_ray()
     sessions = sessions or default_sessions()
-    artifacts = artifacts or ArtifactStore()
+    artifacts = artifacts or open_artifacts()
     report = start(config, sessions=sessions, artifacts=artifacts, progress=progress)
     reused, queued = report.reused, report.queued_now
     progress(f"run {report.run_id}: {report.succeeded + report.failed}/{report.total} scored"

@@ -192,3 +192,13 @@ def test_storage_failures_are_infrastructure_errors_with_the_reason(s3_bucket, m
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
     with pytest.raises(ArtifactStorageUnavailable, match="failed"):
         open_artifacts(f"s3://{s3_bucket}/p").exists(key)
+
+
+def test_a_store_sent_to_another_process_still_works(store):
+    """Ray hands the command's store to its workers by pickling it: the copy reaches the same artifacts (an S3 copy
+    builds its own client there from the process's credentials)."""
+    import pickle
+
+    key = store.put(b"sent across")
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.get(key) == b"sent across" and copy.put(b"back") == store.put(b"back")
