@@ -13,9 +13,11 @@ ranges, progress, parameters, weights) on ``engine.examples.method_example(spec)
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import importlib
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
@@ -195,6 +197,7 @@ class RunContext:
     progress: Callable[[float, str], None] = lambda fraction, message: None
     weights: str | None = None  # which weight set (name or path) to use, for learned methods
     timings: dict[str, float] = field(default_factory=dict)
+    threads: int | None = None  # CPU intra-op threads the run used (set by run_method; None on a GPU)
 
     def timed(self, name: str) -> "_Timer":
         return _Timer(self.timings, name, self.device)
@@ -262,6 +265,12 @@ class MethodSpec:
     #: For a method that tiles (or downscales) large frames: the largest area, in pixels, it works on at once. Above
     #: it only the full-size input and output arrays keep growing (``engine.limits.FULL_SIZE_BYTES_PER_PIXEL``).
     working_pixels: int | None = None
+    #: On the CPU, at most one intra-op thread per this many pixels of work (the input's pixels, frames × height ×
+    #: width, or ``working_pixels`` when smaller), never more than the process's share (``engine.threads``). For
+    #: methods made of many small operations (an iterative solver, a network on a downscaled image), where waking a
+    #: second, sleeping thread for each operation costs more than it saves below that size; ``None`` (networks on
+    #: full-size images): the whole share. Measured with ``python -m engine.speed --threads 1`` / ``--threads 2``.
+    pixels_per_thread: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "task", Task(self.task))
@@ -374,11 +383,44 @@ def run_method(name: str, inputs: MethodInput, params: Mapping[str, Any] | None 
     runner = spec.runner()
     start = time.perf_counter()
     report(0.0, f"starting {name}")
-    result = runner(inputs, resolved, ctx)
+    with method_threads(spec, inputs, dev) as ctx.threads:
+        result = runner(inputs, resolved, ctx)
     ctx.timings["total"] = time.perf_counter() - start
     check_finite_result(spec, result)
     report(1.0, "done")
     return result, ctx, resolved
+
+
+def work_pixels(spec: MethodSpec, inputs: MethodInput) -> int:
+    """The pixels a method works on: all input frames' pixels, capped by its ``working_pixels`` when it tiles or
+    downscales."""
+    pixels = sum(int(f.shape[0]) * int(f.shape[1]) for f in inputs.frames)
+    return min(pixels, spec.working_pixels) if spec.working_pixels else pixels
+
+
+@contextlib.contextmanager
+def method_threads(spec: MethodSpec, inputs: MethodInput, device):
+    """Run a method's CPU work with the intra-op threads it can use (``MethodSpec.pixels_per_thread``), and give
+    the process's own count back afterwards; yields the count used (None on a GPU or where torch is not loaded).
+    Nothing changes on a GPU, for methods without the setting, or where torch is not loaded."""
+    torch = sys.modules.get("torch")
+    if torch is None or device.type != "cpu":
+        yield None
+        return
+    if not spec.pixels_per_thread:
+        yield torch.get_num_threads()
+        return
+    from .threads import threads_for_work
+
+    before = torch.get_num_threads()
+    wanted = threads_for_work(work_pixels(spec, inputs), spec.pixels_per_thread, before)
+    if wanted != before:
+        torch.set_num_threads(wanted)
+    try:
+        yield wanted
+    finally:
+        if wanted != before:
+            torch.set_num_threads(before)
 
 
 def check_finite_result(spec: MethodSpec, result: MethodResult) -> None:

@@ -19,7 +19,10 @@ Examples::
 ``--busy N`` runs every case twice: first as it is, then while N other processes each keep a core busy (a
 spinning loop, like any other compute process sharing the machine), and prints the ratio busy / idle of the median
 wall times. The busy processes stop by themselves: when the case ends, when this process goes away, or after
-``--busy-seconds`` at the latest.
+``--busy-seconds`` at the latest. ``--busy-priority idle`` runs them at the priority this project gives its own
+training runs and sweeps (:func:`engine.threads.background_priority`); by default they compete as equals, and then a job
+that keeps both cores of a 2-core machine busy can get at most 2 of the 3 runnable threads' share, 1.33 cores: 1.5×
+its idle time is the floor for perfectly parallel work.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def _run_method(name: str, image: np.ndarray, device, params: dict | None = None
 
     result, ctx, _ = run_method(name, MethodInput(frames=(image,)), params, device=str(device))
     keep = {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))}
-    return {**keep, "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
+    return {**keep, "method_threads": ctx.threads, "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
 
 
 # --- cases ----------------------------------------------------------------------------------------------------
@@ -146,6 +149,61 @@ bench_case("retinexnet-12mp-fp32", "RetinexNet, project weights, one 4000×3000 
            repeat=1, warmup=False)(method_setup("retinexnet", 3000, 4000, {"precision": "float32"}))
 bench_case("ma2018-1mp", "Ma et al. 2018, shipped weights, one 1000×1000 (1 MP) photo, default parameters")(
     method_setup("ma2018", 1000, 1000))
+
+
+bench_case("intrinseg-1mp", "IntrinSeg, shipped weights, one 1224×816 (1 MP) photo")(
+    method_setup("intrinseg", 816, 1224))
+bench_case("cgintrinsics-1mp", "CGIntrinsics, shipped weights, one 1224×816 (1 MP) photo")(
+    method_setup("cgintrinsics", 816, 1224))
+
+
+def _face_12mp_setup(params: dict | None = None):
+    """SfSNet on a 12-MP photo with one face: a real face photo scaled to 3000×3000 on a 4000×3000 grey canvas (as
+    ``scripts/sfsnet_evaluate.py --speed``); detection, crops and paste-back included."""
+    def setup(device):
+        import cv2
+
+        from .imaging import read_image
+
+        path = SHARED / "data/faces/real-photos/face_08.png"
+        if not path.is_file():
+            raise SystemExit(f"sfsnet-12mp needs the face photo {path} (the shared data folder)")
+        canvas = cv2.resize(read_image(path).pixels, (3000, 3000), interpolation=cv2.INTER_CUBIC)
+        image = np.zeros((3000, 4000, 3), np.float32) + 0.4
+        image[:, 500:3500] = canvas
+        return lambda: {"input": f"{path.name} scaled into 4000×3000", **_run_method("sfsnet", image, device, params)}
+    return setup
+
+
+bench_case("sfsnet-12mp", "SfSNet, shipped weights, one 4000×3000 (12 MP) photo with one face, detection included")(
+    _face_12mp_setup())
+
+
+def _sequence_setup(frames: int):
+    """Laffont & Bazin on ``frames`` MIT frames of the apple (``light01``…, linear PNGs as shipped), else synthetic."""
+    def setup(device):
+        from .imaging import read_image
+        from .registry import MethodInput, run_method
+
+        files = sorted((SHARED / "data/mit-intrinsic/apple").glob("light*.png"))[:frames]
+        if len(files) == frames:
+            seq = tuple(read_image(f).pixels for f in files)
+            source = f"MIT apple light01–light{frames:02d} ({seq[0].shape[1]}×{seq[0].shape[0]})"
+        else:
+            rng = np.random.default_rng(0)
+            seq = tuple(synthetic_photo(334, 334, seed=i) * rng.uniform(0.5, 1.0) for i in range(frames))
+            source = f"synthetic {frames}×334×334"
+
+        def run():
+            result, ctx, _ = run_method("laffont_bazin", MethodInput(frames=seq), None, device=str(device))
+            return {"input": source, "method_threads": ctx.threads,
+                    "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
+        return run
+    return setup
+
+
+bench_case("laffont_bazin-10frames", "Laffont & Bazin, default parameters, the 10 MIT frames of one object")(
+    _sequence_setup(10))
 
 
 
@@ -231,6 +289,10 @@ def measure(case: BenchCase, device_name: str, repeat: int, threads: int | None)
 #: A busy neighbour: spins until its deadline or until its parent (this benchmark) is gone, whichever comes first.
 _SPIN = """
 import os, sys, time
+if sys.argv[2] == "idle":
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+elif sys.argv[2] == "nice":
+    os.nice(10)
 end, parent = time.monotonic() + float(sys.argv[1]), os.getppid()
 x = 0
 while time.monotonic() < end and os.getppid() == parent:
@@ -240,9 +302,13 @@ while time.monotonic() < end and os.getppid() == parent:
 
 
 @contextlib.contextmanager
-def busy_processes(count: int, seconds: float = 600.0):
-    """``count`` processes that each keep one core busy for at most ``seconds`` (stopped on leaving the block)."""
-    procs = [subprocess.Popen([sys.executable, "-c", _SPIN, str(seconds)], stdin=subprocess.DEVNULL,
+def busy_processes(count: int, seconds: float = 600.0, priority: str = "normal"):
+    """``count`` processes that each keep one core busy for at most ``seconds`` (stopped on leaving the block), at CPU
+    priority ``priority``: ``normal`` (like any other program), or ``idle`` / ``nice``, what this project gives its
+    own training runs and sweeps (:func:`engine.threads.background_priority`)."""
+    if priority not in ("normal", "nice", "idle"):
+        raise ValueError(f"unknown priority {priority!r}")
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN, str(seconds), priority], stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(max(0, count))]
     try:
         time.sleep(0.2 if procs else 0.0)  # let them start spinning before the case's clock starts
@@ -279,7 +345,8 @@ def _format(record: dict) -> str:
     if "peak_cuda_extra_mb" in record:
         mem += f", peak CUDA +{record['peak_cuda_extra_mb']:.0f} MB"
     extra = ", ".join(f"{k}={info[k]}" for k in ("iterations", "cg_iterations_total", "precision", "input") if k in info)
-    return (f"{record['case']:<22} {record['device']:<28} threads={record['threads']:<2} "
+    threads = info.get("method_threads") or record["threads"]
+    return (f"{record['case']:<22} {record['device']:<28} threads={threads:<2} "
             f"median {record['median_s']:8.3f} s  (min {record['min_s']:.3f}, n={len(record['times_s'])}; "
             f"CPU {record['cpu_median_s']:.3f} s; load {record['load_average']})  {mem}  {extra}")
 
@@ -296,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run every case beside N processes that keep cores busy; print the ratio to idle")
     parser.add_argument("--busy-seconds", type=float, default=600.0, metavar="S",
                         help="the busy processes stop by themselves after this long at the latest (default 600)")
+    parser.add_argument("--busy-priority", default="normal", choices=("normal", "nice", "idle"),
+                        help="CPU priority of the busy processes: normal (default, like any other program), or idle "
+                             "/ nice, what this project's own training runs and sweeps take")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one case here
     args = parser.parse_args(argv)
     from .threads import apply_thread_policy
@@ -328,16 +398,18 @@ def main(argv: list[str] | None = None) -> int:
                 cmd += ["--threads", str(args.threads)]
             idle = None
             for busy in ([0, args.busy] if args.busy else [0]):
-                with busy_processes(busy, args.busy_seconds):
+                with busy_processes(busy, args.busy_seconds, args.busy_priority):
                     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
-                label = f" [beside {busy} busy]" if args.busy else ""
+                niced = f", {args.busy_priority} priority" if busy and args.busy_priority != "normal" else ""
+                label = f" [beside {busy} busy{niced}]" if args.busy else ""
                 if proc.returncode != 0 or not lines:
                     failures += 1
                     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
                     print(f"{name:<22} {device:<28} FAILED{label}: {tail[0]}", flush=True)
                     break
-                record = {**json.loads(lines[-1][len("BENCH_RESULT "):]), "busy_processes": busy}
+                record = {**json.loads(lines[-1][len("BENCH_RESULT "):]), "busy_processes": busy,
+                          "busy_priority": args.busy_priority if busy else None}
                 if busy and idle is not None:
                     record["busy_ratio"] = round(busy_ratio(idle, record), 3)
                     label += f"  ratio to idle {record['busy_ratio']:.2f}×"

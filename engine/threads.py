@@ -22,6 +22,8 @@ from pathlib import Path
 
 WORKERS_ENV = "INTRINSIC_LAB_WORKERS"
 THREADS_ENV = "INTRINSIC_LAB_THREADS"
+BACKGROUND_ENV = "INTRINSIC_LAB_BACKGROUND"
+BACKGROUND_MODES = ("idle", "nice", "normal")
 _CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -92,3 +94,46 @@ def apply_thread_policy(threads: int | None = None) -> int:
     if cv2 is not None:
         cv2.setNumThreads(n)
     return n
+
+
+def threads_for_work(pixels: int, pixels_per_thread: int, share: int) -> int:
+    """Intra-op threads for ``pixels`` of work at one thread per ``pixels_per_thread``: at least 1, at most
+    ``share`` (the process's own count)."""
+    return max(1, min(share, pixels // max(1, pixels_per_thread)))
+
+
+def set_priority(mode: str, pid: int = 0) -> str:
+    """Give process ``pid`` (0: this one) and all its threads CPU priority ``mode``: ``idle`` (Linux ``SCHED_IDLE``:
+    it runs only on cycles that no normal process wants, and a normal thread that wakes up takes the core from it at
+    once), ``nice`` (nice value 10: about a tenth of a normal process's share) or ``normal`` (left as it is). Needs
+    no privilege; it is inherited by the threads and processes started afterwards. Where ``SCHED_IDLE`` is not
+    available it falls back to ``nice``. Returns the mode applied."""
+    if mode not in BACKGROUND_MODES:
+        raise ValueError(f"unknown CPU priority {mode!r}; one of {', '.join(BACKGROUND_MODES)}")
+    if mode == "idle" and hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        task_dir = Path(f"/proc/{pid or os.getpid()}/task")
+        tids = [int(t) for t in os.listdir(task_dir)] if task_dir.is_dir() else [pid]
+        try:
+            for tid in tids:  # the policy is per thread: threads already started (torch's, OpenCV's) too
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+        except OSError:
+            mode = "nice"
+    if mode == "nice" and hasattr(os, "setpriority"):
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, pid)
+            if current < 10:
+                os.setpriority(os.PRIO_PROCESS, pid, 10)  # raising a nice value needs no privilege
+            return "nice"
+        except OSError:
+            pass
+    return "normal"
+
+
+def background_priority() -> str:
+    """Make this process background work (a training run, a benchmark sweep) so that on a shared machine the jobs
+    people wait for in the dashboard get the cores first, while this work still uses every cycle they leave:
+    ``INTRINSIC_LAB_BACKGROUND`` = ``idle`` (the default), ``nice`` or ``normal`` (see :func:`set_priority`).
+    Returns the mode applied."""
+    mode = os.environ.get(BACKGROUND_ENV, "").strip().lower() or "idle"
+    return set_priority(mode if mode in BACKGROUND_MODES else "idle")

@@ -117,6 +117,9 @@ def handle_bench(args) -> int:
     config = BenchConfig(methods=tuple(args.methods), dataset=args.dataset, split=args.split, folder=args.data,
                          params=_params(args.param), weights=weights)
     progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    from ..threads import background_priority
+
+    background_priority()  # a sweep is background work: the dashboard's jobs get the cores first
     if args.on:
         from ..distributed.ray_bench import RayOptions, run_on_ray
 

@@ -70,6 +70,9 @@ def handle(args) -> int:
                            device=args.device, seed=args.seed, overrides=overrides, name=args.name, amp=args.amp,
                            log_every=args.log_every, fresh=args.fresh, install=args.install,
                            max_seconds=args.max_seconds)
+    from ..threads import background_priority
+
+    background_priority()  # training is background work: the dashboard's jobs get the cores first
     if args.on:
         from ..distributed.ray_train import train_on_ray
 

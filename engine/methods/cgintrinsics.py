@@ -254,4 +254,7 @@ SPEC = register(MethodSpec(
     provenance="architecture from the paper and the authors' code; weights trained by this project (engine/train)",
     url="https://www.cs.cornell.edu/projects/cgintrinsics/",
     bytes_per_pixel=110,  # measured 93 (scripts/method_memory.py, 768×1152; the network sees ≤ max_side)
+    # the network sees ≤ max_side (512 px): its deep levels are too small for a second CPU thread to pay (2-core
+    # machine, python -m engine.speed --cases cgintrinsics-1mp: 0.19 s with 1 thread, 0.26 s with 2)
+    pixels_per_thread=64_000_000,
 ))

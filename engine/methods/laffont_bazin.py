@@ -288,6 +288,9 @@ SPEC = register(MethodSpec(
             "frame lights.",
     input_kind=InputKind.IMAGE_SEQUENCE,
     bytes_per_pixel=180,  # per frame pixel; measured 157 (scripts/method_memory.py, 4 × 768×1152)
+    # per-pixel solves of small operations: 10 frames of 334×334 take 0.41 s with 1 CPU thread, 0.44 s with 2
+    # (python -m engine.speed --cases laffont_bazin-10frames); a second thread from 2 MP of frames up
+    pixels_per_thread=2_000_000,
     outputs=(
         OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), scaled so its bright end is 1", "linear",
                    role=Role.REFLECTANCE),

@@ -43,3 +43,22 @@ def test_no_busy_processes_and_the_ratio():
 def test_busy_must_not_be_negative(capsys):
     with pytest.raises(SystemExit):
         speed.main(["--busy", "-1", "--cases", "jiep-600x400"])
+
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("priority", ["idle", "nice"])
+def test_busy_processes_can_run_at_a_background_priority(priority):
+    import os
+
+    def applied(pid):
+        if priority == "idle":
+            return os.sched_getscheduler(pid) == os.SCHED_IDLE
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) >= 10  # field 19: nice
+
+    with speed.busy_processes(1, seconds=30, priority=priority) as procs:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not applied(procs[0].pid):  # the child sets it as it starts
+            time.sleep(0.05)
+        assert applied(procs[0].pid)
+    assert procs[0].poll() is not None

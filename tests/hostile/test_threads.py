@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine import threads
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,3 +48,63 @@ def test_python_m_engine_sets_passive_waits_and_its_share_before_torch_loads():
     assert out.stdout.split() == ["PASSIVE", "1", "1"]
     main = (REPO / "engine" / "__main__.py").read_text()
     assert main.index("apply_thread_policy()") < main.index("from engine.cli import main")
+
+
+def test_threads_for_work_one_per_stretch_of_pixels_within_the_share():
+    assert threads.threads_for_work(240_000, 2_500_000, 2) == 1  # JieP at 600×400: one thread
+    assert threads.threads_for_work(6_000_000, 2_500_000, 2) == 2
+    assert threads.threads_for_work(6_000_000, 2_500_000, 16) == 2
+    assert threads.threads_for_work(60_000_000, 2_500_000, 16) == 16  # never above the share
+    assert threads.threads_for_work(10, 2_500_000, 1) == 1  # never zero
+
+
+def test_a_method_runs_with_its_thread_count_and_the_process_gets_its_own_back():
+    """JieP declares one thread per 2.5 MP: a small photo runs single-threaded; the process's count is restored,
+    also when the method fails; a method without the setting runs with the process's count."""
+    import numpy as np
+    import torch
+
+    from engine.errors import IntrinsicLabError
+    from engine.registry import MethodInput, find_method, method_threads, run_method
+
+    assert find_method("jiep").pixels_per_thread and find_method("retinexnet").pixels_per_thread is None
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        image = np.random.default_rng(0).uniform(0.05, 0.9, (40, 60, 3)).astype(np.float32)
+        _, ctx, _ = run_method("jiep", MethodInput(frames=(image,)), {}, device="cpu")
+        assert ctx.threads == 1 and torch.get_num_threads() == 2
+        _, ctx, _ = run_method("baseline_image_albedo", MethodInput(frames=(image,)), {}, device="cpu")
+        assert ctx.threads == 2
+        with pytest.raises(IntrinsicLabError):  # a run that fails inside the method still restores the count
+            with method_threads(find_method("jiep"), MethodInput(frames=(image,)), torch.device("cpu")) as n:
+                assert n == 1 and torch.get_num_threads() == 1
+                raise IntrinsicLabError("failed inside the method")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+
+def test_training_and_sweeps_run_as_background_work():
+    """background_priority: SCHED_IDLE by default (every thread, also ones started before), nice 10 or nothing on
+    request; in child processes so this test process keeps its priority."""
+    code = ("import os, threading, time; from engine.threads import background_priority; "
+            "t = threading.Thread(target=time.sleep, args=(1,)); t.start(); "
+            "mode = background_priority(); "
+            "tids = [int(x) for x in os.listdir('/proc/self/task')]; "
+            "print(mode, sorted({os.sched_getscheduler(x) for x in tids}), os.nice(0))")
+    env = {k: v for k, v in os.environ.items() if k != threads.BACKGROUND_ENV}
+    own = os.nice(0)
+
+    def run(mode=None):
+        extra = {threads.BACKGROUND_ENV: mode} if mode else {}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
+                             env={**env, **extra}).stdout.strip().split(maxsplit=1)
+        return out[0], out[1]
+
+    assert run() == ("idle", f"[{os.SCHED_IDLE}] {own}")
+    assert run("nice") == ("nice", f"[{os.SCHED_OTHER}] {max(own, 10)}")
+    assert run("normal") == ("normal", f"[{os.SCHED_OTHER}] {own}")
+    with pytest.raises(ValueError):
+        threads.set_priority("urgent")
