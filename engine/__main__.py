@@ -7,4 +7,4 @@ apply_thread_policy()
 
 from engine.cli import main  # noqa: E402
 
-sys.exit(main())
+sys.exit(main(own_process=True))

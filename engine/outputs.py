@@ -6,6 +6,7 @@ Shared by the CLI (``python -m engine run``) and the worker, so both write exact
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ def encode_result(spec: MethodSpec, result: MethodResult) -> list[EncodedLayer]:
     Float layers are written as 16-bit PNGs (values clipped to [0, 1]; the clipped fraction is recorded);
     normals as (n + 1) / 2; label maps as 8-bit class indices.
     """
-    encoded: list[EncodedLayer] = []
+    tasks: list[tuple[str, str, np.ndarray, np.ndarray, dict]] = []  # layer, file, what to encode, stats of, meta
     for out in spec.outputs:
         if out.kind == OutputKind.VECTOR or out.name not in result.layers:
             continue
@@ -47,21 +48,34 @@ def encode_result(spec: MethodSpec, result: MethodResult) -> list[EncodedLayer]:
         meta = {"kind": out.kind.value, "meaning": out.meaning, "colour_space": out.colour_space}
         if out.kind == OutputKind.IMAGE_STACK:
             for t, frame in enumerate(array):
-                encoded.append(EncodedLayer(
-                    f"{out.name}/{t:03d}", f"{out.name}_{t:03d}.png", encode_png(frame),
-                    {**meta, **_stats(frame), "frame": t},
-                ))
+                tasks.append((f"{out.name}/{t:03d}", f"{out.name}_{t:03d}.png", frame, frame, {**meta, "frame": t}))
             continue
         if out.kind == OutputKind.NORMALS:
-            data = encode_png((array + 1.0) / 2.0)
+            pixels = (array + 1.0) / 2.0
             meta["encoding"] = "(n + 1) / 2"
         elif out.kind == OutputKind.LABELS:
-            data = encode_png(array.astype(np.uint8))
+            pixels = array.astype(np.uint8)
             meta["encoding"] = "class index"
         else:
-            data = encode_png(array)
-        encoded.append(EncodedLayer(out.name, f"{out.name}.png", data, {**meta, **_stats(array)}))
-    return encoded
+            pixels = array
+        tasks.append((out.name, f"{out.name}.png", pixels, array, meta))
+
+    def encode(task) -> EncodedLayer:
+        layer, filename, pixels, stats_of, meta = task
+        return EncodedLayer(layer, filename, encode_png(pixels), {**meta, **_stats(stats_of)})
+
+    # PNG compression (zlib inside OpenCV) and the numpy conversions release the GIL: layers encode in parallel
+    workers = min(len(tasks), _encode_threads())
+    if workers <= 1:
+        return [encode(t) for t in tasks]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png") as pool:
+        return list(pool.map(encode, tasks))
+
+
+def _encode_threads() -> int:
+    from .threads import thread_share
+
+    return thread_share()
 
 
 def vector_values(spec: MethodSpec, result: MethodResult) -> dict[str, Any]:

@@ -107,9 +107,15 @@ def set_priority(mode: str, pid: int = 0) -> str:
     it runs only on cycles that no normal process wants, and a normal thread that wakes up takes the core from it at
     once), ``nice`` (nice value 10: about a tenth of a normal process's share) or ``normal`` (left as it is). Needs
     no privilege; it is inherited by the threads and processes started afterwards. Where ``SCHED_IDLE`` is not
-    available it falls back to ``nice``. Returns the mode applied."""
+    available it falls back to ``nice``. Returns the mode applied.
+
+    Kernel autogroups limit this: against processes of *another* session (started from another terminal, or a
+    service), a policy counts only if the whole session is lowered, which a session leader does here
+    (:func:`_lower_own_autogroup`). Start a training run with ``setsid`` to give it its own, lowered group."""
     if mode not in BACKGROUND_MODES:
         raise ValueError(f"unknown CPU priority {mode!r}; one of {', '.join(BACKGROUND_MODES)}")
+    if mode != "normal":
+        _lower_own_autogroup(pid, 19 if mode == "idle" else 10)
     if mode == "idle" and hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
         task_dir = Path(f"/proc/{pid or os.getpid()}/task")
         tids = [int(t) for t in os.listdir(task_dir)] if task_dir.is_dir() else [pid]
@@ -128,6 +134,24 @@ def set_priority(mode: str, pid: int = 0) -> str:
         except OSError:
             pass
     return "normal"
+
+
+def _lower_own_autogroup(pid: int, nice: int) -> bool:
+    """With the kernel's autogroups (``/proc/sys/kernel/sched_autogroup_enabled``), each session competes as one
+    group first, and a thread's policy or nice value only counts inside its session. A process that leads its own
+    session (a daemon, or a browser started detached) lowers its whole group too; the user's shell session is left
+    alone. Returns whether it did."""
+    pid = pid or os.getpid()
+    try:
+        if os.getsid(pid) != pid:
+            return False
+        path = Path(f"/proc/{pid}/autogroup")
+        current = int(path.read_text().split("nice")[-1])
+        if current < nice:
+            path.write_text(str(nice))
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def background_priority() -> str:

@@ -22,8 +22,8 @@ whose run stopped two workers is quarantined (failed, not retried automatically;
 SIGTERM/SIGINT: the current job is released back to the queue at its next progress report (or finished, if
 the method reports none); a second signal stops at once.
 
-Latency: an idle worker looks at the queue every ``poll_seconds`` (0.25 s: one indexed SELECT, well under 1 % of a
-core), so a submitted job starts within a quarter of a second. While the queue is empty it warms one method per look
+Latency: an idle worker looks at the queue every ``poll_seconds`` (0.1 s: one indexed SELECT, about half a
+millisecond, so well under 1 % of a core), so a submitted job starts within a tenth of a second. While the queue is empty it warms one method per look
 (:meth:`Worker.warm_next`: a tiny synthetic run that imports the method's lazy modules, loads its network into
 :mod:`engine.models`' cache and lets the math libraries set up), so the first real job pays neither. Each job's
 ``timings`` record ``queue_wait`` (queued → claimed), ``load_input``, the method's own (``load`` for a learned
@@ -82,7 +82,7 @@ class WorkerConfig:
     worker_id: str | None = None  # default: host:pid:device
     device: str | None = None  # "auto", "cpu", "cuda", "cuda:N"; None reads INTRINSIC_LAB_DEVICE
     lease_seconds: float = 60.0
-    poll_seconds: float = 0.25
+    poll_seconds: float = 0.1
     progress_interval: float = 0.5  # at most one progress write per this many seconds
     methods: tuple[str, ...] | None = None  # restrict to these methods (default: all that run on the device)
     warm: str | None = None  # methods to warm while idle: "all", "none" or "a,b"; None reads INTRINSIC_LAB_WARM

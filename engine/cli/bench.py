@@ -119,7 +119,8 @@ def handle_bench(args) -> int:
     progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     from ..threads import background_priority
 
-    background_priority()  # a sweep is background work: the dashboard's jobs get the cores first
+    if getattr(args, "own_process", False):
+        background_priority()  # a sweep is background work: the dashboard's jobs get the cores first
     if args.on:
         from ..distributed.ray_bench import RayOptions, run_on_ray
 

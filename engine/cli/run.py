@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="method parameter")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--weights", default=None, help="weight set name or file path (learned methods)")
-    p.set_defaults(handler=handle)
+    p.set_defaults(handler=handle, fast_exit=True)  # it closes what it writes: no interpreter teardown needed
 
 
 def handle(args) -> int:

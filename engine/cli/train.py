@@ -72,7 +72,8 @@ def handle(args) -> int:
                            max_seconds=args.max_seconds)
     from ..threads import background_priority
 
-    background_priority()  # training is background work: the dashboard's jobs get the cores first
+    if getattr(args, "own_process", False):
+        background_priority()  # training is background work: the dashboard's jobs get the cores first
     if args.on:
         from ..distributed.ray_train import train_on_ray
 
