@@ -373,3 +373,17 @@ def test_one_output_pixel_sees_53_by_53_input_pixels():
     delta[0, 0, 128, 128].backward()
     rows, cols = torch.nonzero(image.grad.abs().sum((0, 1)), as_tuple=True)
     assert (int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1) == (53, 53)
+
+
+def test_tile_resize_keeps_the_channels_last_layout_and_the_values():
+    """A tile's nearest resize gathers on the NHWC view of a channels-last tensor: same values as on NCHW, and the
+    result stays channels-last (an NCHW result made every later convolution of a tile reorder: 25 % slower)."""
+    from engine.ops.tiling import TileGeometry
+
+    geometry = TileGeometry(101, 203, 16, 48)
+    low = torch.rand(1, 8, 20, 40)
+    ref = torch.zeros(1, 8, 45, 77)
+    nchw = geometry.resize(low, 2, ref, 0)
+    cl = geometry.resize(low.contiguous(memory_format=torch.channels_last), 2, ref, 0)
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(nchw, cl)
