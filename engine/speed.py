@@ -61,6 +61,11 @@ class BenchCase:
 BENCH_CASES: Registry[BenchCase] = Registry("bench case")
 
 
+class CaseUnavailable(Exception):
+    """Raised by a case's setup when what it needs is missing here (e.g. the shared data folder): the case is
+    reported as skipped, with the reason, not as a failure."""
+
+
 def bench_case(name: str, description: str, *, repeat: int = 3, warmup: bool = True):
     """Register ``setup(device) -> run`` as a bench case; a duplicate name is an error."""
     def register(setup: Callable[[Any], Callable[[], dict]]):
@@ -167,7 +172,7 @@ def _face_12mp_setup(params: dict | None = None):
 
         path = SHARED / "data/faces/real-photos/face_08.png"
         if not path.is_file():
-            raise SystemExit(f"sfsnet-12mp needs the face photo {path} (the shared data folder)")
+            raise CaseUnavailable(f"needs the face photo {path} (the shared data folder)")
         canvas = cv2.resize(read_image(path).pixels, (3000, 3000), interpolation=cv2.INTER_CUBIC)
         image = np.zeros((3000, 4000, 3), np.float32) + 0.4
         image[:, 500:3500] = canvas
@@ -378,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.worker:
         case = BENCH_CASES[args.worker]
-        record = measure(case, args.device, args.repeat or case.repeat, args.threads)
+        try:
+            record = measure(case, args.device, args.repeat or case.repeat, args.threads)
+        except CaseUnavailable as exc:
+            print(f"BENCH_SKIP {exc}")
+            return 0
         print("BENCH_RESULT " + json.dumps(record))
         return 0
 
@@ -401,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
                 with busy_processes(busy, args.busy_seconds, args.busy_priority):
                     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
+                skipped = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_SKIP ")]
+                if proc.returncode == 0 and skipped and not lines:
+                    print(f"{name:<22} {device:<28} skipped: {skipped[0][len('BENCH_SKIP '):]}", flush=True)
+                    break
                 niced = f", {args.busy_priority} priority" if busy and args.busy_priority != "normal" else ""
                 label = f" [beside {busy} busy{niced}]" if args.busy else ""
                 if proc.returncode != 0 or not lines:
