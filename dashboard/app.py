@@ -13,10 +13,11 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-# The dashboard never computes (workers do): one thread, passive waits, before torch or OpenCV load.
-from engine.threads import apply_thread_policy  # noqa: E402
+# The dashboard never computes (workers do): one thread, passive waits, set once per process before torch or OpenCV
+# load (this script reruns on every click, in several sessions' threads at once).
+from engine.threads import apply_thread_policy_once  # noqa: E402
 
-apply_thread_policy(1)
+apply_thread_policy_once(1)
 
 import streamlit as st  # noqa: E402
 

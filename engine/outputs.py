@@ -14,6 +14,7 @@ import numpy as np
 
 from .imaging import encode_png
 from .registry import MethodResult, MethodSpec, OutputKind
+from .threads import thread_share
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,11 @@ def encode_result(spec: MethodSpec, result: MethodResult) -> list[EncodedLayer]:
         return EncodedLayer(layer, filename, encode_png(pixels), {**meta, **_stats(stats_of)})
 
     # PNG compression (zlib inside OpenCV) and the numpy conversions release the GIL: layers encode in parallel
-    workers = min(len(tasks), _encode_threads())
+    workers = min(len(tasks), thread_share())
     if workers <= 1:
         return [encode(t) for t in tasks]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png") as pool:
         return list(pool.map(encode, tasks))
-
-
-def _encode_threads() -> int:
-    from .threads import thread_share
-
-    return thread_share()
 
 
 def vector_values(spec: MethodSpec, result: MethodResult) -> dict[str, Any]:

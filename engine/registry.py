@@ -401,8 +401,8 @@ def work_pixels(spec: MethodSpec, inputs: MethodInput) -> int:
 @contextlib.contextmanager
 def method_threads(spec: MethodSpec, inputs: MethodInput, device):
     """Run a method's CPU work with the intra-op threads it can use (``MethodSpec.pixels_per_thread``), and give
-    the process's own count back afterwards; yields the count used (None on a GPU or where torch is not loaded).
-    Nothing changes on a GPU, for methods without the setting, or where torch is not loaded."""
+    the process's own count back afterwards. Yields the count used: the process's own for a method without the
+    setting, None on a GPU or where torch is not loaded (then nothing changes)."""
     torch = sys.modules.get("torch")
     if torch is None or device.type != "cpu":
         yield None

@@ -110,10 +110,10 @@ def bench_image(height: int, width: int) -> tuple[np.ndarray, str]:
     return synthetic_photo(height, width), f"synthetic {width}×{height}"
 
 
-def _run_method(name: str, image: np.ndarray, device, params: dict | None = None) -> dict:
+def _run_method(name: str, frames: tuple[np.ndarray, ...], device, params: dict | None = None) -> dict:
     from .registry import MethodInput, run_method
 
-    result, ctx, _ = run_method(name, MethodInput(frames=(image,)), params, device=str(device))
+    result, ctx, _ = run_method(name, MethodInput(frames=frames), params, device=str(device))
     keep = {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))}
     return {**keep, "method_threads": ctx.threads, "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
 
@@ -124,7 +124,7 @@ def method_setup(method: str, height: int, width: int, params: dict | None = Non
     """A case's ``setup``: run registered method ``method`` with ``params`` on :func:`bench_image`."""
     def setup(device):
         image, source = bench_image(height, width)
-        return lambda: {"input": source, **_run_method(method, image, device, params)}
+        return lambda: {"input": source, **_run_method(method, (image,), device, params)}
     return setup
 
 
@@ -176,7 +176,7 @@ def _face_12mp_setup(params: dict | None = None):
         canvas = cv2.resize(read_image(path).pixels, (3000, 3000), interpolation=cv2.INTER_CUBIC)
         image = np.zeros((3000, 4000, 3), np.float32) + 0.4
         image[:, 500:3500] = canvas
-        return lambda: {"input": f"{path.name} scaled into 4000×3000", **_run_method("sfsnet", image, device, params)}
+        return lambda: {"input": f"{path.name} scaled into 4000×3000", **_run_method("sfsnet", (image,), device, params)}
     return setup
 
 
@@ -185,25 +185,20 @@ bench_case("sfsnet-12mp", "SfSNet, shipped weights, one 4000×3000 (12 MP) photo
 
 
 def _sequence_setup(frames: int):
-    """Laffont & Bazin on ``frames`` MIT frames of the apple (``light01``…, linear PNGs as shipped), else synthetic."""
+    """Laffont & Bazin on ``frames`` MIT frames of the apple (``light01``…, linear PNGs as shipped), else one synthetic
+    scene at ``frames`` exposures."""
     def setup(device):
         from .imaging import read_image
-        from .registry import MethodInput, run_method
 
         files = sorted((SHARED / "data/mit-intrinsic/apple").glob("light*.png"))[:frames]
         if len(files) == frames:
             seq = tuple(read_image(f).pixels for f in files)
             source = f"MIT apple light01–light{frames:02d} ({seq[0].shape[1]}×{seq[0].shape[0]})"
         else:
-            rng = np.random.default_rng(0)
-            seq = tuple(synthetic_photo(334, 334, seed=i) * rng.uniform(0.5, 1.0) for i in range(frames))
+            scene = synthetic_photo(334, 334)
+            seq = tuple(scene * gain for gain in np.linspace(0.5, 1.0, frames, dtype=np.float32))
             source = f"synthetic {frames}×334×334"
-
-        def run():
-            result, ctx, _ = run_method("laffont_bazin", MethodInput(frames=seq), None, device=str(device))
-            return {"input": source, "method_threads": ctx.threads,
-                    "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
-        return run
+        return lambda: {"input": source, **_run_method("laffont_bazin", seq, device)}
     return setup
 
 
@@ -225,7 +220,7 @@ def _raw_12mp_setup(params: dict | None = None):
             source = f"INTEL-TAU {files[0].name} upscaled to 4000×3000"
         else:
             image, source = synthetic_photo(3000, 4000) * 0.9 + 0.02, "synthetic 4000×3000"
-        return lambda: {"input": source, **_run_method("dsnet", image, device, params)}
+        return lambda: {"input": source, **_run_method("dsnet", (image,), device, params)}
     return setup
 
 
@@ -294,10 +289,8 @@ def measure(case: BenchCase, device_name: str, repeat: int, threads: int | None)
 #: A busy neighbour: spins until its deadline or until its parent (this benchmark) is gone, whichever comes first.
 _SPIN = """
 import os, sys, time
-if sys.argv[2] == "idle":
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-elif sys.argv[2] == "nice":
-    os.nice(10)
+from engine.threads import set_priority
+set_priority(sys.argv[2])
 end, parent = time.monotonic() + float(sys.argv[1]), os.getppid()
 x = 0
 while time.monotonic() < end and os.getppid() == parent:
@@ -311,10 +304,13 @@ def busy_processes(count: int, seconds: float = 600.0, priority: str = "normal")
     """``count`` processes that each keep one core busy for at most ``seconds`` (stopped on leaving the block), at CPU
     priority ``priority``: ``normal`` (like any other program), or ``idle`` / ``nice``, what this project gives its
     own training runs and sweeps (:func:`engine.threads.background_priority`)."""
-    if priority not in ("normal", "nice", "idle"):
-        raise ValueError(f"unknown priority {priority!r}")
+    from .threads import BACKGROUND_MODES
+
+    if priority not in BACKGROUND_MODES:
+        raise ValueError(f"unknown priority {priority!r}; one of {', '.join(BACKGROUND_MODES)}")
     procs = [subprocess.Popen([sys.executable, "-c", _SPIN, str(seconds), priority], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(max(0, count))]
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+             for _ in range(max(0, count))]
     try:
         time.sleep(0.2 if procs else 0.0)  # let them start spinning before the case's clock starts
         yield procs
@@ -368,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run every case beside N processes that keep cores busy; print the ratio to idle")
     parser.add_argument("--busy-seconds", type=float, default=600.0, metavar="S",
                         help="the busy processes stop by themselves after this long at the latest (default 600)")
-    parser.add_argument("--busy-priority", default="normal", choices=("normal", "nice", "idle"),
+    parser.add_argument("--busy-priority", default="normal", choices=("normal", "nice", "idle"),  # BACKGROUND_MODES
                         help="CPU priority of the busy processes: normal (default, like any other program), or idle "
                              "/ nice, what this project's own training runs and sweeps take")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one case here

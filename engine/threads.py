@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from pathlib import Path
 
 WORKERS_ENV = "INTRINSIC_LAB_WORKERS"
@@ -87,13 +88,30 @@ def apply_thread_policy(threads: int | None = None) -> int:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, str(n))
     n = int(os.environ["OMP_NUM_THREADS"]) if threads is None and os.environ["OMP_NUM_THREADS"].isdigit() else n
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(n)
-    cv2 = sys.modules.get("cv2")
-    if cv2 is not None:
-        cv2.setNumThreads(n)
+    # A module that another thread is still importing is in sys.modules without its functions yet (a
+    # multi-threaded server): its runtime then starts with the variables set above.
+    set_torch = getattr(sys.modules.get("torch"), "set_num_threads", None)
+    if set_torch is not None:
+        set_torch(n)
+    set_cv2 = getattr(sys.modules.get("cv2"), "setNumThreads", None)
+    if set_cv2 is not None:
+        set_cv2(n)
     return n
+
+
+_applied_once: int | None = None
+_once_lock = threading.Lock()
+
+
+def apply_thread_policy_once(threads: int | None = None) -> int:
+    """:func:`apply_thread_policy` the first time a process calls it; later calls return that count and do nothing.
+    For a script that reruns inside one long-lived process (the Streamlit dashboard's ``app.py`` runs on every
+    click, in several threads at once)."""
+    global _applied_once
+    with _once_lock:
+        if _applied_once is None:
+            _applied_once = apply_thread_policy(threads)
+        return _applied_once
 
 
 def threads_for_work(pixels: int, pixels_per_thread: int, share: int) -> int:

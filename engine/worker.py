@@ -23,8 +23,8 @@ SIGTERM/SIGINT: the current job is released back to the queue at its next progre
 the method reports none); a second signal stops at once.
 
 Latency: an idle worker looks at the queue every ``poll_seconds`` (0.1 s: one indexed SELECT, about half a
-millisecond, so well under 1 % of a core), so a submitted job starts within a tenth of a second. While the queue is empty it warms one method per look
-(:meth:`Worker.warm_next`: a tiny synthetic run that imports the method's lazy modules, loads its network into
+millisecond, so well under 1 % of a core), so a submitted job starts within a tenth of a second. While the queue is
+empty it warms one method per look (:meth:`Worker.warm_next`: a tiny synthetic run that imports the method's lazy modules, loads its network into
 :mod:`engine.models`' cache and lets the math libraries set up), so the first real job pays neither. Each job's
 ``timings`` record ``queue_wait`` (queued → claimed), ``load_input``, the method's own (``load`` for a learned
 method's network, ``total``) and ``store_outputs``.

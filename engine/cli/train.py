@@ -72,8 +72,9 @@ def handle(args) -> int:
                            max_seconds=args.max_seconds)
     from ..threads import background_priority
 
+    priority = "normal (in-process call)"
     if getattr(args, "own_process", False):
-        background_priority()  # training is background work: the dashboard's jobs get the cores first
+        priority = background_priority()  # training is background work: the dashboard's jobs get the cores first
     if args.on:
         from ..distributed.ray_train import train_on_ray
 
@@ -82,7 +83,7 @@ def handle(args) -> int:
         result = train(request)
     summary = {"weights": str(result.weights), "sha256": result.sha256, "model_card": str(result.card),
                "steps": result.steps, "seconds": round(result.seconds, 1), "first_loss": result.first_loss,
-               "final_loss": result.final_loss, "validation": result.validation}
+               "final_loss": result.final_loss, "validation": result.validation, "cpu_priority": priority}
     print(json.dumps(summary, indent=2))
     print(f"{args.method}: loss {result.first_loss:.4f} → {result.final_loss:.4f} in {result.steps} steps "
           f"({result.seconds:.1f} s); weights {result.weights}", file=sys.stderr)

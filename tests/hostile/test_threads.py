@@ -108,3 +108,23 @@ def test_training_and_sweeps_run_as_background_work():
     assert run("normal") == ("normal", f"[{os.SCHED_OTHER}] {own}")
     with pytest.raises(ValueError):
         threads.set_priority("urgent")
+
+
+def test_a_module_still_being_imported_by_another_thread_is_left_alone(monkeypatch):
+    """In the dashboard's server, one session's thread may be importing torch while another applies the policy:
+    torch is then in sys.modules without set_num_threads yet. That must not raise (it took a page down)."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # what a half-done import looks like
+    monkeypatch.setitem(sys.modules, "cv2", types.ModuleType("cv2"))
+    assert threads.apply_thread_policy(1) >= 1
+
+
+def test_the_dashboard_applies_the_policy_once_per_process():
+    code = ("import torch; from engine.threads import apply_thread_policy_once; "
+            "first = apply_thread_policy_once(1); torch.set_num_threads(2); "
+            "print(first, apply_thread_policy_once(1), torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", threads.THREADS_ENV)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env,
+                         check=True).stdout.split()
+    assert out == ["1", "1", "2"]  # the second call changed nothing
