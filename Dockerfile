@@ -4,7 +4,7 @@
 FROM python:3.11-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libglib2.0-0 libgl1 \
+ && apt-get install -y --no-install-recommends libglib2.0-0 libgl1 libtcmalloc-minimal4 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -115,7 +115,7 @@ def _run_method(name: str, frames: tuple[np.ndarray, ...], device, params: dict 
 
     result, ctx, _ = run_method(name, MethodInput(frames=frames), params, device=str(device))
     keep = {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))}
-    return {**keep, "method_threads": ctx.threads, "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
+    return {**keep, "method_threads": ctx.threads, "heap": ctx.heap, "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
 
 
 # --- cases ----------------------------------------------------------------------------------------------------
@@ -260,6 +260,9 @@ def measure(case: BenchCase, device_name: str, repeat: int, threads: int | None)
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base_cuda = torch.cuda.memory_allocated(device)
+    from .allocator import current_mode, release_memory
+
+    release_memory(keep=0)  # what the warm-up freed is not counted in the baseline (with the heap kept, it would be)
     base_rss = _current_rss_bytes()
     times, cpu_times, info = [], [], {}
     for _ in range(repeat):
@@ -277,6 +280,7 @@ def measure(case: BenchCase, device_name: str, repeat: int, threads: int | None)
         "cpu_median_s": round(statistics.median(cpu_times), 4),
         "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "peak_rss_extra_mb": round((_peak_rss_bytes() - base_rss) / 2**20, 1),
+        "malloc": current_mode(),
         "info": info,
     }
     if cuda:
@@ -347,12 +351,16 @@ def _format(record: dict) -> str:
         mem += f", peak CUDA +{record['peak_cuda_extra_mb']:.0f} MB"
     extra = ", ".join(f"{k}={info[k]}" for k in ("iterations", "cg_iterations_total", "precision", "input") if k in info)
     threads = info.get("method_threads") or record["threads"]
-    return (f"{record['case']:<22} {record['device']:<28} threads={threads:<2} "
+    heap = info.get("heap") or record.get("malloc")
+    malloc = f"malloc={heap} " if heap else ""
+    return (f"{record['case']:<22} {record['device']:<28} threads={threads:<2} {malloc}"
             f"median {record['median_s']:8.3f} s  (min {record['min_s']:.3f}, n={len(record['times_s'])}; "
             f"CPU {record['cpu_median_s']:.3f} s; load {record['load_average']})  {mem}  {extra}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, own_process: bool = False) -> int:
+    """``own_process``: this is ``python -m engine.speed`` itself (a per-case process may then restart itself with
+    tcmalloc preloaded); a caller that imports :func:`main` keeps its process as it is."""
     parser = argparse.ArgumentParser(prog="python -m engine.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="all", help=f"comma-separated, or 'all': {', '.join(BENCH_CASES)}")
     parser.add_argument("--device", default="all", help="comma-separated cpu, cuda, cuda:N, or 'all' (default)")
@@ -367,10 +375,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--busy-priority", default="normal", choices=("normal", "nice", "idle"),  # BACKGROUND_MODES
                         help="CPU priority of the busy processes: normal (default, like any other program), or idle "
                              "/ nice, what this project's own training runs and sweeps take")
+    parser.add_argument("--malloc", default=None, choices=("auto", "tcmalloc", "system"),
+                        help="C heap of the measured processes (default: INTRINSIC_LAB_MALLOC, else auto: tcmalloc "
+                             "where installed, else glibc's default, system); see engine/allocator.py")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one case here
     args = parser.parse_args(argv)
     from .threads import apply_thread_policy
 
+    from .allocator import MODE_ENV, configure_allocator, preload_tcmalloc
+
+    if args.worker and own_process:
+        preload_tcmalloc()  # as `python -m engine` does (may start this process again, with tcmalloc)
+        configure_allocator()
     apply_thread_policy(args.threads)  # before torch loads: passive OpenMP waits, this process's share of CPUs
 
     if args.list:
@@ -394,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.busy < 0:
         parser.error("--busy must be 0 or more")
     records, failures = [], 0
+    case_env = {**os.environ, **({MODE_ENV: args.malloc} if args.malloc else {})}  # the per-case processes' allocator
     for name in names:
         for device in _devices(args.device):
             cmd = [sys.executable, "-m", "engine.speed", "--worker", name, "--device", device]
@@ -404,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             idle = None
             for busy in ([0, args.busy] if args.busy else [0]):
                 with busy_processes(busy, args.busy_seconds, args.busy_priority):
-                    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+                    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=case_env)
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
                 skipped = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_SKIP ")]
                 if proc.returncode == 0 and skipped and not lines:
@@ -431,4 +448,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(own_process=True))

@@ -51,6 +51,7 @@ from db.artifacts import ArtifactStore, open_artifacts
 from db.models import Input
 from db.session import default_sessions, session_scope
 
+from .allocator import release_memory
 from .device import describe_device, resolve_device
 from .errors import IntrinsicLabError
 from .inputs import input_from_files
@@ -322,6 +323,7 @@ class Worker:
                 self._process(job_id, method, params, weights, record, queue_wait=queued)
             finally:
                 self._current = None
+                release_memory()  # a big job's free heap goes back to the kernel; up to 1 GiB stays for the next
         return True
 
     # --- one job ---------------------------------------------------------------------------------------

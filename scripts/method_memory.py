@@ -4,7 +4,7 @@ For every method, a forked child runs it on a synthetic input at two sizes; the 
 child's peak resident set (``ru_maxrss`` from ``wait4``) between the small and the large size, divided by the growth
 in input pixels (frames × height × width), so the process's fixed cost (Python, torch, weights) cancels out.
 
-    OMP_NUM_THREADS=1 nice -n 10 python scripts/method_memory.py [--methods jiep,weiss] [--side 1024]
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/method_memory.py [--methods jiep,weiss] [--side 1024] [--malloc tcmalloc|system]
 
 Prints one line per method: measured bytes/pixel and the declared value.
 """
@@ -69,7 +69,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="", help="comma-separated (default: every registered method)")
     parser.add_argument("--side", type=int, default=768, help="height of the large input (width = 1.5 × height)")
+    parser.add_argument("--malloc", default=None, choices=("auto", "tcmalloc", "system"),
+                        help="C heap of the measured children (default: INTRINSIC_LAB_MALLOC, else auto, as the "
+                             "worker and the CLI run; engine/allocator.py)")
     args = parser.parse_args()
+    from engine.allocator import MODE_ENV, configure_allocator, preload_tcmalloc
+
+    if args.malloc:
+        os.environ[MODE_ENV] = args.malloc
+    preload_tcmalloc()  # may start this script again, with tcmalloc preloaded
+    print(f"C heap: {configure_allocator()} (the forked children inherit it)")
     import torch
 
     torch.set_num_threads(1)
