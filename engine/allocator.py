@@ -5,21 +5,23 @@ at start, adapting up to 32 MiB) with a fresh ``mmap`` and gives it back with ``
 activations are tens to hundreds of megabytes each, so every layer of every run maps new pages, and the kernel zeroes
 each page on its first touch. On the 2-core build machine that was 40 % of RetinexNet's time at 600×400.
 
-Modes (``INTRINSIC_LAB_MALLOC``; ``python -m engine …`` and ``python -m engine.speed`` apply it when they start; the
-dashboard process never computes and keeps glibc's default):
+Modes (``INTRINSIC_LAB_MALLOC``; applied when ``python -m engine …`` starts, and in the per-case processes of
+``python -m engine.speed``; the dashboard process never computes and keeps glibc's default):
 
 ``auto`` (the default)
     ``tcmalloc`` where Debian's ``libtcmalloc-minimal4`` is installed (``make setup`` installs it when run as root;
     the Docker images and CI do), else ``system``.
 ``tcmalloc``
     The process re-executes itself once with gperftools' tcmalloc preloaded (``LD_PRELOAD``; BSD-3-Clause, a system
-    package, not shipped by this project). tcmalloc keeps freed pages in size classes for the next tensor.
+    package, not shipped by this project). tcmalloc keeps freed pages in size classes for the next tensor. The
+    re-executed process takes the preload out of its environment again, so the programs it starts (ffmpeg, Ray's
+    daemons, other Python processes) get their own default; ``python -m engine`` children preload it themselves.
 ``system``
     glibc's default, unchanged.
 
-(Telling glibc itself to keep big blocks, ``mallopt(M_MMAP_MAX, 0)``, was as fast but its heap cannot hand a freed
-block to a slightly larger request: RetinexNet's peak at 1 MP grew from +1570 MB to +2897 MB, against +1799 MB with
-tcmalloc. So it is not offered.)
+(Telling glibc itself to keep big blocks was as fast, but its heap cannot hand a freed block to a slightly larger
+request, so peaks grow with fragmentation; it is not offered. To see it: ``MALLOC_MMAP_MAX_=0
+MALLOC_TRIM_THRESHOLD_=2147483647 python scripts/method_memory.py --malloc system --methods retinexnet``.)
 
 A long-lived process (the job worker) calls :func:`release_memory` between jobs: while the allocator holds at most
 ``INTRINSIC_LAB_MALLOC_KEEP`` free bytes (default 1 GiB) they stay for the next job, above that they go back to the
@@ -30,17 +32,17 @@ changes and the mode reads ``system``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import sys
-import threading
 from pathlib import Path
 
 from .limits import parse_size
 
 MODE_ENV = "INTRINSIC_LAB_MALLOC"
 KEEP_ENV = "INTRINSIC_LAB_MALLOC_KEEP"
-_REEXEC_ENV = "INTRINSIC_LAB_MALLOC_REEXEC"  # "1": this project preloaded tcmalloc (a failed preload cannot loop)
+_REEXEC_ENV = "INTRINSIC_LAB_MALLOC_REEXEC"  # set for the re-executed process only: a failed preload cannot loop
 MODES = ("auto", "tcmalloc", "system")
 
 #: Where Debian (and Ubuntu) put gperftools' tcmalloc; the first that exists is used.
@@ -50,9 +52,6 @@ TCMALLOC_PATHS = tuple(f"/usr/lib/{arch}-linux-gnu/libtcmalloc_minimal.so.4"
 
 DEFAULT_KEEP = 1 << 30
 
-_lock = threading.Lock()
-_mode: str | None = None  # what configure_allocator set in this process; None: not called
-
 
 def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
@@ -61,7 +60,7 @@ def _glibc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return None
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    return libc if hasattr(libc, "malloc_trim") else None
 
 
 def tcmalloc_path() -> str | None:
@@ -69,8 +68,9 @@ def tcmalloc_path() -> str | None:
     return next((p for p in TCMALLOC_PATHS if Path(p).is_file()), None)
 
 
+@functools.cache
 def tcmalloc_loaded() -> bool:
-    """Whether this process's malloc is tcmalloc (preloaded)."""
+    """Whether this process's malloc is tcmalloc (preloaded; it cannot change while the process runs)."""
     try:
         return hasattr(ctypes.CDLL(None), "MallocExtension_ReleaseFreeMemory")
     except OSError:
@@ -94,33 +94,34 @@ def keep_bytes() -> int:
         return DEFAULT_KEEP
     try:
         return parse_size(text)
-    except ValueError as exc:
-        raise ValueError(f"{KEEP_ENV}={text!r}: {exc}") from None
+    except ValueError:
+        raise ValueError(f"{KEEP_ENV}={text!r}: give a size such as 512M or 2G") from None
 
 
 def preload_tcmalloc(argv: list[str] | None = None) -> None:
     """If the mode is ``auto`` or ``tcmalloc``, tcmalloc is installed and not loaded yet, re-execute this process
-    (the same command line, ``sys.orig_argv``) with tcmalloc preloaded. Call it first thing in ``__main__``, before
-    any threads or heavy imports. Returns only when no re-execution is needed (or it is impossible)."""
+    (the same command line, ``sys.orig_argv``) with tcmalloc preloaded. Call it first thing in the ``__main__`` of a
+    program that computes, before any threads or heavy imports. Returns when no re-execution is needed (or it is
+    impossible); in the re-executed process it takes the preload out of the environment again. Raises ValueError
+    for a bad ``INTRINSIC_LAB_MALLOC``, or ``tcmalloc`` asked for where it is not installed."""
     mode = requested_mode()
-    env = dict(os.environ)
     library = tcmalloc_path()
-    if mode == "system":
-        if not (tcmalloc_loaded() and env.get(_REEXEC_ENV) == "1" and library):
-            return
-        # started by a process that preloaded tcmalloc for itself: run without it, as asked
-        env["LD_PRELOAD"] = " ".join(p for p in env.get("LD_PRELOAD", "").split() if p != library)
-        env[_REEXEC_ENV] = "0"
-    else:
-        if tcmalloc_loaded() or env.get(_REEXEC_ENV) == "1":
-            return
-        if library is None:
-            if mode == "tcmalloc":
-                raise ValueError(f"{MODE_ENV}=tcmalloc but tcmalloc is not installed (Debian: apt-get install "
-                                 "libtcmalloc-minimal4)")
-            return
-        env["LD_PRELOAD"] = " ".join(p for p in (library, env.get("LD_PRELOAD", "")) if p)
-        env[_REEXEC_ENV] = "1"
+    if os.environ.pop(_REEXEC_ENV, None) is not None:  # the re-executed process: children get their own default
+        rest = [p for p in os.environ.get("LD_PRELOAD", "").split() if p != library]
+        if rest:
+            os.environ["LD_PRELOAD"] = " ".join(rest)
+        else:
+            os.environ.pop("LD_PRELOAD", None)
+        return
+    if mode == "system" or tcmalloc_loaded():
+        return
+    if library is None:
+        if mode == "tcmalloc":
+            raise ValueError(f"{MODE_ENV}=tcmalloc but tcmalloc is not installed (Debian: apt-get install "
+                             "libtcmalloc-minimal4)")
+        return
+    env = {**os.environ, "LD_PRELOAD": " ".join(p for p in (library, os.environ.get("LD_PRELOAD", "")) if p),
+           _REEXEC_ENV: "1"}
     args = argv if argv is not None else list(getattr(sys, "orig_argv", []) or [sys.executable, *sys.argv])
     sys.stdout.flush()
     sys.stderr.flush()
@@ -130,21 +131,9 @@ def preload_tcmalloc(argv: list[str] | None = None) -> None:
         return  # carry on without it
 
 
-def configure_allocator(mode: str | None = None) -> str:
-    """The mode in effect in this process, ``tcmalloc`` (preloaded by :func:`preload_tcmalloc`) or ``system``;
-    checks ``mode`` (default: :func:`requested_mode`). Call it once, early, in a process that computes."""
-    global _mode
-    wanted = mode if mode is not None else requested_mode()
-    if wanted not in MODES:
-        raise ValueError(f"unknown allocator mode {wanted!r}; use one of {', '.join(MODES)}")
-    with _lock:
-        _mode = "tcmalloc" if tcmalloc_loaded() else "system"
-        return _mode
-
-
 def current_mode() -> str:
     """``tcmalloc`` or ``system``: the allocator of this process."""
-    return _mode or ("tcmalloc" if tcmalloc_loaded() else "system")
+    return "tcmalloc" if tcmalloc_loaded() else "system"
 
 
 class _MallInfo2(ctypes.Structure):

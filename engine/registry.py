@@ -198,7 +198,6 @@ class RunContext:
     weights: str | None = None  # which weight set (name or path) to use, for learned methods
     timings: dict[str, float] = field(default_factory=dict)
     threads: int | None = None  # CPU intra-op threads the run used (set by run_method; None on a GPU)
-    heap: str | None = None  # the process's allocator, tcmalloc or system (engine.allocator; set by run_method)
 
     def timed(self, name: str) -> "_Timer":
         return _Timer(self.timings, name, self.device)
@@ -384,9 +383,6 @@ def run_method(name: str, inputs: MethodInput, params: Mapping[str, Any] | None 
     runner = spec.runner()
     start = time.perf_counter()
     report(0.0, f"starting {name}")
-    from .allocator import current_mode
-
-    ctx.heap = current_mode()
     with method_threads(spec, inputs, dev) as ctx.threads:
         result = runner(inputs, resolved, ctx)
     ctx.timings["total"] = time.perf_counter() - start

@@ -115,7 +115,7 @@ def _run_method(name: str, frames: tuple[np.ndarray, ...], device, params: dict 
 
     result, ctx, _ = run_method(name, MethodInput(frames=frames), params, device=str(device))
     keep = {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))}
-    return {**keep, "method_threads": ctx.threads, "heap": ctx.heap, "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
+    return {**keep, "method_threads": ctx.threads, "timings_s": {k: round(v, 4) for k, v in ctx.timings.items()}}
 
 
 # --- cases ----------------------------------------------------------------------------------------------------
@@ -351,8 +351,7 @@ def _format(record: dict) -> str:
         mem += f", peak CUDA +{record['peak_cuda_extra_mb']:.0f} MB"
     extra = ", ".join(f"{k}={info[k]}" for k in ("iterations", "cg_iterations_total", "precision", "input") if k in info)
     threads = info.get("method_threads") or record["threads"]
-    heap = info.get("heap") or record.get("malloc")
-    malloc = f"malloc={heap} " if heap else ""
+    malloc = f"malloc={record['malloc']} " if "malloc" in record else ""
     return (f"{record['case']:<22} {record['device']:<28} threads={threads:<2} {malloc}"
             f"median {record['median_s']:8.3f} s  (min {record['min_s']:.3f}, n={len(record['times_s'])}; "
             f"CPU {record['cpu_median_s']:.3f} s; load {record['load_average']})  {mem}  {extra}")
@@ -380,13 +379,11 @@ def main(argv: list[str] | None = None, own_process: bool = False) -> int:
                              "where installed, else glibc's default, system); see engine/allocator.py")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one case here
     args = parser.parse_args(argv)
+    from .allocator import MODE_ENV, preload_tcmalloc
     from .threads import apply_thread_policy
-
-    from .allocator import MODE_ENV, configure_allocator, preload_tcmalloc
 
     if args.worker and own_process:
         preload_tcmalloc()  # as `python -m engine` does (may start this process again, with tcmalloc)
-        configure_allocator()
     apply_thread_policy(args.threads)  # before torch loads: passive OpenMP waits, this process's share of CPUs
 
     if args.list:

@@ -51,7 +51,7 @@ from db.artifacts import ArtifactStore, open_artifacts
 from db.models import Input
 from db.session import default_sessions, session_scope
 
-from .allocator import release_memory
+from .allocator import keep_bytes, release_memory
 from .device import describe_device, resolve_device
 from .errors import IntrinsicLabError
 from .inputs import input_from_files
@@ -188,6 +188,7 @@ class Worker:
             runnable = [m for m in runnable if m in self.config.methods]
         self.methods = tuple(runnable)
         self._to_warm = list(self._warm_list())
+        self._keep_memory = keep_bytes()  # read once: a bad INTRINSIC_LAB_MALLOC_KEEP stops the worker at its start
         self._stop = threading.Event()
         self._current: _JobRun | None = None
         self._last_beat = -math.inf
@@ -323,7 +324,7 @@ class Worker:
                 self._process(job_id, method, params, weights, record, queue_wait=queued)
             finally:
                 self._current = None
-                release_memory()  # a big job's free heap goes back to the kernel; up to 1 GiB stays for the next
+                release_memory(self._keep_memory)  # a big job's free memory goes back to the kernel (engine/allocator)
         return True
 
     # --- one job ---------------------------------------------------------------------------------------

@@ -73,12 +73,12 @@ def main() -> int:
                         help="C heap of the measured children (default: INTRINSIC_LAB_MALLOC, else auto, as the "
                              "worker and the CLI run; engine/allocator.py)")
     args = parser.parse_args()
-    from engine.allocator import MODE_ENV, configure_allocator, preload_tcmalloc
+    from engine.allocator import MODE_ENV, current_mode, preload_tcmalloc
 
     if args.malloc:
         os.environ[MODE_ENV] = args.malloc
     preload_tcmalloc()  # may start this script again, with tcmalloc preloaded
-    print(f"C heap: {configure_allocator()} (the forked children inherit it)")
+    print(f"C heap: {current_mode()} (the forked children inherit it)")
     import torch
 
     torch.set_num_threads(1)

@@ -53,7 +53,7 @@ _TCMALLOC = """
 import numpy as np
 from engine import allocator
 allocator.preload_tcmalloc()  # starts this program again with tcmalloc preloaded
-mode = allocator.configure_allocator()
+mode = allocator.current_mode()
 block = np.ones((200 << 20) // 8)  # 200 MB, every page touched
 del block
 free = allocator.free_bytes()
@@ -62,26 +62,38 @@ print(mode, allocator.current_mode(), free >> 20, allocator.release_memory(keep=
 """
 
 
-@pytest.mark.skipif(allocator.tcmalloc_path() is None, reason="tcmalloc is not installed (libtcmalloc-minimal4)")
-def test_tcmalloc_is_preloaded_by_re_executing_and_gives_memory_back_on_release():
-    env = {**os.environ, allocator.MODE_ENV: "tcmalloc"}
+needs_tcmalloc = pytest.mark.skipif(allocator.tcmalloc_path() is None,
+                                    reason="tcmalloc is not installed (libtcmalloc-minimal4)")
+
+
+def _program(code: str, mode: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter with INTRINSIC_LAB_MALLOC=mode and nothing preloaded; its output words."""
+    env = {**os.environ, allocator.MODE_ENV: mode}
     env.pop("LD_PRELOAD", None)
-    out = subprocess.run([sys.executable, "-c", _TCMALLOC], cwd=REPO, capture_output=True, text=True, timeout=60,
-                         env=env)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
-    mode, heap, free_mb, kept, released, after_mb = out.stdout.split()
+    return out.stdout.split()
+
+
+@needs_tcmalloc
+def test_tcmalloc_is_preloaded_by_re_executing_and_gives_memory_back_on_release():
+    mode, heap, free_mb, kept, released, after_mb = _program(_TCMALLOC, "tcmalloc")
     assert (mode, heap) == ("tcmalloc", "tcmalloc")
     assert int(free_mb) >= 190  # freed, kept for the next tensor (glibc would have unmapped it at once)
     assert kept == "False" and released == "True" and int(after_mb) < 16
 
 
-def test_a_process_started_with_tcmalloc_can_still_ask_for_glibc():
-    if allocator.tcmalloc_path() is None:
-        pytest.skip("tcmalloc is not installed (libtcmalloc-minimal4)")
-    code = ("from engine import allocator\nallocator.preload_tcmalloc()\n"
-            "print(allocator.configure_allocator())")
-    env = {**os.environ, allocator.MODE_ENV: "system", "LD_PRELOAD": allocator.tcmalloc_path(),
-           "INTRINSIC_LAB_MALLOC_REEXEC": "1"}  # as a child of a tcmalloc process inherits it
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["system"]
+_CHILD = """
+import os, subprocess, sys
+from engine import allocator
+allocator.preload_tcmalloc()
+child = subprocess.run([sys.executable, "-c", "from engine import allocator; print(allocator.current_mode())"],
+                       capture_output=True, text=True).stdout.strip()
+print(allocator.current_mode(), os.environ.get("LD_PRELOAD", "-"), os.environ.get("INTRINSIC_LAB_MALLOC_REEXEC", "-"),
+      child)
+"""
+
+
+@needs_tcmalloc
+def test_programs_a_tcmalloc_process_starts_keep_their_own_allocator():
+    assert _program(_CHILD, "auto") == ["tcmalloc", "-", "-", "system"]
