@@ -176,6 +176,12 @@ def background_priority() -> str:
     """Make this process background work (a training run, a benchmark sweep) so that on a shared machine the jobs
     people wait for in the dashboard get the cores first, while this work still uses every cycle they leave:
     ``INTRINSIC_LAB_BACKGROUND`` = ``idle`` (the default), ``nice`` or ``normal`` (see :func:`set_priority`).
-    Returns the mode applied."""
-    mode = os.environ.get(BACKGROUND_ENV, "").strip().lower() or "idle"
-    return set_priority(mode if mode in BACKGROUND_MODES else "idle")
+    Returns the mode applied. Any other value is refused (:class:`engine.errors.ParameterError`, naming it) before
+    the work starts, rather than quietly taken for ``idle``."""
+    from .errors import ParameterError
+
+    text = os.environ.get(BACKGROUND_ENV, "")
+    mode = text.strip().lower() or "idle"
+    if mode not in BACKGROUND_MODES:
+        raise ParameterError(f"{BACKGROUND_ENV}={text!r} is not one of {', '.join(BACKGROUND_MODES)}")
+    return set_priority(mode)

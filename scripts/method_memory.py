@@ -6,7 +6,10 @@ in input pixels (frames × height × width), so the process's fixed cost (Python
 
     OMP_NUM_THREADS=1 nice -n 10 python scripts/method_memory.py [--methods jiep,weiss] [--side 1024] [--malloc tcmalloc|system]
 
-Prints one line per method: measured bytes/pixel and the declared value.
+Prints one line per method: measured bytes/pixel and the declared value; then, at the large size, whether the job
+check (:func:`engine.limits.job_memory`) lets the job run and whether the growth measured there stays within the job
+memory budget (methods that tile, RetinexNet and Attentive GAN, size their tiles from that budget, so their declared
+estimate counts only the full-size buffers). A 12-megapixel photo (``--size 4000x3000``) should run and fit.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 
-def _input(spec, side: int):
+def _input(spec, side: int | tuple[int, int]):
     from engine.registry import InputKind, MethodInput
 
     rng = np.random.default_rng(0)
-    h, w = side, side * 3 // 2
+    h, w = side if isinstance(side, tuple) else (side, side * 3 // 2)
     base = np.clip(rng.random((h, w, 3), dtype=np.float32) * 0.6 + 0.2, 0, 1)
     low, _ = spec.input_kind.frame_range
     frames = tuple(np.clip(base * (0.5 + 0.25 * k), 0, 1).astype(np.float32) for k in range(max(low, 1)))
@@ -35,7 +38,7 @@ def _input(spec, side: int):
     return MethodInput(frames=frames), len(frames) * h * w
 
 
-def _peak_in_child(name: str, side: int) -> tuple[int, int, float]:
+def _peak_in_child(name: str, side: int | tuple[int, int]) -> tuple[int, int, float]:
     """(peak RSS bytes, input pixels, seconds) of running ``name`` at ``side`` in a forked child."""
     read, write = os.pipe()
     pid = os.fork()
@@ -69,6 +72,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="", help="comma-separated (default: every registered method)")
     parser.add_argument("--side", type=int, default=768, help="height of the large input (width = 1.5 × height)")
+    parser.add_argument("--size", default=None, metavar="WxH", help="the large input's size instead of --side")
     parser.add_argument("--malloc", default=None, choices=("auto", "tcmalloc", "system"),
                         help="C heap of the measured children (default: INTRINSIC_LAB_MALLOC, else auto, as the "
                              "worker and the CLI run; engine/allocator.py)")
@@ -84,18 +88,33 @@ def main() -> int:
     torch.set_num_threads(1)
     from engine.registry import all_methods, get_method
 
+    from engine.limits import human_bytes, job_memory, limits
+
+    large_size: int | tuple[int, int] = args.side
+    if args.size:
+        w, _, h = args.size.lower().partition("x")
+        large_size = (int(h), int(w))
     names = [n for n in args.methods.split(",") if n] or [s.name for s in all_methods()]
     for name in names:
         spec = get_method(name)
         try:
             small = _peak_in_child(name, 64)
-            large = _peak_in_child(name, args.side)
+            large = _peak_in_child(name, large_size)
         except RuntimeError as exc:
             print(f"{name:28s} skipped: {exc}")
             continue
         per_pixel = (large[0] - small[0]) / max(1, large[1] - small[1])
         print(f"{name:28s} {per_pixel:7.1f} B/px measured (peak {large[0] / 2**20:.0f} MiB at {large[1] / 1e6:.2f} MP, "
               f"{large[2]:.1f} s); declared {spec.bytes_per_pixel}")
+        h, w = large_size if isinstance(large_size, tuple) else (large_size, large_size * 3 // 2)
+        frames = large[1] // (h * w)
+        expected = job_memory(spec, frames, w, h)
+        grown = large[0] - small[0]
+        budget = limits().max_job_memory
+        verdict = "lets it run" if expected <= budget else "REFUSES it"
+        print(f"{'':28s} at {w}×{h}: the job check estimates {human_bytes(expected)} and {verdict} (budget "
+              f"{human_bytes(budget)}); measured growth {human_bytes(grown)}, "
+              f"{'within' if grown <= budget else 'OVER'} the budget")
     return 0
 
 

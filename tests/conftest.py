@@ -45,6 +45,18 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture
+def sessions(data_dir):
+    """The session factory of a freshly migrated SQLite store in ``data_dir`` (tests/db has its own, for every
+    database URL it is given)."""
+    from db.session import make_engine, make_sessions, migrate
+
+    migrate()
+    engine = make_engine()
+    yield make_sessions(engine)
+    engine.dispose()
+
+
 S3_ENV = "TEST_S3_URL"
 
 

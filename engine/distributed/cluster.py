@@ -53,10 +53,19 @@ def import_ray():
 
 
 def forwarded_env() -> dict[str, str]:
-    """The variables a Ray actor of this project gets from the driver: every ``INTRINSIC_LAB_*``, and the passive
-    OpenMP wait policy of :mod:`engine.threads` (it must be in the environment before the actor imports torch)."""
-    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
-            **{k: v for k, v in os.environ.items() if k.startswith("INTRINSIC_LAB_")}}
+    """The variables a Ray actor of this project gets from the driver: every ``INTRINSIC_LAB_*``, the passive
+    OpenMP wait policy of :mod:`engine.threads` (it must be in the environment before the actor imports torch), and
+    the C heap of :mod:`engine.allocator`: where the driver would run with tcmalloc, the actor's process is started
+    with it preloaded (Ray starts an actor's process with these variables). On a node without tcmalloc at that path
+    the loader says so once and the actor runs with glibc's malloc."""
+    from ..allocator import requested_mode, tcmalloc_path
+
+    env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+           **{k: v for k, v in os.environ.items() if k.startswith("INTRINSIC_LAB_")}}
+    library = tcmalloc_path()
+    if library is not None and requested_mode() != "system":
+        env["LD_PRELOAD"] = library
+    return env
 
 
 def cluster_cpus(ray) -> int:

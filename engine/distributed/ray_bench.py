@@ -131,7 +131,10 @@ class BenchWorker:
                              sessions=self.sessions, artifacts=artifacts)
 
     def identity(self) -> dict[str, Any]:
-        return {"worker_id": self.worker_id, "pid": os.getpid(), "device": self.worker.device_label}
+        from ..allocator import current_mode
+
+        return {"worker_id": self.worker_id, "pid": os.getpid(), "device": self.worker.device_label,
+                "malloc": current_mode()}
 
     def stop(self) -> None:
         """Say in the workers table that this worker stopped (the dashboard stops listing it)."""
@@ -228,7 +231,8 @@ class _Pool:
                 try:
                     result = ray.get(done[0])
                     ran += result["ran"]
-                    self.progress(f"{result['worker_id']}: {method} × {result['ran']} of a batch of {len(batch)}")
+                    self.progress(f"{result['worker_id']} ({result['malloc']}): {method} × {result['ran']} of a batch "
+                                  f"of {len(batch)}")
                     give(actor)
                     after_batch()
                 except ray.exceptions.RayActorError as exc:

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError, WeightsUnavailableError
+from ..ops.tiling import TilePlan, minimum_tile, plan_tiles, run_tiled
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, register)
 
@@ -277,31 +278,14 @@ def build_from_state(state: Mapping[str, torch.Tensor]) -> tuple[AttentiveGenera
 
 # --- runner ---------------------------------------------------------------------------------------------------
 
-_DEFAULT_TILE = {"cpu": 1536, "cuda": 2048}  # a 1-megapixel photo runs whole on the CPU
+_DEFAULT_TILE = {"cuda": 2048}  # the CPU tiles from the memory budget (tile_plan)
 _HALO = 96  # context discarded around each tile's kept part (multiple of 4)
 _BLEND = 64  # width of the cross-fade between neighbouring tiles' kept parts
-_MIN_TILE = 2 * _HALO + _BLEND + 64
-
-
-def _ramp(length: int, fade_start: bool, fade_end: bool) -> np.ndarray:
-    weight = np.ones(length, np.float32)
-    n = min(_BLEND, length)
-    ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
-    if fade_start:
-        weight[:n] = np.minimum(weight[:n], ramp)
-    if fade_end:
-        weight[length - n:] = np.minimum(weight[length - n:], ramp[::-1])
-    return weight
-
-
-def _tile_starts(size: int, tile: int) -> list[int]:
-    """Tile origins (multiples of 4) along one axis, consecutive kept parts overlapping by ``_BLEND`` or more."""
-    if size <= tile:
-        return [0]
-    step = max(4, (tile - 2 * _HALO - _BLEND) // 4 * 4)
-    starts = list(range(0, size - tile, step))
-    starts.append((size - tile) // 4 * 4)
-    return sorted(set(starts))
+_MIN_TILE = minimum_tile(_HALO, _BLEND)
+#: Bytes per pixel of the whole photo that stay at full size while the tiles run: the input (array and tensor), the
+#: tiles' accumulators and weights (clean, 4 attention maps). Measured about 54: 2.5 GB of growth for a 12 MP photo in
+#: 1536×1536 tiles (``scripts/method_memory.py --methods attentive_gan --size 4000x3000``) less one tile's network.
+BUFFER_BYTES_PER_PIXEL = 64
 
 
 def _pad4(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
@@ -313,45 +297,44 @@ def _pad4(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return x, h, w
 
 
-def _run_whole(model: AttentiveGenerator, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, 3, h, w) any size → clean (1, 3, h, w) and attention maps (T, 1, h, w), padding by reflection to ×4."""
+def _run_whole(model: AttentiveGenerator, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(1, 3, h, w) any size → clean (1, 3, h, w) and the attention maps as channels (1, T, h, w), padding by
+    reflection to ×4."""
     padded, h, w = _pad4(x)
     masks, _, _, out = model(padded.contiguous(memory_format=torch.channels_last))
-    return out[..., :h, :w], torch.cat(masks, 0)[..., :h, :w]
+    return {"clean": out[..., :h, :w], "attention": torch.cat(masks, 1)[..., :h, :w]}
+
+
+def network_bytes_per_pixel(model: AttentiveGenerator) -> int:
+    """Peak memory of the generator per pixel of its input window (CPU, float32, inference): 782 B/px measured
+    for the project's width (att 8, base 16; ``scripts/method_memory.py --methods attentive_gan``, tcmalloc; 838 with
+    glibc); the official width (att 32, base 64) keeps 4× the channels at every scale."""
+    return int(850 * max(model.att / 8, model.base / 16))
+
+
+def tile_plan(height: int, width: int, model: AttentiveGenerator, budget: float | None = None) -> TilePlan:
+    """How the CPU runs a ``height``×``width`` photo: whole when the generator's activations fit the job's memory
+    budget (``INTRINSIC_LAB_MAX_JOB_MEMORY`` unless ``budget`` is given), else the fewest, largest tiles that do. The
+    network gets what the photo's full-size buffers leave, never under half the budget."""
+    if budget is None:
+        from ..limits import limits
+
+        budget = limits().max_job_memory
+    budget = max(budget - height * width * BUFFER_BYTES_PER_PIXEL, budget / 2)
+    return plan_tiles(height, width, network_bytes_per_pixel(model), budget, _HALO, _BLEND, align=4,
+                      min_tile=_MIN_TILE)
 
 
 @torch.inference_mode()
-def derain_tensor(model: AttentiveGenerator, image: torch.Tensor, tile: int = 1024,
+def derain_tensor(model: AttentiveGenerator, image: torch.Tensor, tile: int | tuple[int, int] = 1024,
                   progress=lambda fraction, message: None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the generator on a (1, 3, H, W) image, whole if it fits a ``tile``×``tile`` window, else in overlapping
-    tiles: each tile drops ``_HALO`` pixels at interior edges and the kept parts are cross-faded over ``_BLEND``
-    pixels, so memory is bounded by one tile and there are no seams. Returns clean (1, 3, H, W) and the attention
-    maps (T, 1, H, W), on the CPU."""
-    _, _, height, width = image.shape
-    if height <= tile and width <= tile:
-        out, masks = _run_whole(model, image)
-        return out.float().cpu(), masks.float().cpu()
-    rows, cols = _tile_starts(height, tile), _tile_starts(width, tile)
-    acc = torch.zeros(1, 3, height, width)
-    acc_m = torch.zeros(ITERATIONS, 1, height, width)
-    weight_sum = torch.zeros(1, 1, height, width)
-    count, total = 0, len(rows) * len(cols)
-    for y0 in rows:
-        y1 = height if y0 == rows[-1] else min(height, y0 + tile)
-        for x0 in cols:
-            x1 = width if x0 == cols[-1] else min(width, x0 + tile)
-            out, masks = _run_whole(model, image[:, :, y0:y1, x0:x1])
-            ky0, ky1 = (y0 + _HALO if y0 > 0 else 0), (y1 - _HALO if y1 < height else height)
-            kx0, kx1 = (x0 + _HALO if x0 > 0 else 0), (x1 - _HALO if x1 < width else width)
-            wy, wx = _ramp(ky1 - ky0, y0 > 0, y1 < height), _ramp(kx1 - kx0, x0 > 0, x1 < width)
-            weight = torch.from_numpy(np.outer(wy, wx))[None, None]
-            crop = (slice(None), slice(None), slice(ky0 - y0, ky1 - y0), slice(kx0 - x0, kx1 - x0))
-            acc[:, :, ky0:ky1, kx0:kx1] += out[crop].float().cpu() * weight
-            acc_m[:, :, ky0:ky1, kx0:kx1] += masks[crop].float().cpu() * weight
-            weight_sum[:, :, ky0:ky1, kx0:kx1] += weight
-            count += 1
-            progress(count / total, f"tile {count}/{total}")
-    return acc / weight_sum, acc_m / weight_sum
+    """Run the generator on a (1, 3, H, W) image, whole if it fits one ``tile`` window (a side, or (height,
+    width)), else in overlapping tiles (:func:`engine.ops.tiling.run_tiled`: each tile drops ``_HALO`` pixels at
+    interior edges and the kept parts are cross-faded over ``_BLEND`` pixels, so memory is bounded by one tile and
+    there are no seams). Returns clean (1, 3, H, W) and the attention maps (T, 1, H, W), on the CPU, float32."""
+    layers = run_tiled(lambda crop, geometry: _run_whole(model, crop), image, tile, _HALO, _BLEND, align=4,
+                       progress=progress)
+    return layers["clean"].float(), layers["attention"].float().permute(1, 0, 2, 3)
 
 
 def _build(state: dict, resolved) -> tuple[AttentiveGenerator, dict[str, Any]]:
@@ -373,8 +356,8 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
 
     with ctx.timed("load"):
         model, info = load_model(ctx.weights or params["weights"], ctx.device)
-    tile = int(params["tile_size"]) or _DEFAULT_TILE.get(ctx.device.type, 1024)
-    if tile < _MIN_TILE:
+    tile = int(params["tile_size"])
+    if tile and tile < _MIN_TILE:
         raise ParameterError(f"tile_size {tile} is below {_MIN_TILE} (two halos of {_HALO} px plus the blend)")
     image = inputs.image
     height, width = image.shape[:2]
@@ -385,6 +368,9 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
     x = image[:h4, :w4]
     if info["bgr"]:
         x = x[:, :, ::-1]
+    if not tile:
+        tile = (_DEFAULT_TILE[ctx.device.type] if ctx.device.type in _DEFAULT_TILE
+                else tile_plan(h4, w4, model).tile)
     with ctx.timed("network"):
         tensor = to_tensor(np.ascontiguousarray(x), ctx.device)
         out, masks = derain_tensor(model, tensor, tile, progress=lambda f, m: ctx.progress(0.95 * f, m))
@@ -400,7 +386,7 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
         att_full = np.zeros((ITERATIONS, height, width, 1), np.float32)
         att_full[:, :h4, :w4] = attention
         attention = att_full
-    info = {**info, "tile_size": tile, "size_rule": params["size_rule"],
+    info = {**info, "tile_size": list(tile) if isinstance(tile, tuple) else tile, "size_rule": params["size_rule"],
             "clean_clipped_fraction": float(np.mean((clean < 0) | (clean > 1))),
             "attention_range": [float(attention.min()), float(attention.max())],
             "attention_mean_per_step": [float(a.mean()) for a in attention]}
@@ -463,7 +449,8 @@ register(MethodSpec(
         ParamSpec("size_rule", "pad", "sizes must be multiples of 4: 'pad' reflects the border and crops back "
                   "(every pixel restored); 'crop' keeps the top-left multiple-of-4 part as the authors' predict.py "
                   "does and copies the last < 4 rows/columns from the input", type=str, choices=("pad", "crop")),
-        ParamSpec("tile_size", 0, "tile side in pixels for large photos (0: 1536 on CPU, 2048 on GPU)", type=int,
+        ParamSpec("tile_size", 0, "tile side in pixels for large photos (0: on the CPU the whole photo when it "
+                  "fits the job's memory budget, else the fewest tiles that do; 2048 on a GPU)", type=int,
                   minimum=0, maximum=8192),
     ),
     runner=lambda: run,
@@ -473,5 +460,8 @@ register(MethodSpec(
                "no sigmoid on the attention map, reflect-pad + average-pool after each transposed conv, multiples "
                "of 4); no code copied. The discriminator follows the paper's description.",
     min_side=8,
+    # The CPU tiles from the job's memory budget (tile_plan): the network takes what the full-size buffers leave, at
+    # least half the budget. So a job fits when its buffers fit in half the budget: 2 × BUFFER_BYTES_PER_PIXEL.
+    bytes_per_pixel=2 * BUFFER_BYTES_PER_PIXEL,
     url="https://github.com/rui1996/DeRaindrop",
 ))

@@ -644,6 +644,10 @@ SPEC = register(MethodSpec(
                   "skipped)", float, 0.01, 1.0),
     ),
     runner=lambda: run, learned=True, min_side=PATCH,
+    # measured 45 at 4000×3000 (scripts/method_memory.py --size 4000x3000): the networks see the working image
+    # only; the rest is full-resolution work (clip mask, area downscale, white balance, upscaled maps). The former
+    # default (400) refused a 12 MP raw image.
+    bytes_per_pixel=60,
     provenance="architecture, inference and weight layout from the paper and the authors' released model; weights "
                "trained by this project (engine/train/dsnet_recipe.py)",
     url="https://github.com/swift-n-brutal/illuminant_estimation",

@@ -337,6 +337,9 @@ SPEC = register(MethodSpec(
             ParamSpec("max_side", 512, "longest side the network sees in aspect mode (outputs are resized back)",
                       int, 64, 2048)),
     runner=lambda: run, learned=True, min_side=8,
+    # measured 87 at 4000×3000 (scripts/method_memory.py --size 4000x3000, default max_side): the network sees at most
+    # max_side; the rest is full-size arrays. The former default (400) refused a 12 MP phone photo.
+    bytes_per_pixel=110,
     provenance="architecture and key layout from the paper and the authors' released checkpoint; weights trained by "
                "this project (engine/train/intrinseg_recipe.py)",
     url="https://github.com/Morpheus3000/intrinseg",

@@ -227,6 +227,9 @@ SPEC = register(MethodSpec(
                       "reconstruction) or the network's albedo head upsampled ('network')", str,
                       choices=("ratio", "network"))),
     runner=lambda: run, learned=True,
+    # measured 91 at 4000×3000 (scripts/method_memory.py --size 4000x3000, default max_side): the network sees at most
+    # max_side; the rest is full-size arrays. The former default (400) refused a 12 MP phone photo.
+    bytes_per_pixel=110,
     provenance="model and losses from the paper text (no code was released; every loss weight is a setting); written for Intrinsic Lab; "
                "weights trained by this project (engine/train/ma2018_recipe.py)",
     url="https://arxiv.org/abs/1711.10098",

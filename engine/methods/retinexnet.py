@@ -268,9 +268,11 @@ _DEFAULT_TILE = {"cuda": 2048}  # the CPU tiles from the memory budget (tile_pla
 _MIN_TILE = minimum_tile(_HALO, _BLEND)
 #: Peak memory of the network per pixel of its input window (CPU, float32, inference, whole image: 1551 B/px at
 #: 600×400 and 1565 at 300×200, resident-set growth measured on the build machine), with a margin; and per pixel of
-#: the whole photo, what tiling keeps besides (accumulators, the outputs as arrays).
+#: the whole photo, what tiling keeps besides (input, accumulators): about 50, from 1.6 GB of growth for a 12 MP
+#: photo in 1 GB tiles (``scripts/method_memory.py --methods retinexnet --size 4000x3000``). At the former 128 the
+#: job check refused a 12 MP photo.
 NETWORK_BYTES_PER_PIXEL = 1700
-BUFFER_BYTES_PER_PIXEL = 128
+BUFFER_BYTES_PER_PIXEL = 64
 
 
 def tile_plan(height: int, width: int, budget: float | None = None) -> TilePlan:

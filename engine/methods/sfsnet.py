@@ -580,6 +580,9 @@ SPEC = register(MethodSpec(
         ParamSpec("output_max_side", 1600, "longest side of the pasted-back full-photo layers", int, 128, 8192),
     ),
     runner=lambda: run, learned=True,
+    # measured +234 MB for a 12 MP photo with one face (python -m engine.speed --cases sfsnet-12mp): an area resize to
+    # output_max_side, detection at 1024 px and 128-px crops. The former default (400) refused a 12 MP phone photo.
+    bytes_per_pixel=40,
     licence="MIT (this implementation); shipped weights: non-commercial (trained on Surrey Face Model renders)",
     provenance="architecture and the official weight layout from the paper and the authors' released model (layer names, shapes); "
                "weights trained by this project on engine.synth.faces renders",

@@ -9,17 +9,6 @@ from helpers.badfiles import png_bytes
 
 
 @pytest.fixture
-def sessions(data_dir):
-    """The session factory of a freshly migrated SQLite store in ``data_dir``."""
-    from db.session import make_engine, make_sessions, migrate
-
-    migrate()
-    engine = make_engine()
-    yield make_sessions(engine)
-    engine.dispose()
-
-
-@pytest.fixture
 def photo_png() -> bytes:
     """A 48×64 colour image with texture and a smooth light gradient: enough structure for Retinex methods."""
     y, x = np.mgrid[0:48, 0:64].astype(np.float32)

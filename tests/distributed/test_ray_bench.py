@@ -95,6 +95,28 @@ def test_ray_sweep_writes_the_queue_paths_rows_and_resumes(ray_cluster, data_dir
     e2.dispose()
 
 
+@pytest.mark.parametrize("mode", ["auto", "system"])
+def test_ray_actors_run_with_the_drivers_c_heap(ray_cluster, monkeypatch, mode):
+    """Ray starts an actor's process with forwarded_env(): with tcmalloc where the driver would use it
+    (engine/allocator.py), with glibc's malloc when INTRINSIC_LAB_MALLOC=system."""
+    from engine.allocator import tcmalloc_path
+    from engine.distributed.cluster import forwarded_env
+
+    monkeypatch.setenv("INTRINSIC_LAB_MALLOC", mode)
+
+    @ray_cluster.remote(num_cpus=0)
+    class Probe:
+        def heap(self):
+            from engine.allocator import current_mode
+
+            return current_mode()
+
+    probe = Probe.options(runtime_env={"env_vars": forwarded_env()}).remote()
+    expected = "tcmalloc" if mode == "auto" and tcmalloc_path() else "system"
+    assert ray_cluster.get(probe.heap.remote(), timeout=120) == expected
+    ray_cluster.kill(probe)
+
+
 def test_a_ray_sweep_stopped_early_resumes_where_it_stopped(ray_cluster, tmp_path):
     mit = write_tiny_mit(tmp_path / "mit")
     config = BenchConfig((*BASELINES, NETWORK), "mit-intrinsic", "train", str(mit))

@@ -12,16 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "db"))
 
 
 @pytest.fixture
-def sessions(data_dir):
-    from db.session import make_engine, make_sessions, migrate
-
-    migrate()
-    engine = make_engine()
-    yield make_sessions(engine)
-    engine.dispose()
-
-
-@pytest.fixture
 def artifacts(data_dir):
     from db.artifacts import ArtifactStore
 

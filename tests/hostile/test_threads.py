@@ -110,6 +110,18 @@ def test_training_and_sweeps_run_as_background_work():
         threads.set_priority("urgent")
 
 
+def test_a_bad_background_setting_is_refused_before_training_starts(tmp_path):
+    """A typo in INTRINSIC_LAB_BACKGROUND is named, with exit status 2, not quietly taken for idle."""
+    env = {**os.environ, threads.BACKGROUND_ENV: "urgent"}
+    done = subprocess.run([sys.executable, "-m", "engine", "train", "sfsnet", "--data", "synthetic", "--steps", "1",
+                           "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "INTRINSIC_LAB_BACKGROUND='urgent' is not one of idle, nice, normal" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
 def test_a_module_still_being_imported_by_another_thread_is_left_alone(monkeypatch):
     """In the dashboard's server, one session's thread may be importing torch while another applies the policy:
     torch is then in sys.modules without set_num_threads yet. That must not raise (it took a page down)."""

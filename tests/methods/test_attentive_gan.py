@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from engine.errors import WeightsUnavailableError
 from engine.methods import attentive_gan as ag
+from engine.ops.tiling import tile_starts
 from engine.registry import MethodInput, Role, RunContext, get_method
 
 #: official-weights.md §1: key → shape, a sample of the table
@@ -171,10 +172,29 @@ def test_tiles_blend_without_seams():
     image = torch.rand(1, 3, 300, 420)
     whole_out, whole_masks = ag.derain_tensor(g, image, tile=1024)
     tiled_out, tiled_masks = ag.derain_tensor(g, image, tile=ag._MIN_TILE)
-    assert len(ag._tile_starts(420, ag._MIN_TILE)) > 1
+    assert len(tile_starts(420, ag._MIN_TILE, ag._HALO, ag._BLEND, align=4)) > 1
     # Away from the image border, the halo covers what matters: tiles agree with the whole image.
+    assert tiled_out.shape == whole_out.shape and tiled_masks.shape == whole_masks.shape == (4, 1, 300, 420)
     assert float((tiled_out - whole_out).abs().max()) < 2e-3
     assert float((tiled_masks - whole_masks).abs().max()) < 2e-3
+
+
+def test_the_cpu_tiles_a_phone_photo_from_the_memory_budget():
+    """A 1-megapixel photo runs whole; a 12-megapixel one in the fewest tiles whose activations fit what the photo's
+    buffers leave of the job budget, and the job check lets it through (it refused 12 MP at the former 400 B/px)."""
+    from engine.limits import check_job_memory
+
+    g = ag.AttentiveGenerator(8, 16)
+    budget = 2 << 30
+    assert ag.tile_plan(816, 1224, g, budget).whole
+    plan = ag.tile_plan(3000, 4000, g, budget)
+    assert not plan.whole and plan.rows * plan.cols <= 12
+    network = plan.tile[0] * plan.tile[1] * ag.network_bytes_per_pixel(g)
+    assert network + 3000 * 4000 * ag.BUFFER_BYTES_PER_PIXEL <= budget
+    assert plan.work < 1.45  # halos recomputed (the former fixed 1536-px tiles: 12 tiles, 2.36× the work)
+    official = ag.tile_plan(3000, 4000, ag.AttentiveGenerator(), budget)  # 4× the channels: smaller tiles
+    assert official.tile[0] * official.tile[1] < plan.tile[0] * plan.tile[1]
+    check_job_memory(get_method("attentive_gan"), 1, 4000, 3000)
 
 
 def test_spec_outputs_and_roles():
