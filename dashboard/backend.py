@@ -83,7 +83,7 @@ def submit(sessions: sessionmaker[Session], prepared: PreparedInput,
         raise ValueError("the upload has problems; nothing to submit")
     resolved = []
     for spec, params in requests:
-        check_method(prepared, spec)  # input rules and the method's memory at this size (engine.limits)
+        check_method(prepared, spec, params)  # input rules, the method's memory at this size (engine.limits)
         resolved.append((spec, spec.resolve_params(params)))
     names = ", ".join(f.name for f in prepared.files)
     if visitor is not None:

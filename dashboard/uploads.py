@@ -12,7 +12,7 @@ images are decoded exactly). The worker decodes the stored files at full size.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -183,22 +183,24 @@ def _expand_containers(files: Sequence[UploadedFile], prepared: PreparedInput) -
     return expanded
 
 
-def check_method(prepared: PreparedInput, spec: MethodSpec) -> None:
+def check_method(prepared: PreparedInput, spec: MethodSpec, params: Mapping[str, Any] | None = None) -> None:
     """Raise the user-facing error that stops ``spec`` running on this upload: its input rules (frame count, size)
-    or its declared memory at this size (``engine.limits``)."""
+    or its declared memory at this size with these parameters (``engine.limits``)."""
     spec.check_input(prepared.method_input)
-    check_job_memory(spec, prepared.frame_count, prepared.width, prepared.height)
+    check_job_memory(spec, prepared.frame_count, prepared.width, prepared.height, params)
 
 
-def method_problems(prepared: PreparedInput, specs: Sequence[MethodSpec]) -> dict[str, str]:
-    """Per method name, why it cannot run on this input (its own size / frame-count / memory rules); absent if it
-    can."""
+def method_problems(prepared: PreparedInput,
+                    requests: Sequence[MethodSpec | tuple[MethodSpec, Mapping[str, Any]]]) -> dict[str, str]:
+    """Per method name, why it cannot run on this input (its own size / frame-count / memory rules, with the
+    request's parameters where given); absent if it can."""
     problems: dict[str, str] = {}
     if not prepared.ready:
         return problems
-    for spec in specs:
+    for request in requests:
+        spec, params = request if isinstance(request, tuple) else (request, None)
         try:
-            check_method(prepared, spec)
+            check_method(prepared, spec, params)
         except IntrinsicLabError as exc:
             problems[spec.name] = str(exc)
     return problems

@@ -10,6 +10,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -30,7 +31,8 @@ def _frame_files(folder: Path) -> list[Path]:
 
 
 def plan_files(files: list[tuple[str, bytes]], kind: InputKind, *, label: str = "input",
-               spec: MethodSpec | None = None) -> tuple[list[tuple[str, bytes]], int, int, int]:
+               spec: MethodSpec | None = None, params: Mapping[str, Any] | None = None
+               ) -> tuple[list[tuple[str, bytes]], int, int, int]:
     """Price a submission from its headers alone, before anything is decoded.
 
     Returns ``(files, frame_count, width, height)`` where zip archives are replaced by their image members.
@@ -66,19 +68,19 @@ def plan_files(files: list[tuple[str, bytes]], kind: InputKind, *, label: str = 
     (width, height), = sizes
     check_frames(count, width, height, label)
     if spec is not None:
-        check_job_memory(spec, count, width, height)
+        check_job_memory(spec, count, width, height, params)
     return expanded, count, width, height
 
 
 def input_from_files(files: list[tuple[str, bytes]], kind: InputKind, *, label: str = "input",
-                     spec: MethodSpec | None = None) -> MethodInput:
+                     spec: MethodSpec | None = None, params: Mapping[str, Any] | None = None) -> MethodInput:
     """Decode named file contents into a :class:`MethodInput` for a method of input kind ``kind``.
 
     Sequences take every frame of every file (zip, video, animated image) in order; the alpha channel of a lone
     image becomes the foreground mask. Shared by the CLI and the worker so both read inputs the same way.
     Budgets (``engine.limits``; with ``spec``, the method's memory too) are checked from the headers first.
     """
-    files, _, _, _ = plan_files(files, kind, label=label, spec=spec)
+    files, _, _, _ = plan_files(files, kind, label=label, spec=spec, params=params)
     frames: list[np.ndarray] = []
     mask = None
     for name, data in files:
@@ -145,7 +147,8 @@ def read_input_file(path: str | Path) -> bytes:
         os.close(fd)
 
 
-def load_input(paths: list[str | Path], kind: InputKind, *, spec: MethodSpec | None = None) -> MethodInput:
+def load_input(paths: list[str | Path], kind: InputKind, *, spec: MethodSpec | None = None,
+               params: Mapping[str, Any] | None = None) -> MethodInput:
     """Read the files a user named for a method of input kind ``kind`` (regular files only, size-checked)."""
     paths = [Path(p) for p in paths]
     for p in paths:
@@ -166,4 +169,5 @@ def load_input(paths: list[str | Path], kind: InputKind, *, spec: MethodSpec | N
     if len(paths) > limits().max_frames:
         check_frames(len(paths), 1, 1, "the input")
     label = str(paths[0].parent if len(paths) > 1 else paths[0])
-    return input_from_files([(p.name, read_input_file(p)) for p in paths], kind, label=label, spec=spec)
+    return input_from_files([(p.name, read_input_file(p)) for p in paths], kind, label=label, spec=spec,
+                            params=params)

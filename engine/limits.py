@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .errors import ImageTooLargeError
 
@@ -132,10 +133,28 @@ def check_frames(frame_count: int, width: int, height: int, label: str) -> None:
 FULL_SIZE_BYTES_PER_PIXEL = 64
 
 
-def job_memory(spec, frame_count: int, width: int, height: int) -> int:
-    """Bytes ``spec`` is expected to need on ``frame_count`` frames of ``width`` × ``height``: its declared
-    ``bytes_per_pixel`` over the whole frame, or, for a method that tiles (``working_pixels``), over one tile plus
-    the full-size arrays."""
+def downscaled_memory(side_param: str, full_bytes: float, network_bytes: float):
+    """A ``MethodSpec.memory`` for a method that runs its network on the image area-downscaled to a longest side of
+    ``params[side_param]`` (never upscaled): ``full_bytes`` per input pixel (the decoded input, full-size outputs)
+    plus ``network_bytes`` per pixel the network sees. Both are measured with ``scripts/method_memory.py --size
+    4000x3000`` at two values of the parameter."""
+
+    def memory(params: Mapping[str, Any], frames: int, width: int, height: int) -> int:
+        scale = min(1.0, int(params[side_param]) / max(width, height, 1))
+        network = round(width * scale) * round(height * scale)
+        return int(frames * (full_bytes * width * height + network_bytes * network))
+
+    memory.side_param = side_param  # named in the refusal
+    return memory
+
+
+def job_memory(spec, frame_count: int, width: int, height: int, params: Mapping[str, Any] | None = None) -> int:
+    """Bytes ``spec`` is expected to need on ``frame_count`` frames of ``width`` × ``height`` with ``params`` (the
+    defaults where not given): its ``memory`` function where it declares one, else its declared ``bytes_per_pixel``
+    over the whole frame, or, for a method that tiles (``working_pixels``), over one tile plus the full-size
+    arrays."""
+    if getattr(spec, "memory", None) is not None:
+        return int(spec.memory(spec.resolve_params(params), frame_count, width, height))
     pixels = width * height
     per_pixel = max(1, int(getattr(spec, "bytes_per_pixel", 400)))
     working = getattr(spec, "working_pixels", None)
@@ -144,10 +163,19 @@ def job_memory(spec, frame_count: int, width: int, height: int) -> int:
     return int(frame_count * pixels * per_pixel)
 
 
-def check_job_memory(spec, frame_count: int, width: int, height: int) -> None:
-    """Refuse running ``spec`` at this size when its declared cost passes the job memory budget."""
-    need = job_memory(spec, frame_count, width, height)
+def check_job_memory(spec, frame_count: int, width: int, height: int,
+                     params: Mapping[str, Any] | None = None) -> None:
+    """Refuse running ``spec`` at this size (with ``params``) when its declared cost passes the job memory budget."""
+    need = job_memory(spec, frame_count, width, height, params)
     cap = limits().max_job_memory
+    if need > cap and getattr(spec, "memory", None) is not None:
+        frames = f"{frame_count} frames" if frame_count > 1 else "one frame"
+        side = getattr(spec.memory, "side_param", None)
+        setting = f" with {side}={spec.resolve_params(params)[side]}" if side else ""
+        advice = f"lower {side}, or set" if side else "set"
+        raise BudgetError(
+            f"{spec.name} would need about {human_bytes(need)} for {frames} of {width}×{height}{setting}, above "
+            f"the budget of {human_bytes(cap)} per job ({advice} {MAX_JOB_MEMORY_ENV} to raise it)")
     if need > cap:
         frames = f"{frame_count} frames" if frame_count > 1 else "one frame"
         per_pixel = max(1, int(getattr(spec, "bytes_per_pixel", 400)))

@@ -265,6 +265,10 @@ class MethodSpec:
     #: For a method that tiles (or downscales) large frames: the largest area, in pixels, it works on at once. Above
     #: it only the full-size input and output arrays keep growing (``engine.limits.FULL_SIZE_BYTES_PER_PIXEL``).
     working_pixels: int | None = None
+    #: For a method whose memory depends on its parameters (a network that runs on the image downscaled to a
+    #: ``max_side`` the user may raise): bytes a job needs, ``memory(resolved_params, frames, width, height)``; it
+    #: replaces the ``bytes_per_pixel`` estimate (:func:`engine.limits.downscaled_memory` builds the usual one).
+    memory: Callable[[Mapping[str, Any], int, int, int], int] | None = None
     #: On the CPU, at most one intra-op thread per this many pixels of work (the input's pixels, frames × height ×
     #: width, or ``working_pixels`` when smaller), never more than the process's share (``engine.threads``). For
     #: methods made of many small operations (an iterative solver, a network on a downscaled image), where waking a

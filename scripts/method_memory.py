@@ -38,7 +38,7 @@ def _input(spec, side: int | tuple[int, int]):
     return MethodInput(frames=frames), len(frames) * h * w
 
 
-def _peak_in_child(name: str, side: int | tuple[int, int]) -> tuple[int, int, float]:
+def _peak_in_child(name: str, side: int | tuple[int, int], params: dict | None = None) -> tuple[int, int, float]:
     """(peak RSS bytes, input pixels, seconds) of running ``name`` at ``side`` in a forked child."""
     read, write = os.pipe()
     pid = os.fork()
@@ -51,7 +51,7 @@ def _peak_in_child(name: str, side: int | tuple[int, int]) -> tuple[int, int, fl
             spec = get_method(name)
             inputs, pixels = _input(spec, side)
             start = time.perf_counter()
-            run_method(name, inputs, {}, device="cpu")
+            run_method(name, inputs, dict(params or {}), device="cpu")
             os.write(write, f"{pixels} {time.perf_counter() - start}".encode())
             status = 0
         except BaseException as exc:  # noqa: BLE001 - report and leave
@@ -73,6 +73,8 @@ def main() -> int:
     parser.add_argument("--methods", default="", help="comma-separated (default: every registered method)")
     parser.add_argument("--side", type=int, default=768, help="height of the large input (width = 1.5 × height)")
     parser.add_argument("--size", default=None, metavar="WxH", help="the large input's size instead of --side")
+    parser.add_argument("--param", "-p", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                        help="a method parameter for both sizes (e.g. ma2018.max_side=2048)")
     parser.add_argument("--malloc", default=None, choices=("auto", "tcmalloc", "system"),
                         help="C heap of the measured children (default: INTRINSIC_LAB_MALLOC, else auto, as the "
                              "worker and the CLI run; engine/allocator.py)")
@@ -95,11 +97,19 @@ def main() -> int:
         w, _, h = args.size.lower().partition("x")
         large_size = (int(h), int(w))
     names = [n for n in args.methods.split(",") if n] or [s.name for s in all_methods()]
+    given: dict[str, dict[str, str]] = {}
+    for text in args.param:
+        key, sep, value = text.partition("=")
+        method, dot, pname = key.partition(".")
+        if not (sep and dot):
+            parser.error(f"--param expects METHOD.NAME=VALUE, got {text!r}")
+        given.setdefault(method.strip(), {})[pname.strip()] = value.strip()
     for name in names:
         spec = get_method(name)
+        params = spec.resolve_params(given.get(name, {}))
         try:
-            small = _peak_in_child(name, 64)
-            large = _peak_in_child(name, large_size)
+            small = _peak_in_child(name, 64, params)
+            large = _peak_in_child(name, large_size, params)
         except RuntimeError as exc:
             print(f"{name:28s} skipped: {exc}")
             continue
@@ -108,7 +118,7 @@ def main() -> int:
               f"{large[2]:.1f} s); declared {spec.bytes_per_pixel}")
         h, w = large_size if isinstance(large_size, tuple) else (large_size, large_size * 3 // 2)
         frames = large[1] // (h * w)
-        expected = job_memory(spec, frames, w, h)
+        expected = job_memory(spec, frames, w, h, params)
         grown = large[0] - small[0]
         budget = limits().max_job_memory
         verdict = "lets it run" if expected <= budget else "REFUSES it"

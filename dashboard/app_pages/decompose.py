@@ -71,7 +71,7 @@ for name in chosen:
                                          help="Which trained weights to use; the Methods page has each model card.")
         requests.append((spec, render_params(spec)))
 
-problems = method_problems(prepared, [spec for spec, _ in requests])
+problems = method_problems(prepared, requests)
 for name, message in problems.items():
     st.warning(md(message), icon=":material/block:")
 runnable = [(spec, params) for spec, params in requests if spec.name not in problems]

@@ -34,7 +34,7 @@ def handle(args) -> int:
     spec = find_method(args.method)  # imports this method's module only
     params = dict(_parse_param(t) for t in args.param)
     spec.resolve_params(params)  # a bad parameter is refused before any file is read
-    inputs = load_input(args.inputs, spec.input_kind, spec=spec)
+    inputs = load_input(args.inputs, spec.input_kind, spec=spec, params=params)
 
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{fraction * 100:5.1f}%] {message:<60}", end="", file=sys.stderr, flush=True)

@@ -51,6 +51,7 @@ from torch import nn
 
 from ..errors import InputKindError, WeightsUnavailableError
 from ..models import load_network
+from ..limits import downscaled_memory
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, register)
 
@@ -644,10 +645,11 @@ SPEC = register(MethodSpec(
                   "skipped)", float, 0.01, 1.0),
     ),
     runner=lambda: run, learned=True, min_side=PATCH,
-    # measured 45 at 4000×3000 (scripts/method_memory.py --size 4000x3000): the networks see the working image
-    # only; the rest is full-resolution work (clip mask, area downscale, white balance, upscaled maps). The former
-    # default (400) refused a 12 MP raw image.
-    bytes_per_pixel=60,
+    # The networks see the working image (working_side); the rest is full-resolution work (clip mask, area
+    # downscale, white balance, upscaled maps). scripts/method_memory.py --methods dsnet --size 4000x3000
+    # (-p dsnet.working_side=1536): 0.54 GB of growth at 384, 1.63 GB at 1536, so about 39 bytes per image pixel and
+    # 652 per working pixel; declared with a margin. (The former flat 400 B/px refused 12 MP raw images.)
+    memory=downscaled_memory("working_side", full_bytes=45, network_bytes=750),
     provenance="architecture, inference and weight layout from the paper and the authors' released model; weights "
                "trained by this project (engine/train/dsnet_recipe.py)",
     url="https://github.com/swift-n-brutal/illuminant_estimation",

@@ -34,6 +34,7 @@ from torch import nn
 from ..imaging import from_tensor, to_tensor
 from ..ops.padding import pad_to_multiple as _pad_to_multiple
 from ..models import load_network
+from ..limits import downscaled_memory
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, register)
 
@@ -227,9 +228,11 @@ SPEC = register(MethodSpec(
                       "reconstruction) or the network's albedo head upsampled ('network')", str,
                       choices=("ratio", "network"))),
     runner=lambda: run, learned=True,
-    # measured 91 at 4000×3000 (scripts/method_memory.py --size 4000x3000, default max_side): the network sees at most
-    # max_side; the rest is full-size arrays. The former default (400) refused a 12 MP phone photo.
-    bytes_per_pixel=110,
+    # The network sees the photo downscaled to max_side. scripts/method_memory.py --methods ma2018 --size 4000x3000
+    # (-p ma2018.max_side=2048): 1.09 GB of growth at the default 320, 2.82 GB at 2048, so about 87 bytes per photo
+    # pixel and 564 per network pixel; declared with a margin. (The former flat 400 B/px refused 12 MP photos, and
+    # let max_side=2048 pass at 2.8 GB.)
+    memory=downscaled_memory("max_side", full_bytes=100, network_bytes=650),
     provenance="model and losses from the paper text (no code was released; every loss weight is a setting); written for Intrinsic Lab; "
                "weights trained by this project (engine/train/ma2018_recipe.py)",
     url="https://arxiv.org/abs/1711.10098",

@@ -84,6 +84,19 @@ def test_animated_gif_is_a_sequence_of_frames():
     assert [round(float(f.mean()), 3) for f in prepared.frames] == [0.0, round(128 / 255, 3), 1.0]
 
 
+def test_the_memory_check_reads_each_requests_settings():
+    """A 12 MP photo: Ma et al. at its default max_side runs; raised to 2048, its network would need 3.2 GB (2.8 GB
+    measured), so the page says so, naming the setting, before anything is queued."""
+    import engine.methods  # noqa: F401 - registers the methods
+
+    prepared = one("phone.png", png_bytes(np.zeros((3000, 4000, 3), np.uint8)))
+    spec = get_method("ma2018")
+    assert method_problems(prepared, [(spec, {})]) == {}
+    problems = method_problems(prepared, [(spec, {"max_side": 2048})])
+    assert "with max_side=2048, above the budget" in problems["ma2018"]
+    assert "lower max_side" in problems["ma2018"]
+
+
 def test_method_rules_are_checked_before_enqueueing():
     tiny = png_bytes(np.full((4, 6, 3), 90, np.uint8))
     prepared = one("tiny.png", tiny)

@@ -268,6 +268,26 @@ def test_a_12_megapixel_phone_photo_passes_the_job_check_of_every_single_photo_m
     assert set(refused) == TOO_BIG_AT_12MP, refused
 
 
+def test_a_method_that_downscales_is_priced_at_the_size_its_settings_ask_for(tmp_path, monkeypatch):
+    """The CLI refuses, from the header alone, a 12 MP photo through Ma et al. at max_side=2048 (2.8 GB measured)
+    and lets the default through; DS-Net's working_side and SfSNet's output_max_side are priced the same way."""
+    from engine.inputs import plan_files
+    from engine.limits import BudgetError, job_memory
+
+    monkeypatch.delenv("INTRINSIC_LAB_MAX_JOB_MEMORY", raising=False)
+    photo = [("phone.png", png_bytes(np.zeros((3000, 4000, 3), np.uint8)))]
+    ma = get_method("ma2018")
+    assert plan_files(photo, ma.input_kind, spec=ma)[1:] == (1, 4000, 3000)
+    with pytest.raises(BudgetError, match=r"ma2018 would need about 3\.\d GB for one frame of 4000×3000 with "
+                                          r"max_side=2048, above the budget of 2\.1 GB per job \(lower max_side"):
+        plan_files(photo, ma.input_kind, spec=ma, params={"max_side": "2048"})
+    for name, side in (("dsnet", "working_side"), ("sfsnet", "output_max_side"), ("intrinseg", "max_side"),
+                       ("cgintrinsics", "max_side")):
+        spec = get_method(name)
+        small = job_memory(spec, 1, 4000, 3000, {side: 256})
+        assert small < job_memory(spec, 1, 4000, 3000) < job_memory(spec, 1, 4000, 3000, {side: 2048}), name
+
+
 def test_zip_members_are_priced_from_headers_not_decoded(monkeypatch):
     from engine.inputs import plan_files
 
