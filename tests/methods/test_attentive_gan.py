@@ -166,6 +166,46 @@ def test_official_import_and_run_in_bgr_with_the_crop_rule(tmp_path, monkeypatch
     assert result.info["bgr"] is True
 
 
+def _reference_attention(g: ag.AttentiveGenerator, image: torch.Tensor) -> list[torch.Tensor]:
+    """The ConvLSTM of methods.md §5 written out: four gate convolutions, sigmoid for i, f, o and tanh for g."""
+    n, _, h, w = image.shape
+    mask = torch.full((n, 1, h, w), 0.5, dtype=image.dtype)
+    hidden, cell = torch.zeros(n, g.att, h, w, dtype=image.dtype), torch.zeros(n, g.att, h, w, dtype=image.dtype)
+    masks = []
+    for _ in range(ag.ITERATIONS):
+        x = g.det_conv0(torch.cat([image, mask], 1))
+        for i in range(1, 6):
+            x = F.relu(getattr(g, f"det_conv{i}")(x) + x)
+        x = torch.cat([x, hidden], 1)
+        i_gate, f_gate, o_gate = g.conv_i(x), g.conv_f(x), g.conv_o(x)
+        cell = f_gate * cell + i_gate * g.conv_g(x)
+        hidden = o_gate * torch.tanh(cell)
+        mask = g.det_conv_mask(hidden)
+        masks.append(mask)
+    return masks
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_the_fused_lstm_gates_compute_the_papers_convlstm(grad):
+    """One convolution and one sigmoid for all four gates (conv_g doubled, tanh(z) = 2·sigmoid(2z) − 1), in place
+    at inference: the same maps and the same gradients as the four gates written out."""
+    torch.manual_seed(3)
+    g = ag.AttentiveGenerator(4, 8).double()  # float64: the two must agree to rounding, not to float32's
+    for p in g.parameters():
+        p.data.normal_(0, 0.3)
+    image = torch.rand(1, 3, 20, 24, dtype=torch.float64)
+    with torch.set_grad_enabled(grad):
+        fused, reference = g.attention(image), _reference_attention(g, image)
+    for a, b in zip(fused, reference):
+        assert float((a - b).detach().abs().max()) < 1e-10
+    if grad:
+        ours = torch.autograd.grad(fused[-1].square().sum(), list(g.parameters()), allow_unused=True)
+        theirs = torch.autograd.grad(reference[-1].square().sum(), list(g.parameters()), allow_unused=True)
+        for a, b in zip(ours, theirs):
+            if a is not None or b is not None:
+                assert float((a - b).abs().max()) < 1e-9 * max(1.0, float(b.abs().max()))
+
+
 def test_tiles_blend_without_seams():
     torch.manual_seed(0)
     g = ag.AttentiveGenerator(4, 8).eval()
