@@ -62,6 +62,7 @@ def test_every_head_ends_in_batchnorm_and_relu_and_softmax_only_in_eval():
     assert [h[-3].out_channels for h in net.output] == [3, 3, 16]
     x = torch.rand(2, 3, 64, 96)
     _, _, scores = net.train()(x)
+    scores = scores.detach()
     assert float(scores.min()) >= 0 and not torch.allclose(scores.sum(1), torch.ones(2, 64, 96))
     albedo, shading, probs = net.eval()(x)
     assert albedo.shape == shading.shape == (2, 3, 64, 96) and probs.shape == (2, 16, 64, 96)
