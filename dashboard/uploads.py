@@ -191,14 +191,13 @@ def check_method(prepared: PreparedInput, spec: MethodSpec, params: Mapping[str,
 
 
 def method_problems(prepared: PreparedInput,
-                    requests: Sequence[MethodSpec | tuple[MethodSpec, Mapping[str, Any]]]) -> dict[str, str]:
-    """Per method name, why it cannot run on this input (its own size / frame-count / memory rules, with the
-    request's parameters where given); absent if it can."""
+                    requests: Sequence[tuple[MethodSpec, Mapping[str, Any]]]) -> dict[str, str]:
+    """Per method name, why it cannot run on this input with the request's parameters (its own size / frame-count /
+    memory rules); absent if it can."""
     problems: dict[str, str] = {}
     if not prepared.ready:
         return problems
-    for request in requests:
-        spec, params = request if isinstance(request, tuple) else (request, None)
+    for spec, params in requests:
         try:
             check_method(prepared, spec, params)
         except IntrinsicLabError as exc:

@@ -133,19 +133,21 @@ def check_frames(frame_count: int, width: int, height: int, label: str) -> None:
 FULL_SIZE_BYTES_PER_PIXEL = 64
 
 
-def downscaled_memory(side_param: str, full_bytes: float, network_bytes: float):
+@dataclass(frozen=True)
+class DownscaledMemory:
     """A ``MethodSpec.memory`` for a method that runs its network on the image area-downscaled to a longest side of
     ``params[side_param]`` (never upscaled): ``full_bytes`` per input pixel (the decoded input, full-size outputs)
     plus ``network_bytes`` per pixel the network sees. Both are measured with ``scripts/method_memory.py --size
-    4000x3000`` at two values of the parameter."""
+    4000x3000`` at two values of the parameter; a refusal names the parameter."""
 
-    def memory(params: Mapping[str, Any], frames: int, width: int, height: int) -> int:
-        scale = min(1.0, int(params[side_param]) / max(width, height, 1))
+    side_param: str
+    full_bytes: float
+    network_bytes: float
+
+    def __call__(self, params: Mapping[str, Any], frames: int, width: int, height: int) -> int:
+        scale = min(1.0, int(params[self.side_param]) / max(width, height, 1))
         network = round(width * scale) * round(height * scale)
-        return int(frames * (full_bytes * width * height + network_bytes * network))
-
-    memory.side_param = side_param  # named in the refusal
-    return memory
+        return int(frames * (self.full_bytes * width * height + self.network_bytes * network))
 
 
 def job_memory(spec, frame_count: int, width: int, height: int, params: Mapping[str, Any] | None = None) -> int:
@@ -170,7 +172,7 @@ def check_job_memory(spec, frame_count: int, width: int, height: int,
     cap = limits().max_job_memory
     if need > cap and getattr(spec, "memory", None) is not None:
         frames = f"{frame_count} frames" if frame_count > 1 else "one frame"
-        side = getattr(spec.memory, "side_param", None)
+        side = getattr(spec.memory, "side_param", None)  # a DownscaledMemory names its setting
         setting = f" with {side}={spec.resolve_params(params)[side]}" if side else ""
         advice = f"lower {side}, or set" if side else "set"
         raise BudgetError(

@@ -267,7 +267,7 @@ class MethodSpec:
     working_pixels: int | None = None
     #: For a method whose memory depends on its parameters (a network that runs on the image downscaled to a
     #: ``max_side`` the user may raise): bytes a job needs, ``memory(resolved_params, frames, width, height)``; it
-    #: replaces the ``bytes_per_pixel`` estimate (:func:`engine.limits.downscaled_memory` builds the usual one).
+    #: replaces the ``bytes_per_pixel`` estimate (:class:`engine.limits.DownscaledMemory` is the usual one).
     memory: Callable[[Mapping[str, Any], int, int, int], int] | None = None
     #: On the CPU, at most one intra-op thread per this many pixels of work (the input's pixels, frames × height ×
     #: width, or ``working_pixels`` when smaller), never more than the process's share (``engine.threads``). For

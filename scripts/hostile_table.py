@@ -202,7 +202,7 @@ def _child_dashboard(case: Case) -> int:
         print(f"error: {message}", file=sys.stderr)
     if prepared.errors:
         return 2
-    problem = method_problems(prepared, [get_method(case.method)]).get(case.method)
+    problem = method_problems(prepared, [(get_method(case.method), {})]).get(case.method)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError, WeightsUnavailableError
-from ..ops.tiling import TilePlan, minimum_tile, plan_tiles, run_tiled
+from ..ops.tiling import TilePlan, minimum_tile, plan_in_budget, run_tiled
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, register)
 
@@ -315,15 +315,10 @@ def network_bytes_per_pixel(model: AttentiveGenerator) -> int:
 
 def tile_plan(height: int, width: int, model: AttentiveGenerator, budget: float | None = None) -> TilePlan:
     """How the CPU runs a ``height``×``width`` photo: whole when the generator's activations fit the job's memory
-    budget (``INTRINSIC_LAB_MAX_JOB_MEMORY`` unless ``budget`` is given), else the fewest, largest tiles that do. The
-    network gets what the photo's full-size buffers leave, never under half the budget."""
-    if budget is None:
-        from ..limits import limits
-
-        budget = limits().max_job_memory
-    budget = max(budget - height * width * BUFFER_BYTES_PER_PIXEL, budget / 2)
-    return plan_tiles(height, width, network_bytes_per_pixel(model), budget, _HALO, _BLEND, align=4,
-                      min_tile=_MIN_TILE)
+    budget (``INTRINSIC_LAB_MAX_JOB_MEMORY`` unless ``budget`` is given), else the fewest, largest tiles that do
+    (:func:`engine.ops.tiling.plan_in_budget`)."""
+    return plan_in_budget(height, width, network_bytes_per_pixel(model), BUFFER_BYTES_PER_PIXEL, _HALO, _BLEND,
+                          budget, align=4, min_tile=_MIN_TILE)
 
 
 @torch.inference_mode()
@@ -461,8 +456,6 @@ register(MethodSpec(
                "no sigmoid on the attention map, reflect-pad + average-pool after each transposed conv, multiples "
                "of 4); no code copied. The discriminator follows the paper's description.",
     min_side=8,
-    # The CPU tiles from the job's memory budget (tile_plan): the network takes what the full-size buffers leave, at
-    # least half the budget. So a job fits when its buffers fit in half the budget: 2 × BUFFER_BYTES_PER_PIXEL.
-    bytes_per_pixel=2 * BUFFER_BYTES_PER_PIXEL,
+    bytes_per_pixel=2 * BUFFER_BYTES_PER_PIXEL,  # the CPU tiles from the job's budget (tiling.plan_in_budget)
     url="https://github.com/rui1996/DeRaindrop",
 ))

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..imaging import from_tensor, srgb_to_linear, to_tensor
 from ..ops.padding import pad_to_multiple as _pad_to_multiple
-from ..limits import downscaled_memory
+from ..limits import DownscaledMemory
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
@@ -257,7 +257,7 @@ SPEC = register(MethodSpec(
     # The network sees the photo downscaled to max_side. scripts/method_memory.py --methods cgintrinsics --size
     # 4000x3000 (-p cgintrinsics.max_side=2048): 0.66 GB of growth at the default 512, 1.21 GB at 2048, so about 52
     # bytes per photo pixel and 187 per network pixel; declared with a margin.
-    memory=downscaled_memory("max_side", full_bytes=60, network_bytes=220),
+    memory=DownscaledMemory("max_side", full_bytes=60, network_bytes=220),
     # the network sees ≤ max_side (512 px): its deep levels are too small for a second CPU thread to pay (2-core
     # machine, python -m engine.speed --cases cgintrinsics-1mp: 0.19 s with 1 thread, 0.26 s with 2)
     pixels_per_thread=64_000_000,

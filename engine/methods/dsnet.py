@@ -51,7 +51,7 @@ from torch import nn
 
 from ..errors import InputKindError, WeightsUnavailableError
 from ..models import load_network
-from ..limits import downscaled_memory
+from ..limits import DownscaledMemory
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, register)
 
@@ -649,7 +649,7 @@ SPEC = register(MethodSpec(
     # downscale, white balance, upscaled maps). scripts/method_memory.py --methods dsnet --size 4000x3000
     # (-p dsnet.working_side=1536): 0.54 GB of growth at 384, 1.63 GB at 1536, so about 39 bytes per image pixel and
     # 652 per working pixel; declared with a margin. (The former flat 400 B/px refused 12 MP raw images.)
-    memory=downscaled_memory("working_side", full_bytes=45, network_bytes=750),
+    memory=DownscaledMemory("working_side", full_bytes=45, network_bytes=750),
     provenance="architecture, inference and weight layout from the paper and the authors' released model; weights "
                "trained by this project (engine/train/dsnet_recipe.py)",
     url="https://github.com/swift-n-brutal/illuminant_estimation",

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import load_network
-from ..limits import downscaled_memory
+from ..limits import DownscaledMemory
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, Task, register)
 
@@ -341,7 +341,7 @@ SPEC = register(MethodSpec(
     # The network sees the photo downscaled to max_side. scripts/method_memory.py --methods intrinseg --size 4000x3000
     # (-p intrinseg.max_side=2048): 1.04 GB of growth at the default 512, 1.29 GB at 2048, so about 85 bytes per
     # photo pixel and 86 per network pixel; declared with a margin. (The former flat 400 B/px refused 12 MP photos.)
-    memory=downscaled_memory("max_side", full_bytes=100, network_bytes=120),
+    memory=DownscaledMemory("max_side", full_bytes=100, network_bytes=120),
     provenance="architecture and key layout from the paper and the authors' released checkpoint; weights trained by "
                "this project (engine/train/intrinseg_recipe.py)",
     url="https://github.com/Morpheus3000/intrinseg",

@@ -34,7 +34,7 @@ from torch import nn
 from ..imaging import from_tensor, to_tensor
 from ..ops.padding import pad_to_multiple as _pad_to_multiple
 from ..models import load_network
-from ..limits import downscaled_memory
+from ..limits import DownscaledMemory
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, register)
 
@@ -232,7 +232,7 @@ SPEC = register(MethodSpec(
     # (-p ma2018.max_side=2048): 1.09 GB of growth at the default 320, 2.82 GB at 2048, so about 87 bytes per photo
     # pixel and 564 per network pixel; declared with a margin. (The former flat 400 B/px refused 12 MP photos, and
     # let max_side=2048 pass at 2.8 GB.)
-    memory=downscaled_memory("max_side", full_bytes=100, network_bytes=650),
+    memory=DownscaledMemory("max_side", full_bytes=100, network_bytes=650),
     provenance="model and losses from the paper text (no code was released; every loss weight is a setting); written for Intrinsic Lab; "
                "weights trained by this project (engine/train/ma2018_recipe.py)",
     url="https://arxiv.org/abs/1711.10098",

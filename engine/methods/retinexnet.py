@@ -44,7 +44,7 @@ from ..device import PRECISIONS
 from ..errors import ParameterError, WeightsUnavailableError
 from ..imaging import from_tensor, to_tensor
 from ..ops.tf_layers import SameConv2d, resize_like, tf_default_init
-from ..ops.tiling import TileGeometry, TilePlan, minimum_tile, plan_tiles, run_tiled
+from ..ops.tiling import TileGeometry, TilePlan, minimum_tile, plan_in_budget, run_tiled
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
 
@@ -277,15 +277,9 @@ BUFFER_BYTES_PER_PIXEL = 64
 
 def tile_plan(height: int, width: int, budget: float | None = None) -> TilePlan:
     """How the CPU runs a ``height``×``width`` photo: whole when the network's activations fit the job's memory
-    budget (``INTRINSIC_LAB_MAX_JOB_MEMORY`` unless ``budget`` is given), else the fewest, largest tiles that do."""
-    if budget is None:
-        from ..limits import limits
-
-        budget = limits().max_job_memory
-    # The network gets what the photo's buffers leave, but never under half the budget: a huge photo (which the
-    # job's memory check refuses at the declared bytes_per_pixel anyway) must not end in tiles that are all halo.
-    budget = max(budget - height * width * BUFFER_BYTES_PER_PIXEL, budget / 2)
-    return plan_tiles(height, width, NETWORK_BYTES_PER_PIXEL, budget, _HALO, _BLEND)
+    budget (``INTRINSIC_LAB_MAX_JOB_MEMORY`` unless ``budget`` is given), else the fewest, largest tiles that do
+    (:func:`engine.ops.tiling.plan_in_budget`)."""
+    return plan_in_budget(height, width, NETWORK_BYTES_PER_PIXEL, BUFFER_BYTES_PER_PIXEL, _HALO, _BLEND, budget)
 
 
 @torch.inference_mode()
@@ -466,8 +460,6 @@ register(MethodSpec(
     provenance="Architecture and losses re-implemented from the paper and the facts of the authors' TensorFlow code "
                "(TF 'SAME' padding, nearest resizes to the skip size); no code copied.",
     min_side=8,
-    # The CPU tiles from the job's memory budget (tile_plan): the network takes what the full-size buffers leave, at
-    # least half the budget. So a job fits when its buffers fit in half the budget: 2 × BUFFER_BYTES_PER_PIXEL.
-    bytes_per_pixel=2 * BUFFER_BYTES_PER_PIXEL,
+    bytes_per_pixel=2 * BUFFER_BYTES_PER_PIXEL,  # the CPU tiles from the job's budget (tiling.plan_in_budget)
     url="https://daooshee.github.io/BMVC2018website/",
 ))

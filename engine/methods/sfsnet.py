@@ -50,7 +50,7 @@ from torch import nn
 from ..errors import NoFaceError, WeightsUnavailableError
 from ..ops.sh import directional_sh, lit_sphere, shading as sh_shading
 from ..models import load_network
-from ..limits import downscaled_memory
+from ..limits import DownscaledMemory
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, Task, register)
 
@@ -586,7 +586,7 @@ SPEC = register(MethodSpec(
     # layers. A 12 MP photo with one face (python -m engine run sfsnet, peak resident set): 0.49 GB of growth at
     # output_max_side 1600, 1.97 GB at full size, so about 18 bytes per photo pixel and 147 per output pixel; declared
     # with a margin. (The former flat 400 B/px refused 12 MP photos.)
-    memory=downscaled_memory("output_max_side", full_bytes=20, network_bytes=155),
+    memory=DownscaledMemory("output_max_side", full_bytes=20, network_bytes=155),
     licence="MIT (this implementation); shipped weights: non-commercial (trained on Surrey Face Model renders)",
     provenance="architecture and the official weight layout from the paper and the authors' released model (layer names, shapes); "
                "weights trained by this project on engine.synth.faces renders",

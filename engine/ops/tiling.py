@@ -171,6 +171,22 @@ def plan_tiles(height: int, width: int, bytes_per_pixel: float, budget: float, h
     return best
 
 
+def plan_in_budget(height: int, width: int, network_bytes_per_pixel: float, buffer_bytes_per_pixel: float,
+                   halo: int, blend: int = 32, budget: float | None = None, align: int = 8,
+                   min_tile: int | None = None) -> TilePlan:
+    """:func:`plan_tiles` inside a job's memory budget (``INTRINSIC_LAB_MAX_JOB_MEMORY`` unless ``budget`` is given):
+    the network's tiles get what the photo's full-size buffers (``buffer_bytes_per_pixel`` of the whole photo: input,
+    accumulators) leave, but never under half the budget, so a huge photo (which the job check refuses at its declared
+    cost anyway) does not end in tiles that are all halo. A method that plans this way declares ``bytes_per_pixel =
+    2 × buffer_bytes_per_pixel``: its job fits when its buffers fit in half the budget."""
+    if budget is None:
+        from ..limits import limits
+
+        budget = limits().max_job_memory
+    budget = max(budget - height * width * buffer_bytes_per_pixel, budget / 2)
+    return plan_tiles(height, width, network_bytes_per_pixel, budget, halo, blend, align=align, min_tile=min_tile)
+
+
 def run_tiled(fn: Callable[[torch.Tensor, TileGeometry], dict[str, torch.Tensor]], image: torch.Tensor,
               tile: int | tuple[int, int], halo: int, blend: int = 32, align: int = 8,
               progress: Callable[[float, str], None] = lambda fraction, message: None) -> dict[str, torch.Tensor]:

@@ -101,6 +101,6 @@ def test_method_rules_are_checked_before_enqueueing():
     tiny = png_bytes(np.full((4, 6, 3), 90, np.uint8))
     prepared = one("tiny.png", tiny)
     assert prepared.ready  # a fine image, just too small for JieP
-    problems = method_problems(prepared, [get_method("jiep")])
+    problems = method_problems(prepared, [(get_method("jiep"), {})])
     assert problems == {"jiep": "jiep: the image is 6×4 pixels; at least 8×8 is needed"}
-    assert method_problems(one("g.png", GOOD), [get_method("jiep")]) == {}
+    assert method_problems(one("g.png", GOOD), [(get_method("jiep"), {})]) == {}

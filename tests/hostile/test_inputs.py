@@ -52,7 +52,7 @@ def test_a_solid_big_png_is_refused_from_its_header_with_the_numbers(tmp_path, c
     prepared = prepare_input([UploadedFile("solid.png", path.read_bytes())], InputKind.IMAGE)
     assert prepared.ready and prepared.size_label == "1500×1500 px"
     assert max(prepared.frames[0].shape[:2]) == 1024  # a preview, not the image
-    assert "jiep would need about" in method_problems(prepared, [get_method("jiep")])["jiep"]
+    assert "jiep would need about" in method_problems(prepared, [(get_method("jiep"), {})])["jiep"]
 
 
 def test_a_zip_of_big_pngs_is_refused_before_decoding(tmp_path, capsys, monkeypatch):
