@@ -9,7 +9,20 @@ fine-tuning with MIT, as CGIntrinsics did for its MIT numbers).
 
 Loss (the paper's form, ``methods.md`` §7: γ_CE·cross-entropy + γ_IL·[albedo and shading terms, each a
 scale-invariant term and a plain one]): here the scale-invariant terms are the Grosse LMSE itself (differentiable,
-20×20 windows, per channel) and its global one-window form, since MIT ground truth has no absolute scale; the
+20×20 windows, per channel) and its global one-window form, since MIT ground truth has no absolute scale. The global
+terms (and the reconstruction term, albedo·shading against the linear image) take one scale per image for all three
+channels (``si_joint=1``): per-channel scales leave the colour balance free, and neither the windowed LMSE nor they
+see a colour cast. Runs of 3,000 steps on all ten MIT objects (kodim03/08/23 by eye, 2026-11-28/29) showed what the
+albedo's colour needs: with per-channel scales (``si_joint=0``, every run before) yellow and green albedos came out
+orange; with ``si_joint=1`` alone, still orange; with half the samples' RGB channels also permuted (image, albedo and
+shading alike, which keeps each decomposition exact: ``channel_shuffle=0.5``), still orange for every saturated
+colour. Two causes were then found and removed. The rendered scenes are lit by coloured sun, sky and lamps while
+photographs come white-balanced, so a network learns to push albedos away from the light (blue sky light → orange
+albedo): ``white_balance=1`` divides each rendered sample's mean light colour out of its image and shading, as a
+camera's white balance does (``intrinsic_data.white_balance``). With that alone every albedo turned one washed-out
+khaki: the losses gave colour almost no gradient, so ``chroma_loss`` (squared error of each pixel's chromaticity,
+``w_chroma=5``) was added; with it reds, greens and blues keep their hue and the shading is grey, though a saturated
+yellow still comes out salmon-red after 3,000 steps (``assets/model_cards/intrinseg-mit.md``). The
 segmentation cross-entropy is taken on the head's BN+ReLU scores (softmax only at inference, as the authors do).
 Validation: the benchmark's Grosse LMSE on the held-out MIT objects (benchmark input convention, the runner's default
 parameters), or on the training objects when none is held out (then named ``mit_train_*``); segmentation accuracy
@@ -27,8 +40,9 @@ import torch
 
 from ..methods.intrinseg import IntrinSegNet, decompose, model_from_state, prepare
 from .data import Augment
-from .intrinsic_data import (MITSamples, Mixture, evaluate_mit, lmse_loss, masked_cross_entropy, mit_metrics,
-                             mit_training_objects, si_loss, synthetic_sample, synthetic_source)
+from .intrinsic_data import (MITSamples, Mixture, chroma_loss, evaluate_mit, lmse_loss, masked_cross_entropy,
+                             mit_metrics, mit_training_objects, shuffle_channels, si_loss, synthetic_sample,
+                             synthetic_source, white_balance)
 from .recipe import Phase, TrainingRecipe, register_recipe
 
 VAL_SEED = 1_000_000
@@ -53,7 +67,8 @@ class IntrinSegRecipe(TrainingRecipe):
         "synthetic_scenes": 100_000, "style": "photographic", "texture_dir": "", "mit_dir": "", "mit_objects": "",
         "mit_holdout": "", "fold": -1, "mit_share": 0.5, "mit_lights": True, "init": "",
         "w_lmse": 1.0, "w_si": 0.5, "w_rec": 0.25, "w_ce": 0.05, "exposure_min": 1.0, "exposure_max": 1.0,
-        "noise": 0.0, "val_scenes": 4, "max_side": 512, "warmup": 50, "time_budget": 0.0,
+        "noise": 0.0, "val_scenes": 4, "max_side": 512, "warmup": 50, "time_budget": 0.0, "si_joint": 1,
+        "channel_shuffle": 0.5, "white_balance": 1, "w_chroma": 5.0,
     }
     metric_higher_is_better = {"mit_lmse": False, "mit_albedo_lmse": False, "mit_shading_lmse": False,
                                "mit_train_lmse": False, "mit_train_albedo_lmse": False,
@@ -106,19 +121,25 @@ class IntrinSegRecipe(TrainingRecipe):
                              time.perf_counter() - getattr(self, "clock", time.perf_counter()))
 
     def loss(self, model, batch, phase, optimizer):
+        c = {**self.defaults, **self.run_config}
+        if int(c["white_balance"]):
+            batch = white_balance(batch)
+        batch = shuffle_channels(batch, float(c["channel_shuffle"]))
         image, mask = batch["image"], batch["mask"]
         albedo, shading, scores = model(prepare(image))
-        c = {**self.defaults, **self.run_config}
+        joint = bool(int(c["si_joint"]))
         linear = torch.where(image <= 0.04045, image / 12.92, ((image.clamp(min=0) + 0.055) / 1.055) ** 2.4)
         terms = {
             "lmse_a": lmse_loss(albedo, batch["albedo"], mask), "lmse_s": lmse_loss(shading, batch["shading"], mask),
-            "si_a": si_loss(albedo, batch["albedo"], mask), "si_s": si_loss(shading, batch["shading"], mask),
-            "rec": si_loss(albedo.float() * shading.float(), linear, mask),
+            "si_a": si_loss(albedo, batch["albedo"], mask, joint),
+            "si_s": si_loss(shading, batch["shading"], mask, joint),
+            "rec": si_loss(albedo.float() * shading.float(), linear, mask, joint),
             "ce": masked_cross_entropy(scores, batch["labels"], batch["seg_mask"]),
+            "chroma": chroma_loss(albedo, batch["albedo"], mask),
         }
         total = (float(c["w_lmse"]) * (terms["lmse_a"] + terms["lmse_s"])
                  + float(c["w_si"]) * (terms["si_a"] + terms["si_s"]) + float(c["w_rec"]) * terms["rec"]
-                 + float(c["w_ce"]) * terms["ce"])
+                 + float(c["w_ce"]) * terms["ce"] + float(c["w_chroma"]) * terms["chroma"])
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
     def validate(self, model, val, device, config) -> dict[str, float]:

@@ -269,6 +269,51 @@ def mit_training_objects(config: Mapping) -> tuple[tuple[str, ...], tuple[str, .
 
 # --- losses -----------------------------------------------------------------------------------------------------------
 
+def shuffle_channels(batch: dict[str, torch.Tensor], p: float, keys: Sequence[str] = ("image", "albedo", "shading")
+                     ) -> dict[str, torch.Tensor]:
+    """Colour augmentation that keeps a decomposition exact: per sample, with probability ``p``, one random
+    permutation of the RGB channels applied alike to the image, its albedo and its shading. Image = albedo × shading
+    holds per channel, sRGB encoding is per channel and the ÷max normalisation is over all channels, so the permuted
+    sample is as valid as the original. It keeps a network from tying albedo hues to the few hues of its training
+    objects (the ten MIT objects are mostly red, orange and brown) and pushes it to pass the input's chromaticity
+    through; on its own it did not cure orange albedos on photos (see ``white_balance`` and ``chroma_loss``).
+    Single-channel layers are left as they are. Uses torch's global generator (seeded by the training loop)."""
+    n = batch[keys[0]].shape[0]
+    if p <= 0 or n == 0:
+        return batch
+    flip = torch.rand(n) < p
+    perms = torch.stack([torch.randperm(3) if f else torch.arange(3) for f in flip.tolist()])
+    out = dict(batch)
+    for key in keys:
+        x = out[key]
+        if x.shape[1] == 3:
+            index = perms.to(x.device)[:, :, None, None].expand_as(x)
+            out[key] = torch.gather(x, 1, index)
+    return out
+
+
+def white_balance(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What a camera's white balance does, with the true light: per sample, the shading's mean colour (inside the
+    mask, linear) is divided out of the shading and of the image, so the light averages grey and the albedo is
+    unchanged. Image = albedo × shading still holds per channel (the sRGB image is decoded, divided and re-encoded;
+    values above 1 are kept, the networks divide by the maximum). Rendered scenes are lit by coloured sun, sky and
+    lamps; photographs come white-balanced, and a network trained on unbalanced renders learns to push albedos away
+    from the light's colour (blue sky light → orange albedo). Grey-shaded samples (the MIT objects) are unchanged.
+    (N, 3, H, W) image and shading, (N, 1, H, W) mask; a 1-channel shading is left as it is."""
+    image, shading, mask = batch["image"], batch["shading"], batch["mask"]
+    if shading.shape[1] != 3:
+        return batch
+    m = mask.float()
+    mean = (shading.float() * m).sum((2, 3)) / m.sum((2, 3)).clamp(min=1e-6)  # (N, 3)
+    gain = mean / mean.mean(1, keepdim=True).clamp(min=1e-6)
+    gain = torch.where(gain > 1e-3, gain, torch.ones_like(gain))[:, :, None, None]
+    linear = torch.where(image <= 0.04045, image / 12.92, ((image.clamp(min=0) + 0.055) / 1.055) ** 2.4) / gain
+    encoded = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    out = dict(batch)
+    out["image"], out["shading"] = encoded.to(image.dtype), (shading / gain).to(shading.dtype)
+    return out
+
+
 def lmse_loss(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, window: int = 20, step: int = 10
               ) -> torch.Tensor:
     """The Grosse LMSE per channel and image (Σ_windows min_a Σ m(t − a·p)² / Σ_windows Σ m·t²), averaged.
@@ -291,15 +336,31 @@ def lmse_loss(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, windo
     return (per * has).sum() / has.sum().clamp(min=1.0)
 
 
-def si_loss(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Global scale-invariant error normalised like LMSE: min_a Σ m(t − a·p)² / Σ m·t², per image and channel."""
+def si_loss(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, joint: bool = False) -> torch.Tensor:
+    """Global scale-invariant error normalised like LMSE: min_a Σ m(t − a·p)² / Σ m·t², per image and channel, or
+    with ``joint`` one scale ``a`` per image shared by its channels, so that the colour balance counts: per-channel
+    scales forgive any colour cast (a yellow albedo predicted orange costs nothing)."""
     pred, truth, mask = pred.float(), truth.float(), mask.float()
-    tt = (mask * truth * truth).sum(dim=(2, 3))
-    te = (mask * truth * pred).sum(dim=(2, 3))
-    ee = (mask * pred * pred).sum(dim=(2, 3))
+    dims = (1, 2, 3) if joint else (2, 3)
+    tt = (mask * truth * truth).sum(dim=dims)
+    te = (mask * truth * pred).sum(dim=dims)
+    ee = (mask * pred * pred).sum(dim=dims)
     per = (tt - te * te / ee.clamp(min=1e-6)).clamp(min=0) / tt.clamp(min=1e-6)
     has = (tt > 1e-6).float()
     return (per * has).sum() / has.sum().clamp(min=1.0)
+
+
+def chroma_loss(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """Mean squared error of the chromaticity (each pixel's RGB ÷ its sum) inside the mask, where the truth is not
+    black. Scale-free, like the other terms, but blind to nothing but colour: the windowed, per-channel LMSE lets each
+    20×20 window pick its own per-channel scale, so it barely sees a colour cast, and networks trained on it alone
+    returned one hue for every albedo. (N, 3, H, W) layers, (N, 1, H, W) mask."""
+    pred, truth = pred.float().clamp(min=0), truth.float().clamp(min=0)
+    t_sum = truth.sum(dim=1, keepdim=True)
+    weight = mask.float() * (t_sum > floor).float()
+    pc = pred / (pred.sum(dim=1, keepdim=True) + floor)
+    tc = truth / t_sum.clamp(min=floor)
+    return ((pc - tc) ** 2 * weight).sum() / (3 * weight.sum()).clamp(min=1.0)
 
 
 def masked_cross_entropy(scores: torch.Tensor, labels: torch.Tensor, seg_mask: torch.Tensor) -> torch.Tensor:

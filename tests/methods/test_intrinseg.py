@@ -177,6 +177,74 @@ def test_lmse_loss_is_the_benchmark_metric():
     assert torch.isfinite(g.grad).all() and float(g.grad.abs().sum()) > 0
 
 
+def test_joint_scale_invariant_loss_sees_a_colour_cast_that_the_per_channel_one_forgives():
+    rng = np.random.default_rng(1)
+    truth = torch.from_numpy(rng.random((2, 3, 24, 32)) + 0.1).float()
+    mask = torch.ones(2, 1, 24, 32)
+    cast = truth * torch.tensor([1.0, 0.6, 0.3]).view(1, 3, 1, 1)  # a yellow albedo predicted orange
+    brighter = truth * 2.5  # the same colours at another overall scale
+    assert float(idata.si_loss(cast, truth, mask)) == pytest.approx(0, abs=1e-6)
+    assert float(idata.si_loss(cast, truth, mask, joint=True)) > 0.05
+    assert float(idata.si_loss(brighter, truth, mask, joint=True)) == pytest.approx(0, abs=1e-6)
+    grey = truth[:, :1].expand(-1, 3, -1, -1)  # a grey truth (MIT shading) broadcast to three channels
+    assert float(idata.si_loss(grey * 0.5, grey, mask, joint=True)) == pytest.approx(0, abs=1e-6)
+
+
+def test_channel_shuffle_keeps_each_decomposition_exact():
+    torch.manual_seed(0)
+    albedo, shading = torch.rand(16, 3, 8, 8), torch.rand(16, 3, 8, 8) + 0.1
+    grey = torch.rand(16, 1, 8, 8)
+    batch = {"image": albedo * shading, "albedo": albedo, "shading": shading, "mask": grey}
+    out = idata.shuffle_channels(batch, 0.5)
+    assert torch.allclose(out["image"], out["albedo"] * out["shading"])  # same permutation for all three
+    assert out["mask"] is grey  # single-channel layers untouched
+    moved = [not torch.equal(out["image"][i], batch["image"][i]) for i in range(16)]
+    assert 2 <= sum(moved) <= 14  # about half the samples, each a true permutation of the channels
+    for i in range(16):
+        assert sorted(out["albedo"][i, :, 0, 0].tolist()) == sorted(albedo[i, :, 0, 0].tolist())
+    assert idata.shuffle_channels(batch, 0.0) is batch
+
+
+def test_white_balance_makes_the_light_grey_and_keeps_albedo_and_the_product():
+    torch.manual_seed(0)
+    albedo = torch.rand(3, 3, 16, 16) * 0.9 + 0.05
+    light = torch.tensor([[0.7, 0.9, 1.3], [1.2, 1.0, 0.6], [1.0, 1.0, 1.0]])[:, :, None, None]
+    shading = (torch.rand(3, 1, 16, 16) * 0.8 + 0.1) * light  # coloured sky, warm lamp, white light
+    linear = albedo * shading
+    srgb = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+    mask = torch.ones(3, 1, 16, 16)
+    mask[:, :, :4] = 0  # the gain is measured inside the mask only
+    out = idata.white_balance({"image": srgb, "albedo": albedo, "shading": shading, "mask": mask})
+    assert out["albedo"] is albedo
+    mean = (out["shading"] * mask).sum((2, 3)) / mask.sum((2, 3))
+    assert torch.allclose(mean, mean.mean(1, keepdim=True).expand_as(mean), rtol=1e-5)  # grey light on average
+    decoded = torch.where(out["image"] <= 0.04045, out["image"] / 12.92, ((out["image"] + 0.055) / 1.055) ** 2.4)
+    assert torch.allclose(decoded, albedo * out["shading"], atol=1e-5)  # still image = albedo × shading
+    assert torch.allclose(out["image"][2], srgb[2], atol=1e-5)  # a white light is left alone
+    grey = {"image": srgb, "albedo": albedo, "shading": shading[:, :1], "mask": mask}
+    assert idata.white_balance(grey) is grey  # MIT's one-channel shading: nothing to balance
+
+
+def test_chroma_loss_sees_only_colour():
+    rng = np.random.default_rng(2)
+    truth = torch.from_numpy(rng.random((2, 3, 24, 32)) + 0.05).float()
+    mask = torch.ones(2, 1, 24, 32)
+    assert float(idata.chroma_loss(truth * 3.0, truth, mask)) == pytest.approx(0, abs=1e-6)  # scale is free
+    shade = torch.from_numpy(rng.random((2, 1, 24, 32)) + 0.1).float()
+    assert float(idata.chroma_loss(truth * shade, truth, mask)) == pytest.approx(0, abs=1e-6)  # so is shading
+    cast = truth * torch.tensor([1.0, 0.6, 0.3]).view(1, 3, 1, 1)
+    grey = truth.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    assert float(idata.chroma_loss(cast, truth, mask)) > 0.01
+    assert float(idata.chroma_loss(grey, truth, mask)) > 0.005  # a washed-out albedo costs too
+    outside = mask.clone()
+    outside[:, :, :, 16:] = 0
+    wrong_outside = torch.where(outside.bool().expand_as(truth), truth, cast)
+    assert float(idata.chroma_loss(wrong_outside, truth, outside)) == pytest.approx(0, abs=1e-6)
+    pred = cast.clone().requires_grad_(True)
+    idata.chroma_loss(pred, truth, mask).backward()
+    assert torch.isfinite(pred.grad).all() and float(pred.grad.abs().sum()) > 0
+
+
 def test_masked_cross_entropy_ignores_unlabelled_pixels():
     scores = torch.zeros(2, 16, 4, 4)
     scores[0, 3] = 10.0
