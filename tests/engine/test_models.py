@@ -20,8 +20,8 @@ def test_load_once_then_call(monkeypatch):
     monkeypatch.setenv(models.CACHE_ENV, "1")
     calls = []
     first, info = models.load_model("cgintrinsics", None, torch.device("cpu"), _builder(calls))
-    again, _ = models.load_model("cgintrinsics", "synthetic", torch.device("cpu"), _builder(calls))
-    assert again is first and calls == ["cgintrinsics-synthetic.safetensors"]  # the default is the first set
+    again, _ = models.load_model("cgintrinsics", "mit", torch.device("cpu"), _builder(calls))
+    assert again is first and calls == ["cgintrinsics-mit.safetensors"]  # the default is the first set
     assert not first.training and info["weights"]["source"] == "shipped" and info["built_from"] == calls[0]
     models.load_model("retinexnet", None, torch.device("cpu"), _builder(calls))
     assert [key[0] for key in models.cached_models()] == ["retinexnet"]  # bounded: the older one went
