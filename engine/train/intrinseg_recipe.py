@@ -38,6 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from ..imaging import srgb_to_linear
 from ..methods.intrinseg import IntrinSegNet, decompose, model_from_state, prepare
 from .data import Augment
 from .intrinsic_data import (MITSamples, Mixture, chroma_loss, evaluate_mit, lmse_loss, masked_cross_entropy,
@@ -128,7 +129,7 @@ class IntrinSegRecipe(TrainingRecipe):
         image, mask = batch["image"], batch["mask"]
         albedo, shading, scores = model(prepare(image))
         joint = bool(int(c["si_joint"]))
-        linear = torch.where(image <= 0.04045, image / 12.92, ((image.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+        linear = srgb_to_linear(image)
         terms = {
             "lmse_a": lmse_loss(albedo, batch["albedo"], mask), "lmse_s": lmse_loss(shading, batch["shading"], mask),
             "si_a": si_loss(albedo, batch["albedo"], mask, joint),

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..imaging import linear_to_srgb, srgb_to_linear
+
 MIT_OBJECTS = ("apple", "box", "cup1", "dinosaur", "frog1", "panther", "paper1", "phone", "squirrel", "teabag2")
 #: The 5-fold split used for cross-validation: two objects held out per fold (alphabetical pairs).
 FOLDS = tuple(tuple(MIT_OBJECTS[i:i + 2]) for i in range(0, 10, 2))
@@ -307,8 +309,7 @@ def white_balance(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     mean = (shading.float() * m).sum((2, 3)) / m.sum((2, 3)).clamp(min=1e-6)  # (N, 3)
     gain = mean / mean.mean(1, keepdim=True).clamp(min=1e-6)
     gain = torch.where(gain > 1e-3, gain, torch.ones_like(gain))[:, :, None, None]
-    linear = torch.where(image <= 0.04045, image / 12.92, ((image.clamp(min=0) + 0.055) / 1.055) ** 2.4) / gain
-    encoded = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    encoded = linear_to_srgb(srgb_to_linear(image) / gain)
     out = dict(batch)
     out["image"], out["shading"] = encoded.to(image.dtype), (shading / gain).to(shading.dtype)
     return out
@@ -375,7 +376,7 @@ def as_benchmark_stores(layer: np.ndarray, colour_space: str = "linear", grey: b
     brought into the linear space of the MIT ground truth (``engine.outputs.encode_result`` then
     ``engine.benchmark.convention.decode_layer``; repeated here because importing ``engine.benchmark`` needs the
     database packages, which a training machine lacks)."""
-    from ..imaging import decode_image, encode_png, srgb_to_linear
+    from ..imaging import decode_image, encode_png
 
     pixels = decode_image(encode_png(np.asarray(layer, dtype=np.float32)), "output").pixels.astype(np.float64)
     if grey:
