@@ -1,5 +1,5 @@
 """Model-card pictures for the single-image intrinsic networks: ordinary photographs → albedo and shading (and
-IntrinSeg's segmentation), one row per photo, written as a JPEG contact sheet.
+IntrinSeg's segmentation, Ma et al.'s gradient-assignment mask as a heat map), one row per photo, written as a JPEG contact sheet.
 
     python scripts/intrinsic_card_figures.py OUT.jpg --method intrinseg [--weights SET_OR_PATH] PHOTO...
 
@@ -21,9 +21,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def _srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x / max(float(np.percentile(x, 99)), 1e-6), 0, 1)
-    x = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    from engine.imaging import linear_to_srgb
+
+    x = linear_to_srgb(np.clip(x / max(float(np.percentile(x, 99)), 1e-6), 0, 1))
     return np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x
+
+
+def _heat(x: np.ndarray) -> np.ndarray:
+    """A [0, 1] map (H, W, 1) as an inferno heat map, RGB float."""
+    grey = np.round(np.clip(x[..., 0], 0, 1) * 255).astype(np.uint8)
+    return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)[:, :, ::-1].astype(np.float32) / 255
 
 
 def main(argv=None) -> int:
@@ -44,6 +51,8 @@ def main(argv=None) -> int:
         layers = result.layers
         albedo = layers.get("albedo", layers.get("reflectance"))
         tiles = [image, _srgb(albedo), _srgb(layers["shading"])]
+        if "assignment" in layers:  # Ma et al.: probability that an image gradient is an albedo change
+            tiles.append(_heat(layers["assignment"]))
         if "segmentation" in layers:
             from engine.methods.intrinseg import palette
 

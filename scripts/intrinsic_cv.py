@@ -1,4 +1,4 @@
-"""Cross-validation of the single-image intrinsic networks (IntrinSeg, CGIntrinsics) on the 10 MIT objects.
+"""Cross-validation of the single-image intrinsic networks (IntrinSeg, CGIntrinsics, Ma et al.) on the 10 MIT objects.
 
 5 folds of two held-out objects (``engine.train.intrinsic_data.FOLDS``); each fold's network never saw its two
 objects. Scores are the benchmark's Grosse LMSE (``engine.metrics`` ``grosse_lmse``: ½ albedo LMSE + ½ shading
@@ -34,14 +34,15 @@ sys.path.insert(0, str(ROOT))
 from engine.train.intrinsic_data import (FOLDS, MIT_OBJECTS, as_benchmark_stores, grosse_scores,  # noqa: E402
                                          load_mit_object, mit_benchmark_input, read_linear)
 
-NETS = ("intrinseg", "cgintrinsics")
+NETS = ("intrinseg", "cgintrinsics", "ma2018")
 
 
 def _fold_of(name: str) -> int:
     return next(k for k, pair in enumerate(FOLDS) if name in pair)
 
 
-SCORED = {"intrinseg": ("albedo", "shading"), "cgintrinsics": ("reflectance", "shading"),
+SCORED = {"intrinseg": ("albedo", "shading"), "ma2018": ("albedo", "shading"),
+          "cgintrinsics": ("reflectance", "shading"),
           "baseline_color_retinex": ("reflectance", "shading"), "jiep": ("reflectance", "illumination")}
 
 
@@ -71,7 +72,9 @@ def _renormalise(net: str, albedo: np.ndarray, shading: np.ndarray) -> tuple[np.
 
     module = importlib.import_module(f"engine.methods.{net}")
     names = SCORED[net]
-    return benchmark_view(net, {names[0]: module._normalise(albedo)[0], names[1]: module._normalise(shading)[0]})
+    extra = (None,) if net == "ma2018" else ()  # ma2018's _normalise takes the object mask (none here)
+    return benchmark_view(net, {names[0]: module._normalise(albedo, *extra)[0],
+                                names[1]: module._normalise(shading, *extra)[0]})
 
 
 def _save(folder: Path, name: str, albedo: np.ndarray, shading: np.ndarray) -> None:

@@ -51,15 +51,6 @@ def parse_objects(text: str | Sequence[str] | None) -> tuple[str, ...]:
 
 # --- reading MIT objects ---------------------------------------------------------------------------------------------
 
-def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
-
-
 def read_linear(path: Path) -> np.ndarray:
     """16-bit PNG → linear as stored; 8-bit PNG/JPEG → sRGB-decoded. (H, W, C) float32 RGB."""
     array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -71,7 +62,7 @@ def read_linear(path: Path) -> np.ndarray:
         array = array[:, :, 2::-1]
     if array.dtype == np.uint16:
         return np.ascontiguousarray(array.astype(np.float32) / 65535.0)
-    return _srgb_to_linear(np.ascontiguousarray(array.astype(np.float32) / 255.0))
+    return srgb_to_linear(np.ascontiguousarray(array.astype(np.float32) / 255.0))
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -104,7 +95,7 @@ def load_mit_object(root: str | Path, name: str, lights: bool = True) -> dict:
 def mit_benchmark_input(obj: Mapping) -> np.ndarray:
     """The benchmark's input convention for an IMAGE method: the linear frame divided by its max, sRGB-encoded."""
     image = obj["image"]
-    return _linear_to_srgb(image / max(float(image.max()), 1e-8))
+    return linear_to_srgb(image / max(float(image.max()), 1e-8))
 
 
 def _chw(a: np.ndarray) -> torch.Tensor:
@@ -153,7 +144,7 @@ class MITSamples(torch.utils.data.Dataset):
                 layers[key] = resized[:, :, None] if resized.ndim == 2 else resized
             layers["mask"] = (layers["mask"] > 0.99).astype(np.float32)
         image = layers["image"]
-        srgb = _linear_to_srgb(image / max(float(image.max()), 1e-8))
+        srgb = linear_to_srgb(image / max(float(image.max()), 1e-8))
         h, w = srgb.shape[:2]
         return {"image": _chw(srgb), "albedo": _chw(layers["reflectance"]),
                 "shading": _chw(np.repeat(layers["shading"], 3, axis=2)), "mask": _chw(layers["mask"]),

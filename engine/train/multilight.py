@@ -14,6 +14,12 @@ Rendered scenes under K lightings (:mod:`engine.synth`, ``--lightings K``) load 
 :class:`PairStream` makes batch ``step`` a pure function of ``(seed, step, micro)``: scene, two distinct lightings,
 one crop window shared by the pair (with flip), an independent exposure per photo, and a negative: a random crop of
 another scene (the embedding loss's "random other sample").
+
+:func:`multi_image_albedo` estimates a scene's albedo from its own frames, without ground truth (Weiss 2001's
+maximum-likelihood reflectance gradient, the per-pixel median of the frames' log gradients, with a Retinex
+threshold that gives small gradients to shading; integrated inside the mask by
+``engine.methods.baselines_intrinsic.poisson_integrate``). It is the optional *teacher*
+of the Ma et al. recipe (``w_teacher``), not part of that paper.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..imaging import linear_to_srgb, srgb_to_linear
+
 
 @dataclass
 class Scene:
@@ -35,6 +43,27 @@ class Scene:
     mask: np.ndarray  # (H, W) float32 {0, 1}: where the losses count
     reflectance: np.ndarray | None = None  # (H, W, 3) linear ground truth, only for labelled scenes
     labelled: bool = False
+    teacher: np.ndarray | None = None  # (H, W, 3) albedo estimated from the frames alone (multi_image_albedo)
+
+
+def multi_image_albedo(frames: np.ndarray, mask: np.ndarray, threshold: float = 0.2) -> np.ndarray:
+    """Albedo (H, W, 3), linear, up to one scale per channel, from K ≥ 2 aligned frames (K, H, W, 3) of one scene
+    under different lightings: the median over frames of each log gradient (Weiss 2001: shading gradients change
+    with the light, albedo gradients do not), kept where its largest channel exceeds ``threshold`` (Retinex: small
+    gradients are shading), integrated inside ``mask``. No ground truth is used; 0 outside the mask."""
+    from ..methods.baselines_intrinsic import forward_gradients, poisson_integrate
+
+    mask = np.asarray(mask) > 0
+    if mask.sum() < 2:
+        return np.zeros(frames.shape[1:], dtype=np.float32)
+    log = np.log(np.clip(frames.astype(np.float64), 1e-4, None))
+    gy, gx = (np.median(np.stack(g), axis=0) for g in zip(*(forward_gradients(f) for f in log)))
+    if threshold > 0:  # a reflectance change where the largest channel's median log gradient exceeds the threshold
+        gy = gy * (np.abs(gy).max(axis=-1, keepdims=True) > threshold)
+        gx = gx * (np.abs(gx).max(axis=-1, keepdims=True) > threshold)
+    log_albedo = np.stack([poisson_integrate(gy[..., c], gx[..., c], mask) for c in range(3)], axis=-1)
+    log_albedo -= log_albedo[mask].mean(axis=0)
+    return (np.exp(log_albedo) * mask[..., None]).astype(np.float32)
 
 
 def _resize(array: np.ndarray, max_side: int | None, nearest: bool = False) -> np.ndarray:
@@ -44,10 +73,6 @@ def _resize(array: np.ndarray, max_side: int | None, nearest: bool = False) -> n
     size = (max(1, round(array.shape[1] * scale)), max(1, round(array.shape[0] * scale)))
     out = cv2.resize(array, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
     return out[:, :, None] if array.ndim == 3 and out.ndim == 2 else out
-
-
-def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
 def _colour_space(folder: Path, seq_folder: Path, frame_files: Sequence[Path], requested: str) -> str:
@@ -66,7 +91,7 @@ def read_truth(path: Path, max_side: int | None) -> np.ndarray:
 
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     array = _resize(as_rgb(read_float(path)), max_side)
-    return array if raw is not None and raw.dtype == np.uint16 else _srgb_to_linear(array)
+    return array if raw is not None and raw.dtype == np.uint16 else srgb_to_linear(array)
 
 
 def load_multilight_folder(folder: str | Path, *, max_side: int | None = 320, exclude: Sequence[str] = (),
@@ -89,7 +114,7 @@ def load_multilight_folder(folder: str | Path, *, max_side: int | None = 320, ex
         space = _colour_space(folder, seq, files, colour_space)
         frames = np.stack([_resize(as_rgb(read_float(p)), max_side) for p in files]).astype(np.float32)
         if space == "srgb":
-            frames = _srgb_to_linear(frames)
+            frames = srgb_to_linear(frames)
         frames /= max(float(frames.max()), 1e-6)
         # Valid where the scene is lit in the median frame and nothing clips.
         median = np.median(frames.mean(axis=3), axis=0)
@@ -123,16 +148,12 @@ def scenes_from_synthetic(dataset, count: int, labelled_fraction: float = 0.0, p
     return scenes
 
 
-def _linear_to_srgb_t(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
-
-
 class PairStream:
     """Deterministic batches of pairs (in linear light, with each photo's ``gain`` and noise ``sigma``; see
     :func:`apply_photometric`, which makes the photos on the training device): ``image1``, ``image2`` ((B, 3, c, c)), ``mask`` (B, 1, c, c),
     ``negative`` and ``negative_mask`` (a crop of another scene), ``labelled`` (B,) and ``albedo`` (B, 3, c, c;
-    zeros where unlabelled). Scenes smaller than the crop are padded by reflection (the padding is masked out)."""
+    zeros where unlabelled), ``has_teacher`` (B,) and ``teacher`` (the scene's :func:`multi_image_albedo`, zeros
+    where it has none). Scenes smaller than the crop are padded by reflection (the padding is masked out)."""
 
     def __init__(self, scenes: Sequence[Scene], batch_size: int, seed: int, crop: int = 96,
                  exposure: tuple[float, float] = (0.5, 1.0), noise: float = 0.005, min_valid: float = 0.05):
@@ -174,6 +195,7 @@ class PairStream:
         f1, f2 = self._cut(scene.frames[a], top, left), self._cut(scene.frames[b], top, left)
         mask = self._cut(scene.mask, top, left)
         albedo = self._cut(scene.reflectance, top, left) if scene.labelled else np.zeros_like(f1)
+        teacher = self._cut(scene.teacher, top, left) if scene.teacher is not None else np.zeros_like(f1)
         others = [j for j in range(len(self.scenes)) if j != i] or [i]
         j = int(rng.choice(others))
         other = self.scenes[j]
@@ -181,7 +203,7 @@ class PairStream:
         neg = self._cut(other.frames[int(rng.integers(0, other.frames.shape[0]))], ntop, nleft)
         neg_mask = self._cut(other.mask, ntop, nleft)
         out = {"image1": f1, "image2": f2, "mask": mask[..., None], "negative": neg,
-               "negative_mask": neg_mask[..., None], "albedo": albedo}
+               "negative_mask": neg_mask[..., None], "albedo": albedo, "teacher": teacher}
         tensors = {key: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1))) for key, v in out.items()}
         if flip:
             tensors = {key: v.flip(-1) for key, v in tensors.items()}
@@ -189,6 +211,7 @@ class PairStream:
         tensors["gain"] = torch.from_numpy(np.exp(rng.uniform(low, high, 3)).astype(np.float32))
         tensors["sigma"] = torch.from_numpy(rng.uniform(0, self.noise, 3).astype(np.float32))
         tensors["labelled"] = torch.tensor(float(scene.labelled))
+        tensors["has_teacher"] = torch.tensor(float(scene.teacher is not None))
         tensors["same_scene_negative"] = torch.tensor(float(j == i))
         return tensors
 
@@ -213,5 +236,5 @@ def apply_photometric(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     for index, key in enumerate(("image1", "image2", "negative")):
         x = out[key] * gain[:, index].view(-1, 1, 1, 1)
         noise = torch.randn(x.shape, generator=generator, device=device) * sigma[:, index].view(-1, 1, 1, 1)
-        out[key] = _linear_to_srgb_t(x + noise)
+        out[key] = linear_to_srgb((x + noise).clamp(0, 1))
     return out

@@ -280,3 +280,53 @@ def test_shipped_weights_decompose_an_mit_object_when_available(shared_dir):
                  RunContext(device=CPU))
     score = intrinsic.lmse(read_float(obj / "reflectance.png"), result.layers["albedo"], mask)
     assert score < 0.2  # the all-zero albedo scores 1
+
+
+# --- the multi-image teacher (w_teacher, this project's addition) ------------------------------------------------
+
+def _centred_log(x, mask):
+    log = np.log(np.clip(x, 1e-4, None))
+    return (log - log[mask].mean(axis=0)) * mask[..., None]
+
+
+def test_multi_image_albedo_recovers_a_piecewise_constant_albedo_without_ground_truth(rng):
+    from engine.train.multilight import multi_image_albedo
+
+    albedo, frames = toy_scene(rng, size=48, lightings=6)
+    mask = np.ones((48, 48), bool)
+    mask[:, :2] = False  # a masked border is left at 0 and not used
+    estimate = multi_image_albedo(np.stack(frames), mask, threshold=0.2)
+    assert estimate.shape == albedo.shape and np.all(estimate[~mask] == 0) and np.all(estimate[mask] > 0)
+    error = np.abs(_centred_log(estimate, mask) - _centred_log(albedo, mask))[mask].mean()
+    single = np.abs(_centred_log(frames[0], mask) - _centred_log(albedo, mask))[mask].mean()
+    assert error < 0.05 and error < 0.2 * single  # the shading and the moving shadow are gone
+    unthresholded = multi_image_albedo(np.stack(frames), mask, threshold=0.0)  # keeps the smooth shading's slope
+    assert np.abs(_centred_log(unthresholded, mask) - _centred_log(albedo, mask))[mask].mean() > error
+
+
+def test_teacher_term_pulls_towards_the_multi_image_albedo_and_w_teacher_0_turns_it_off(tmp_path, rng):
+    write_multilight_folder(tmp_path / "ml", rng)
+    recipe = Ma2018Recipe()
+    config = recipe.config({"w_teacher": 1.0, "crop": 32, "batch_size": 3, "noise": 0.0})
+    scenes = recipe.load_scenes(tmp_path / "ml", 0, config)
+    assert all(s.teacher is not None and s.reflectance is None for s in scenes)  # no ground truth read
+    batch = PairStream(scenes, 3, 0, crop=32, noise=0.0, exposure=(1, 1)).batch(0)
+    assert float(batch["has_teacher"].sum()) == 3
+    teacher = torch.log(batch["teacher"].clamp(min=1e-4))
+    n = batch["image1"].shape[0]
+
+    def split(li):
+        la = torch.cat([teacher, teacher, li[2 * n:]], 0)
+        return la, li.mean(1, keepdim=True) - la.mean(1, keepdim=True)
+
+    _, parts = ma2018_losses(_Fixed(split), batch, config)
+    _, wrong = ma2018_losses(_Fixed(lambda li: (li, torch.zeros_like(li[:, :1]))), batch, config)
+    assert parts["teacher"] < 5e-3 and wrong["teacher"] > 20 * parts["teacher"]
+    paper = Ma2018Recipe()
+    plain = paper.load_scenes(tmp_path / "ml", 0, paper.config({"w_teacher": 0.0}))
+    assert all(s.teacher is None for s in plain)  # w_teacher = 0: no teacher computed
+    plain_batch = PairStream(plain, 3, 0, crop=32, noise=0.0, exposure=(1, 1)).batch(0)
+    assert float(plain_batch["has_teacher"].sum()) == 0
+    _, off = ma2018_losses(_Fixed(lambda li: (li, torch.zeros_like(li[:, :1]))), plain_batch,
+                           {**config, "w_teacher": 0.0})
+    assert off["teacher"] == 0.0
