@@ -1,5 +1,6 @@
 """Model-card pictures for the single-image intrinsic networks: ordinary photographs → albedo and shading (and
-IntrinSeg's segmentation, Ma et al.'s gradient-assignment mask as a heat map), one row per photo, written as a JPEG contact sheet.
+IntrinSeg's segmentation, Ma et al.'s gradient-assignment mask as a heat map), one row per photo, written as a JPEG
+contact sheet.
 
     python scripts/intrinsic_card_figures.py OUT.jpg --method intrinseg [--weights SET_OR_PATH] PHOTO...
 

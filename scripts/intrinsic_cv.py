@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.imaging import linear_to_srgb  # noqa: E402
 from engine.train.intrinsic_data import (FOLDS, MIT_OBJECTS, as_benchmark_stores, grosse_scores,  # noqa: E402
                                          load_mit_object, mit_benchmark_input, read_linear)
 
@@ -59,10 +60,13 @@ def benchmark_view(method: str, layers: dict) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def _run_net(net: str, weights: str, image: np.ndarray, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def _run_net(net: str, weights: str, obj: dict, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """The network on the object's benchmark input, with the object mask, as the benchmark hands them to a method
+    (``engine.benchmark.convention``: the mask travels as the input's alpha; Ma et al. scales its layers inside it)."""
     from engine.registry import MethodInput, run_method
 
-    result, _, _ = run_method(net, MethodInput(frames=(image,)), {}, device=device, weights=weights)
+    inputs = MethodInput(frames=(mit_benchmark_input(obj),), mask=obj["mask"])
+    result, _, _ = run_method(net, inputs, {}, device=device, weights=weights)
     return benchmark_view(net, result.layers)
 
 
@@ -72,19 +76,16 @@ def _renormalise(net: str, albedo: np.ndarray, shading: np.ndarray) -> tuple[np.
 
     module = importlib.import_module(f"engine.methods.{net}")
     names = SCORED[net]
-    extra = (None,) if net == "ma2018" else ()  # ma2018's _normalise takes the object mask (none here)
-    return benchmark_view(net, {names[0]: module._normalise(albedo, *extra)[0],
-                                names[1]: module._normalise(shading, *extra)[0]})
+    return benchmark_view(net, {names[0]: module._normalise(albedo)[0],
+                                names[1]: module._normalise(shading)[0]})
 
 
 def _save(folder: Path, name: str, albedo: np.ndarray, shading: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    a = np.clip(albedo / max(float(albedo.max()), 1e-8), 0, 1)
-    a = np.where(a <= 0.0031308, 12.92 * a, 1.055 * np.power(a, 1 / 2.4) - 0.055)
+    a = linear_to_srgb(np.clip(albedo / max(float(albedo.max()), 1e-8), 0, 1))
     cv2.imwrite(str(folder / f"{name}_albedo.png"), np.round(a * 255).astype(np.uint8)[:, :, ::-1])
     s = shading.mean(axis=2) if shading.ndim == 3 else shading
-    s = np.clip(s / max(float(s.max()), 1e-8), 0, 1)
-    s = np.where(s <= 0.0031308, 12.92 * s, 1.055 * np.power(s, 1 / 2.4) - 0.055)
+    s = linear_to_srgb(np.clip(s / max(float(s.max()), 1e-8), 0, 1))
     cv2.imwrite(str(folder / f"{name}_shading.png"), np.round(s * 255).astype(np.uint8))
 
 
@@ -102,7 +103,7 @@ def predict(args) -> int:
                 continue
             for name in FOLDS[k]:
                 obj = load_mit_object(args.mit, name, lights=False)
-                albedo, shading = _run_net(net, str(files[0]), mit_benchmark_input(obj), args.device)
+                albedo, shading = _run_net(net, str(files[0]), obj, args.device)
                 per_object[name] = grosse_scores(albedo, shading, obj)
                 if not args.no_images:
                     _save(out / "folds" / net, name, albedo, shading)
@@ -137,7 +138,7 @@ def score(args) -> int:
         for net in NETS:
             if net in weights:
                 pattern = weights[net]
-                albedo, shading = _run_net(net, pattern.format(fold=_fold_of(name)), image, "cpu")
+                albedo, shading = _run_net(net, pattern.format(fold=_fold_of(name)), obj, "cpu")
                 label = f"{net} (CV)" if "{fold}" in pattern else f"{net} ({Path(pattern).name})"
                 rows.setdefault(label, {})[name] = grosse_scores(albedo, shading, obj)
             elif args.pred and (Path(args.pred) / net / f"{name}_albedo.png").is_file():
@@ -187,7 +188,7 @@ def halve(args) -> int:
             per = {}
             for name in (args.objects.split(",") if args.objects else MIT_OBJECTS):
                 obj = load_mit_object(args.mit, name, lights=False)
-                albedo, shading = _run_net(net, str(file), mit_benchmark_input(obj), args.device)
+                albedo, shading = _run_net(net, str(file), obj, args.device)
                 per[name] = grosse_scores(albedo, shading, obj)["grosse_lmse"]
             scores[label] = {"mean": float(np.mean(list(per.values()))), "objects": per,
                              "bytes": file.stat().st_size}

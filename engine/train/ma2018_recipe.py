@@ -23,7 +23,7 @@ Losses on a pair (I₁, I₂) of one scene, in log linear light, inside the vali
 * ``w_sup`` (semi-supervised, only on scenes named in ``labelled`` or drawn by ``labelled_fraction``): scale-invariant
   L2 of log albedo against the reference reflectance and of log shading against log(Ī_k / Ā);
 * ``w_teacher`` (*not in the paper*; this project's addition, on by default (1) because it lowered the
-  cross-validated MIT LMSE from 0.0448 to 0.0258 on the cup1+dinosaur fold, see the model card): the same
+  cross-validated MIT LMSE from 0.0463 to 0.0275 on the cup1+dinosaur fold, see the model card): the same
   scale-invariant L2 as ``w_sup`` but against each scene's *multi-image* albedo estimate
   (``engine.train.multilight.multi_image_albedo``: Weiss's median of the frames' log gradients with a Retinex
   threshold ``teacher_threshold``), computed once per scene from its own photos when the data load (about 1 s per
