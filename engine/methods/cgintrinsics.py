@@ -27,6 +27,7 @@ from torch import nn
 
 from ..imaging import from_tensor, srgb_to_linear, to_tensor
 from ..ops.padding import pad_to_multiple as _pad_to_multiple
+from ..ops.tta import mirror_averaged, tta_param
 from ..limits import DownscaledMemory
 from ..registry import (Role, InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec,
                         RunContext, register)
@@ -176,9 +177,10 @@ def model_from_state(state: Mapping[str, torch.Tensor]) -> CGIntrinsicsNet:
 
 # --- runner ---------------------------------------------------------------------------------------------------------
 
-def decompose(image: np.ndarray, model: CGIntrinsicsNet, device: torch.device, max_side: int = 512
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """sRGB (H, W, 3) → linear reflectance (H, W, 3) and grey shading (H, W, 1) at the input size (up to scale)."""
+def decompose(image: np.ndarray, model: CGIntrinsicsNet, device: torch.device, max_side: int = 512,
+              tta: str = "flip") -> tuple[np.ndarray, np.ndarray]:
+    """sRGB (H, W, 3) → linear reflectance (H, W, 3) and grey shading (H, W, 1) at the input size (up to scale).
+    ``tta="flip"`` averages the log layers with those of the mirrored photo (:mod:`engine.ops.tta`)."""
     h, w = image.shape[:2]
     x = to_tensor(image, device)
     scale = min(1.0, max_side / max(h, w))
@@ -186,7 +188,7 @@ def decompose(image: np.ndarray, model: CGIntrinsicsNet, device: torch.device, m
         x = F.interpolate(x, scale_factor=scale, mode="area")
     padded, (ph, pw) = pad_to_multiple(x)
     with torch.no_grad():
-        log_r, log_s = model(padded)
+        log_r, log_s = mirror_averaged(model, padded, tta)
         reflectance, shading = compose(padded, log_r, log_s)
     reflectance, shading = reflectance[..., :ph, :pw], shading[..., :ph, :pw]
     if scale < 1.0:
@@ -208,7 +210,7 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
         model, load_info = load_model("cgintrinsics", ctx.weights, ctx.device, lambda state, _: model_from_state(state))
     ctx.progress(0.3, "decomposing")
     with ctx.timed("inference"):
-        reflectance, shading = decompose(inputs.image, model, ctx.device, int(params["max_side"]))
+        reflectance, shading = decompose(inputs.image, model, ctx.device, int(params["max_side"]), str(params["tta"]))
     # Intrinsic layers are only defined up to a scale: each is shown with its 99th percentile at 1.
     reflectance, r_scale = _normalise(reflectance)
     shading, s_scale = _normalise(shading)
@@ -261,7 +263,8 @@ SPEC = register(MethodSpec(
     outputs=(OutputSpec("reflectance", OutputKind.IMAGE, "reflectance (albedo), up to scale", "linear", role=Role.REFLECTANCE),
              OutputSpec("shading", OutputKind.GREY, "grey shading, up to scale", "linear", role=Role.SHADING)),
     params=(ParamSpec("max_side", 512, "longest side the network sees (larger inputs are downscaled, the outputs "
-                                       "upscaled back)", int, 128, 2048),),
+                                       "upscaled back)", int, 128, 2048),
+            tta_param()),
     runner=lambda: run, learned=True,
     provenance="architecture from the paper and the authors' code; weights trained by this project (engine/train)",
     url="https://www.cs.cornell.edu/projects/cgintrinsics/",

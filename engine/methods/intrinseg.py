@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import load_network
+from ..ops.tta import mirror_averaged, tta_param
 from ..limits import DownscaledMemory
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
                         RunContext, Task, register)
@@ -239,7 +240,7 @@ def _resize(array: np.ndarray, size: tuple[int, int], nearest: bool = False) -> 
 
 
 def decompose(image: np.ndarray, model: IntrinSegNet, device: torch.device, mode: str = "aspect",
-              max_side: int = 512) -> dict[str, np.ndarray]:
+              max_side: int = 512, tta: str = "flip") -> dict[str, np.ndarray]:
     """sRGB (H, W, 3) → albedo, shading (H, W, 3, linear, up to scale), labels (H, W) uint8, confidence (H, W, 1)
     and the per-class mean probability (16,). The network runs at :func:`network_size`; albedo and shading are
     resized back bilinearly, labels by nearest neighbour (so a 12 MP input never holds 16 full-size maps)."""
@@ -248,7 +249,9 @@ def decompose(image: np.ndarray, model: IntrinSegNet, device: torch.device, mode
     small = np.ascontiguousarray(_resize(np.asarray(image, dtype=np.float32), size))
     x = torch.from_numpy(small.transpose(2, 0, 1)).unsqueeze(0).to(device)
     with torch.no_grad():
-        albedo, shading, probs = model(prepare(x, quantise=mode == "official"))
+        # albedo and shading (≥ 0, linear) are averaged geometrically with the mirrored pass; the class
+        # probabilities arithmetically (engine.ops.tta)
+        albedo, shading, probs = mirror_averaged(model, prepare(x, quantise=mode == "official"), tta, geometric=(0, 1))
     to_hwc = lambda t: t[0].permute(1, 2, 0).float().cpu().numpy()  # noqa: E731
     confidence, labels = probs.max(dim=1)
     labels = _resize(labels[0].to(torch.uint8).cpu().numpy(), (h, w), nearest=True)
@@ -271,7 +274,8 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
         model, weights_info = _load(ctx.weights, ctx.device)
     ctx.progress(0.3, "decomposing and segmenting")
     with ctx.timed("inference"):
-        out = decompose(inputs.image, model, ctx.device, str(params["mode"]), int(params["max_side"]))
+        out = decompose(inputs.image, model, ctx.device, str(params["mode"]), int(params["max_side"]),
+                        str(params["tta"]))
     # Intrinsic layers are only defined up to a scale: each is shown with its 99th percentile at 1.
     albedo, a_scale = _normalise(out["albedo"])
     shading, s_scale = _normalise(out["shading"])
@@ -336,7 +340,8 @@ SPEC = register(MethodSpec(
                                         "official: resize to 352×480 like the authors", str,
                       choices=("aspect", "official")),
             ParamSpec("max_side", 512, "longest side the network sees in aspect mode (outputs are resized back)",
-                      int, 64, 2048)),
+                      int, 64, 2048),
+            tta_param()),
     runner=lambda: run, learned=True, min_side=8,
     # The network sees the photo downscaled to max_side. scripts/method_memory.py --methods intrinseg --size 4000x3000
     # (-p intrinseg.max_side=2048): 1.04 GB of growth at the default 512, 1.29 GB at 2048, so about 85 bytes per

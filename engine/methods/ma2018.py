@@ -33,6 +33,7 @@ from torch import nn
 
 from ..imaging import from_tensor, linear_to_srgb, srgb_to_linear, to_tensor
 from ..ops.padding import pad_to_multiple as _pad_to_multiple
+from ..ops.tta import mirror_averaged, tta_param
 from ..models import load_network
 from ..limits import DownscaledMemory
 from ..registry import (InputKind, MethodInput, MethodResult, MethodSpec, OutputKind, OutputSpec, ParamSpec, Role,
@@ -127,7 +128,7 @@ def model_from_state(state: Mapping[str, torch.Tensor]) -> Ma2018Net:
 # --- inference ------------------------------------------------------------------------------------------------------
 
 def decompose(image: np.ndarray, model: Ma2018Net, device: torch.device, max_side: int = 320,
-              albedo_output: str = "ratio") -> dict[str, np.ndarray]:
+              albedo_output: str = "ratio", tta: str = "flip") -> dict[str, np.ndarray]:
     """sRGB (H, W, 3) → linear albedo (H, W, 3), grey shading (H, W, 1) and mask (H, W, 1), at the input size."""
     h, w = image.shape[:2]
     srgb = to_tensor(image, device)
@@ -136,7 +137,7 @@ def decompose(image: np.ndarray, model: Ma2018Net, device: torch.device, max_sid
     x = F.interpolate(srgb, scale_factor=scale, mode="area", recompute_scale_factor=False) if scale < 1.0 else srgb
     padded, (ph, pw) = pad_to_multiple(x)
     with torch.no_grad():
-        out = model(padded)
+        out = mirror_averaged(model, padded, tta)
     crop = lambda t: t[..., :ph, :pw]  # noqa: E731
     log_a, log_s, mask = crop(out["log_albedo"]), crop(out["log_shading"]), crop(out["mask"])
     if scale < 1.0:
@@ -167,7 +168,8 @@ def run(inputs: MethodInput, params: Mapping[str, Any], ctx: RunContext) -> Meth
         model, weights_info = _load(ctx.weights, ctx.device)
     ctx.progress(0.3, "decomposing")
     with ctx.timed("inference"):
-        layers = decompose(inputs.image, model, ctx.device, int(params["max_side"]), str(params["albedo_output"]))
+        layers = decompose(inputs.image, model, ctx.device, int(params["max_side"]), str(params["albedo_output"]),
+                           str(params["tta"]))
     mask = None
     if inputs.mask is not None:
         mask = np.asarray(inputs.mask)
@@ -216,7 +218,8 @@ SPEC = register(MethodSpec(
                                        "outputs upsampled back)", int, 32, 2048),
             ParamSpec("albedo_output", "ratio", "full-size albedo as image ÷ shading ('ratio', exact "
                       "reconstruction) or the network's albedo head upsampled ('network')", str,
-                      choices=("ratio", "network"))),
+                      choices=("ratio", "network")),
+            tta_param()),
     runner=lambda: run, learned=True,
     # The network sees the photo downscaled to max_side. scripts/method_memory.py --methods ma2018 --size 4000x3000
     # (-p ma2018.max_side=2048): 1.09 GB of growth at the default 320, 2.82 GB at 2048, so about 87 bytes per photo

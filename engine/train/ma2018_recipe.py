@@ -96,6 +96,7 @@ class Ma2018Recipe(TrainingRecipe):
         "exposure_min": 0.4, "exposure_max": 1.0, "noise": 0.005,
         "w_rec": 1.0, "w_cross": 1.0, "w_grad": 1.0, "w_embed": 1.0, "embed_margin": 0.1, "embed_pool": 4,
         "w_sup": 1.0, "w_smooth": 10.0, "dark": 0.02, "w_teacher": 1.0, "teacher_threshold": 0.2,
+        "swap": 0.0,
         "val_data": "", "val_scenes": "", "val_max_side": 320, "schedule_seconds": 0.0,
     }
     metric_higher_is_better = {"grosse_lmse": False, "albedo_lmse": False, "shading_lmse": False,
@@ -172,7 +173,7 @@ class Ma2018Recipe(TrainingRecipe):
     def batch_stream(self, train, seed: int, config: Mapping[str, Any]) -> PairStream:
         return PairStream(train, int(config["batch_size"]), seed, crop=int(config["crop"]),
                           exposure=(float(config["exposure_min"]), float(config["exposure_max"])),
-                          noise=float(config["noise"]))
+                          noise=float(config["noise"]), swap=float(config.get("swap", 0.0)))
 
     # --- optimisation -----------------------------------------------------------------------------------------
     def phases(self, config: Mapping[str, Any]) -> list[Phase]:

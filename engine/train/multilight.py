@@ -66,6 +66,18 @@ def multi_image_albedo(frames: np.ndarray, mask: np.ndarray, threshold: float = 
     return (np.exp(log_albedo) * mask[..., None]).astype(np.float32)
 
 
+def grey_shading_albedo(frames: np.ndarray, albedo: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``albedo`` (H, W, 3, known up to one scale per channel, e.g. :func:`multi_image_albedo`) rescaled per channel so
+    that the scene's mean frame divided by it is grey on average inside the mask: the albedo then carries the scene's
+    colour and ``frame / albedo`` is a (nearly) grey shading. Unchanged where the mask is empty."""
+    inside = (np.asarray(mask) > 0) & (albedo.min(axis=-1) > 1e-3)
+    if inside.sum() < 1:
+        return albedo.astype(np.float32)
+    ratio = np.median(frames.mean(axis=0)[inside] / albedo[inside], axis=0)  # per channel
+    ratio = ratio / max(float(ratio.mean()), 1e-12)
+    return (albedo * ratio).astype(np.float32)
+
+
 def _resize(array: np.ndarray, max_side: int | None, nearest: bool = False) -> np.ndarray:
     if not max_side or max(array.shape[:2]) <= max_side:
         return array
@@ -156,13 +168,19 @@ class PairStream:
     where it has none). Scenes smaller than the crop are padded by reflection (the padding is masked out)."""
 
     def __init__(self, scenes: Sequence[Scene], batch_size: int, seed: int, crop: int = 96,
-                 exposure: tuple[float, float] = (0.5, 1.0), noise: float = 0.005, min_valid: float = 0.05):
+                 exposure: tuple[float, float] = (0.5, 1.0), noise: float = 0.005, min_valid: float = 0.05,
+                 swap: float = 0.0):
         if not scenes:
             raise ValueError("no training scenes")
         self.scenes, self.batch_size, self.seed, self.crop = list(scenes), batch_size, seed, crop
         self.exposure, self.noise, self.min_valid = exposure, noise, min_valid
         self.weights = np.array([max(1.0, float(s.mask.sum()) ** 0.5) for s in self.scenes])
         self.weights /= self.weights.sum()
+        # Albedo-swap composites (``swap`` of the samples): one scene's teacher albedo times another scene's
+        # shadings under two of its lightings (its frames divided by its own teacher albedo).
+        self.swap = float(swap)
+        self.grey_teachers = {i: grey_shading_albedo(s.frames, s.teacher, s.mask)
+                              for i, s in enumerate(self.scenes) if s.teacher is not None} if swap > 0 else {}
 
     def _window(self, scene: Scene, rng: np.random.Generator) -> tuple[int, int]:
         h, w = scene.mask.shape
@@ -183,19 +201,47 @@ class PairStream:
             out = np.pad(out, pad, mode="constant")
         return out
 
+    def _composite(self, rng: np.random.Generator) -> tuple:
+        """An albedo-swap pair: scene i's (grey-shading) teacher albedo × scene j's two shadings, j ≠ i."""
+        keys = list(self.grey_teachers)
+        p = self.weights[keys] / self.weights[keys].sum()
+        i, j = (int(v) for v in rng.choice(keys, size=2, replace=False, p=p))
+        source, light = self.scenes[i], self.scenes[j]
+        a, b = rng.choice(light.frames.shape[0], size=2, replace=False)
+        top, left = self._window(source, rng)
+        source_mask = self._cut(source.mask, top, left)
+        # the shading window: of a few drawn, the one whose object overlaps the albedo window's object most
+        stop, sleft = max((self._window(light, rng) for _ in range(4)),
+                          key=lambda w: float((source_mask * self._cut(light.mask, *w)).sum()))
+        albedo = self._cut(self.grey_teachers[i], top, left)
+        light_albedo = self._cut(self.grey_teachers[j], stop, sleft)
+        valid = (source_mask * self._cut(light.mask, stop, sleft)
+                 * (light_albedo.min(axis=-1) > 1e-3) * (albedo.min(axis=-1) > 1e-3)).astype(np.float32)
+        shade = lambda f: self._cut(f, stop, sleft) / np.maximum(light_albedo, 1e-3) * valid[..., None]  # noqa: E731
+        f1, f2 = albedo * shade(light.frames[a]), albedo * shade(light.frames[b])
+        peak = max(float(max(f1.max(), f2.max())), 1e-6)
+        return i, f1 / peak, f2 / peak, valid, albedo
+
     def sample(self, counter: int) -> dict[str, torch.Tensor]:
         """One pair in linear light (photometric changes are applied per batch, vectorised, in :meth:`batch`)."""
         rng = np.random.default_rng([self.seed, 7, counter])
-        i = int(rng.choice(len(self.scenes), p=self.weights))
-        scene = self.scenes[i]
-        k = scene.frames.shape[0]
-        a, b = rng.choice(k, size=2, replace=False)
-        top, left = self._window(scene, rng)
-        flip = rng.random() < 0.5
-        f1, f2 = self._cut(scene.frames[a], top, left), self._cut(scene.frames[b], top, left)
-        mask = self._cut(scene.mask, top, left)
-        albedo = self._cut(scene.reflectance, top, left) if scene.labelled else np.zeros_like(f1)
-        teacher = self._cut(scene.teacher, top, left) if scene.teacher is not None else np.zeros_like(f1)
+        if len(self.grey_teachers) >= 2 and rng.random() < self.swap:
+            i, f1, f2, mask, teacher = self._composite(rng)
+            scene = self.scenes[i]
+            albedo = np.zeros_like(f1)  # a composite has no ground truth, even when its albedo scene is labelled
+            labelled, flip = False, rng.random() < 0.5
+        else:
+            i = int(rng.choice(len(self.scenes), p=self.weights))
+            scene = self.scenes[i]
+            k = scene.frames.shape[0]
+            a, b = rng.choice(k, size=2, replace=False)
+            top, left = self._window(scene, rng)
+            flip = rng.random() < 0.5
+            f1, f2 = self._cut(scene.frames[a], top, left), self._cut(scene.frames[b], top, left)
+            mask = self._cut(scene.mask, top, left)
+            labelled = scene.labelled
+            albedo = self._cut(scene.reflectance, top, left) if scene.labelled else np.zeros_like(f1)
+            teacher = self._cut(scene.teacher, top, left) if scene.teacher is not None else np.zeros_like(f1)
         others = [j for j in range(len(self.scenes)) if j != i] or [i]
         j = int(rng.choice(others))
         other = self.scenes[j]
@@ -210,7 +256,7 @@ class PairStream:
         low, high = np.log(self.exposure[0]), np.log(self.exposure[1])
         tensors["gain"] = torch.from_numpy(np.exp(rng.uniform(low, high, 3)).astype(np.float32))
         tensors["sigma"] = torch.from_numpy(rng.uniform(0, self.noise, 3).astype(np.float32))
-        tensors["labelled"] = torch.tensor(float(scene.labelled))
+        tensors["labelled"] = torch.tensor(float(labelled))
         tensors["has_teacher"] = torch.tensor(float(scene.teacher is not None))
         tensors["same_scene_negative"] = torch.tensor(float(j == i))
         return tensors

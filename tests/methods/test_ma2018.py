@@ -330,3 +330,43 @@ def test_teacher_term_pulls_towards_the_multi_image_albedo_and_w_teacher_0_turns
     _, off = ma2018_losses(_Fixed(lambda li: (li, torch.zeros_like(li[:, :1]))), plain_batch,
                            {**config, "w_teacher": 0.0})
     assert off["teacher"] == 0.0
+
+
+def test_grey_shading_albedo_carries_the_scene_colour_and_leaves_a_grey_shading(rng):
+    from engine.train.multilight import grey_shading_albedo
+
+    albedo, frames = toy_scene(rng, size=32, lightings=3)
+    mask = np.ones((32, 32), bool)
+    skewed = albedo * np.array([3.0, 0.5, 1.2], np.float32)  # a teacher is known up to one scale per channel
+    fixed = grey_shading_albedo(np.stack(frames), skewed, mask)
+    chroma = lambda a: a / a.sum(axis=-1, keepdims=True)  # noqa: E731
+    assert np.allclose(chroma(fixed), chroma(albedo), atol=1e-5)  # the true colour is back (grey light here)
+    shading = np.stack(frames).mean(axis=0) / fixed
+    assert np.allclose(shading, shading.mean(axis=-1, keepdims=True), rtol=1e-4)
+
+
+def test_albedo_swap_composites_are_one_scenes_albedo_under_another_scenes_two_lightings(tmp_path, rng):
+    """swap=1: every pair is scene i's teacher albedo × scene j's frames ÷ j's teacher albedo, j ≠ i, under two of
+    j's lightings; the teacher target is i's albedo, nothing is labelled, and with exact teachers the composite's
+    shading is exactly a shading of scene j (so image ÷ target is the same in both photos up to j's light change)."""
+    truth = write_multilight_folder(tmp_path / "ml", rng, scenes=3, size=40)
+    recipe = Ma2018Recipe()
+    config = recipe.config({"w_teacher": 1.0, "labelled": "scene0,scene1,scene2"})
+    scenes = recipe.load_scenes(tmp_path / "ml", 0, config)
+    for s in scenes:  # exact teachers make the composite checkable
+        s.teacher = (truth[s.name][0] * np.array([2.0, 1.0, 0.5], np.float32)).astype(np.float32)
+    stream = PairStream(scenes, 4, 0, crop=32, noise=0.0, exposure=(1, 1), swap=1.0)
+    batch = stream.batch(0)
+    assert float(batch["labelled"].sum()) == 0 and float(batch["albedo"].abs().sum()) == 0
+    assert float(batch["has_teacher"].sum()) == 4
+    for b in range(4):
+        m = batch["mask"][b, 0].numpy() > 0
+        assert m.mean() > 0.5
+        shading1 = (batch["image1"][b] / batch["teacher"][b].clamp(min=1e-6)).numpy()[:, m]
+        shading2 = (batch["image2"][b] / batch["teacher"][b].clamp(min=1e-6)).numpy()[:, m]
+        # grey shadings (the toy light is white), not the teacher's skewed channel scales (skew 4× apart)
+        assert np.allclose(shading1, shading1.mean(axis=0, keepdims=True), rtol=2e-2)  # 8-bit frames
+        assert not np.allclose(shading1, shading2, rtol=1e-2)  # two different lightings
+    assert torch.equal(stream.batch(0)["image1"], batch["image1"])  # deterministic
+    plain = PairStream(scenes, 4, 0, crop=32, noise=0.0, exposure=(1, 1)).batch(0)
+    assert float(plain["labelled"].sum()) == 4  # swap=0 (the default): the scenes as they are
