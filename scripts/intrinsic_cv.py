@@ -14,7 +14,8 @@ LMSE, 20×20 windows every 10 px, inside the mask) of the methods' runners on th
 ``OUT/folds/<net>/<object>_albedo.png`` / ``_shading.png`` (8-bit sRGB of the layer ÷ its max, grey for
 shading) and ``OUT/fold_scores.json``. ``score`` runs the baselines through ``engine.registry.run_method`` with their
 default parameters, exactly as the benchmark does, and reads each network's predictions (or, with
-``--weights NET=PATTERN`` where PATTERN holds ``{fold}``, runs the fold weights here).
+``--weights NET=PATTERN`` where PATTERN holds ``{fold}``, runs the fold weights here, with the runners' defaults:
+the networks average each answer with the mirrored photo's, ``tta=flip``; ``--param tta=none`` scores one pass).
 """
 
 from __future__ import annotations
@@ -60,13 +61,15 @@ def benchmark_view(method: str, layers: dict) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def _run_net(net: str, weights: str, obj: dict, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def _run_net(net: str, weights: str, obj: dict, device: str = "auto", params: dict | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """The network on the object's benchmark input, with the object mask, as the benchmark hands them to a method
-    (``engine.benchmark.convention``: the mask travels as the input's alpha; Ma et al. scales its layers inside it)."""
+    (``engine.benchmark.convention``: the mask travels as the input's alpha; Ma et al. scales its layers inside it),
+    with the runner's defaults unless ``params`` says otherwise (e.g. ``{"tta": "none"}``)."""
     from engine.registry import MethodInput, run_method
 
     inputs = MethodInput(frames=(mit_benchmark_input(obj),), mask=obj["mask"])
-    result, _, _ = run_method(net, inputs, {}, device=device, weights=weights)
+    result, _, _ = run_method(net, inputs, dict(params or {}), device=device, weights=weights)
     return benchmark_view(net, result.layers)
 
 
@@ -124,6 +127,7 @@ def score(args) -> int:
     rows: dict[str, dict[str, dict[str, float]]] = {}
     timing: dict[str, float] = {}
     weights = dict(item.split("=", 1) for item in (args.weights or []))
+    net_params = dict(item.split("=", 1) for item in (args.param or []))
     objects = args.objects.split(",") if args.objects else list(MIT_OBJECTS)
     for name in objects:
         obj = load_mit_object(args.mit, name, lights=False)
@@ -138,7 +142,7 @@ def score(args) -> int:
         for net in NETS:
             if net in weights:
                 pattern = weights[net]
-                albedo, shading = _run_net(net, pattern.format(fold=_fold_of(name)), obj, "cpu")
+                albedo, shading = _run_net(net, pattern.format(fold=_fold_of(name)), obj, "cpu", net_params)
                 label = f"{net} (CV)" if "{fold}" in pattern else f"{net} ({Path(pattern).name})"
                 rows.setdefault(label, {})[name] = grosse_scores(albedo, shading, obj)
             elif args.pred and (Path(args.pred) / net / f"{name}_albedo.png").is_file():
@@ -220,6 +224,8 @@ def main(argv=None) -> int:
     s.add_argument("--weights", nargs="*", help="NET=PATH_PATTERN with {fold}, to run fold weights here")
     s.add_argument("--baselines", default="baseline_color_retinex,jiep")
     s.add_argument("--objects", default="")
+    s.add_argument("--param", nargs="*", help="NAME=VALUE for every network run with --weights (not the baselines), "
+                                             "e.g. tta=none for one pass instead of the default mirror averaging")
     s.add_argument("--json", default=None)
     h = sub.add_parser("halve")
     h.add_argument("files", nargs="+", help="NET=PATH.safetensors")

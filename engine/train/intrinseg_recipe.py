@@ -69,7 +69,7 @@ class IntrinSegRecipe(TrainingRecipe):
         "mit_holdout": "", "fold": -1, "mit_share": 0.5, "mit_lights": True, "init": "",
         "w_lmse": 1.0, "w_si": 0.5, "w_rec": 0.25, "w_ce": 0.05, "exposure_min": 1.0, "exposure_max": 1.0,
         "noise": 0.0, "val_scenes": 4, "max_side": 512, "warmup": 50, "time_budget": 0.0, "si_joint": 1,
-        "channel_shuffle": 0.5, "white_balance": 1, "w_chroma": 5.0,
+        "channel_shuffle": 0.5, "white_balance": 1, "w_chroma": 5.0, "mit_swap": 0.0,
     }
     metric_higher_is_better = {"mit_lmse": False, "mit_albedo_lmse": False, "mit_shading_lmse": False,
                                "mit_train_lmse": False, "mit_train_albedo_lmse": False,
@@ -84,7 +84,8 @@ class IntrinSegRecipe(TrainingRecipe):
     def make_datasets(self, data_dir: Path | None, seed: int, config: Mapping[str, Any]):
         synthetic, self.data_note = synthetic_source(data_dir, config, seed)
         train_objects, holdout = mit_training_objects(config)
-        mit = MITSamples(config["mit_dir"], train_objects, bool(config["mit_lights"])) if train_objects else None
+        mit = (MITSamples(config["mit_dir"], train_objects, bool(config["mit_lights"]), swap=float(config["mit_swap"]),
+                          seed=seed) if train_objects else None)
         self.mit_note = (f"MIT objects {', '.join(train_objects)}" if train_objects else "no MIT objects") + (
             f"; held out: {', '.join(holdout)}" if holdout else "")
         self.val_objects = holdout or train_objects

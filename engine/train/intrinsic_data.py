@@ -106,21 +106,49 @@ class MITSamples(torch.utils.data.Dataset):
     """Every (object, lighting, scale) of the chosen MIT objects as a training sample (see the module doc)."""
 
     def __init__(self, root: str | Path, objects: Sequence[str], use_lights: bool = True,
-                 scales: Sequence[float] = MIT_SCALES):
+                 scales: Sequence[float] = MIT_SCALES, swap: float = 0.0, seed: int = 0):
         self.objects = [load_mit_object(root, name, lights=use_lights) for name in objects]
         self.scales = tuple(scales)
         self.index = [(o, v, s) for o, obj in enumerate(self.objects) for v in range(1 + len(obj["lights"]))
                       for s in range(len(self.scales))]
         self._cache: dict[int, dict[str, torch.Tensor]] = {}  # prepared samples (resizing is the costly part)
+        # ``swap`` of the items are albedo-swap composites (:meth:`composite`); they need two objects
+        swap = min(max(float(swap), 0.0), 0.9) if len(self.objects) >= 2 else 0.0
+        self.n_swap = int(round(len(self.index) * swap / (1.0 - swap)))
+        self.seed = seed
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.index) + self.n_swap
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         index = int(index)
+        if index >= len(self.index):
+            return self.composite(index - len(self.index))
         if index not in self._cache:
             self._cache[index] = self._prepare(index)
         return dict(self._cache[index])
+
+    def composite(self, k: int) -> dict[str, torch.Tensor]:
+        """Composite ``k``: one object's reflectance times another object's (grey) shading under one of its
+        lightings, at one scale, both cut to their common size at drawn offsets; exact by construction (image =
+        albedo × shading in linear light), masked to where both objects are. Deterministic in (seed, k); built from
+        the cached samples, not cached itself."""
+        rng = np.random.default_rng([self.seed, 13, k])
+        s = int(rng.integers(len(self.scales)))
+        o1, o2 = (int(v) for v in rng.choice(len(self.objects), size=2, replace=False))
+        pick = lambda o: self.index.index((o, int(rng.integers(1 + len(self.objects[o]["lights"]))), s))  # noqa: E731
+        first, second = self[pick(o1)], self[pick(o2)]
+        (_, h1, w1), (_, h2, w2) = first["albedo"].shape, second["shading"].shape
+        h, w = min(h1, h2), min(w1, w2)
+        cut = lambda t, y, x: t[..., y:y + h, x:x + w]  # noqa: E731
+        y1, x1 = int(rng.integers(h1 - h + 1)), int(rng.integers(w1 - w + 1))
+        y2, x2 = int(rng.integers(h2 - h + 1)), int(rng.integers(w2 - w + 1))
+        albedo, shading = cut(first["albedo"], y1, x1), cut(second["shading"], y2, x2)
+        mask = cut(first["mask"], y1, x1) * cut(second["mask"], y2, x2)
+        linear = albedo * shading
+        srgb = linear_to_srgb((linear / linear.max().clamp(min=1e-8)).numpy())
+        return {"image": torch.from_numpy(np.ascontiguousarray(srgb)).float(), "albedo": albedo, "shading": shading,
+                "mask": mask, "labels": torch.zeros(h, w, dtype=torch.int64), "seg_mask": torch.zeros(1, h, w)}
 
     def _prepare(self, index: int) -> dict[str, torch.Tensor]:
         o, v, s = self.index[index]
