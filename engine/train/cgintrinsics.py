@@ -127,7 +127,7 @@ class CGIntrinsicsRecipe(TrainingRecipe):
         "synthetic_scenes": 100_000, "val_scenes": 24, "val_fraction": 0.03, "w_si": 1.0, "w_grad": 1.0,
         "w_rec": 1.0, "mit_dir": "", "mit_max_side": 256, "exposure_min": 0.6, "exposure_max": 1.5, "noise": 0.01,
         "beta1": 0.5, "style": "classic", "texture_dir": "", "mit_share": 0.0, "mit_objects": "", "mit_holdout": "",
-        "fold": -1, "mit_lights": True, "init": "", "w_lmse": 0.0, "max_side": 512, "time_budget": 0.0,
+        "fold": -1, "mit_lights": True, "mit_swap": 0.0, "init": "", "w_lmse": 0.0, "max_side": 512, "time_budget": 0.0,
     }
     metric_higher_is_better = {"log_r_simse": False, "log_s_simse": False, "albedo_simse": False,
                                "shading_simse": False, "mit_albedo_simse": False, "mit_shading_simse": False,
@@ -179,11 +179,11 @@ class CGIntrinsicsRecipe(TrainingRecipe):
 
     def _mixed_datasets(self, data_dir, seed, config):
         """Rendered scenes (photographic style, photo textures) mixed with the MIT training objects of a fold."""
-        from .intrinsic_data import MITSamples, Mixture, mit_training_objects, synthetic_source
+        from .intrinsic_data import Mixture, mit_samples, mit_training_objects, synthetic_source
 
         synthetic, self.data_note = synthetic_source(data_dir, config, seed)
         train_objects, holdout = mit_training_objects(config)
-        mit = MITSamples(config["mit_dir"], train_objects, bool(config["mit_lights"])) if train_objects else None
+        mit = mit_samples(config, train_objects, seed)
         self.mit_note = (f"MIT objects {', '.join(train_objects)}" if train_objects else "no MIT objects") + (
             f"; held out: {', '.join(holdout)}" if holdout else "")
         self.val_objects = holdout or train_objects

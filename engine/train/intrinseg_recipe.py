@@ -5,7 +5,10 @@ Data (:mod:`engine.train.intrinsic_data`): rendered scenes (a folder from ``pyth
 shading and labels, mixed with the MIT intrinsic objects of ``mit_dir`` (albedo and shading only: their
 segmentation loss is masked out) in the proportion ``mit_share``. ``fold`` (0–4) or ``mit_holdout`` hold MIT objects
 out for cross-validation; ``init`` starts from an exported weight file (pre-training on rendered scenes, then
-fine-tuning with MIT, as CGIntrinsics did for its MIT numbers).
+fine-tuning with MIT, as CGIntrinsics did for its MIT numbers). ``mit_swap`` (0 by default) adds albedo-swap
+composites to the MIT samples: one training object's reflectance times another's shading under one of its
+lightings, cut to a common size (``MITSamples.composite``; exact, since image = albedo × shading, and only from the
+fold's training objects), so that each albedo is seen under other shapes than its own.
 
 Loss (the paper's form, ``methods.md`` §7: γ_CE·cross-entropy + γ_IL·[albedo and shading terms, each a
 scale-invariant term and a plain one]): here the scale-invariant terms are the Grosse LMSE itself (differentiable,
@@ -41,8 +44,8 @@ import torch
 from ..imaging import srgb_to_linear
 from ..methods.intrinseg import IntrinSegNet, decompose, model_from_state, prepare
 from .data import Augment
-from .intrinsic_data import (MITSamples, Mixture, chroma_loss, evaluate_mit, lmse_loss, masked_cross_entropy,
-                             mit_metrics, mit_training_objects, shuffle_channels, si_loss, synthetic_sample,
+from .intrinsic_data import (Mixture, chroma_loss, evaluate_mit, lmse_loss, masked_cross_entropy, mit_metrics,
+                             mit_samples, mit_training_objects, shuffle_channels, si_loss, synthetic_sample,
                              synthetic_source, white_balance)
 from .recipe import Phase, TrainingRecipe, register_recipe
 
@@ -84,8 +87,7 @@ class IntrinSegRecipe(TrainingRecipe):
     def make_datasets(self, data_dir: Path | None, seed: int, config: Mapping[str, Any]):
         synthetic, self.data_note = synthetic_source(data_dir, config, seed)
         train_objects, holdout = mit_training_objects(config)
-        mit = (MITSamples(config["mit_dir"], train_objects, bool(config["mit_lights"]), swap=float(config["mit_swap"]),
-                          seed=seed) if train_objects else None)
+        mit = mit_samples(config, train_objects, seed)
         self.mit_note = (f"MIT objects {', '.join(train_objects)}" if train_objects else "no MIT objects") + (
             f"; held out: {', '.join(holdout)}" if holdout else "")
         self.val_objects = holdout or train_objects

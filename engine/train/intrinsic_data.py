@@ -179,6 +179,15 @@ class MITSamples(torch.utils.data.Dataset):
                 "labels": torch.zeros(h, w, dtype=torch.int64), "seg_mask": torch.zeros(1, h, w)}
 
 
+def mit_samples(config: Mapping, objects: Sequence[str], seed: int) -> "MITSamples | None":
+    """The recipes' MIT training items: ``mit_dir``'s ``objects`` (all lightings if ``mit_lights``), plus
+    ``mit_swap`` of albedo-swap composites; None without objects."""
+    if not objects:
+        return None
+    return MITSamples(config["mit_dir"], objects, bool(config["mit_lights"]), swap=float(config.get("mit_swap", 0.0)),
+                      seed=seed)
+
+
 # --- rendered scenes -------------------------------------------------------------------------------------------------
 
 def synthetic_sample(sample: Mapping[str, torch.Tensor], lighting: int) -> dict[str, torch.Tensor]:
