@@ -30,11 +30,11 @@ Losses on a pair (I₁, I₂) of one scene, in log linear light, inside the vali
   320-px scene), so still without any intrinsic ground truth; with 2 photos a scene the median is their mean;
 * ``swap`` (*not in the paper*; this project's addition, 0.8 by default because it lowered the 5-fold
   cross-validated MIT LMSE from 0.0330 (``swap=0``) to 0.0291 (0.5) and 0.0276 (0.8), see the model card): the share
-  of training pairs that are *albedo-swap composites* (``PairStream``): scene i's teacher albedo (rescaled per channel so that its scene's shading is grey,
-  ``multilight.grey_shading_albedo``) times scene j's shadings under two of j's lightings (j's photos divided by j's
-  own teacher albedo), with i's teacher as the target. Each scene's albedo is then seen under ten other objects'
-  shapes and lights, which the eight or ten objects of a fold cannot show it; no ground truth is read. Needs the
-  teacher (``w_teacher`` > 0); a no-op without it;
+  of training pairs that are *albedo-swap composites* (``PairStream``): scene i's teacher albedo (rescaled per
+  channel so that its scene's shading is grey, ``multilight.grey_shading_albedo``) times scene j's shadings under two
+  of j's lightings (j's photos divided by j's own teacher albedo), with i's teacher as the target. Each scene's albedo
+  is then seen under the other training scenes' shapes and lights, which its own photos cannot show; no ground truth
+  is read. Needs the teacher (``w_teacher`` > 0); a no-op without it;
 * ``w_smooth`` shading smoothness ‖∇log S‖² -- *not in the paper*: this project's addition, on by default (10)
   because it lowered the cross-validated MIT LMSE in the tuning runs recorded in the model card; ``w_smooth=0
   w_teacher=0`` gives the paper's objective.
