@@ -4,6 +4,7 @@ shared data folder (``../shared`` beside the checkout) skip with a reason when i
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("INTRINSIC_LAB_SHARED", REPO.parent / "shared"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# The CLI processes the tests start never meet a warm CLI server the developer may have running (engine/cli_server.py):
+# the tests that want one start their own, in their own folder.
+os.environ["INTRINSIC_LAB_CLI_SERVER_DIR"] = tempfile.mkdtemp(prefix="intrinsic-lab-tests-")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.cli.weights",
     "engine.cli.worker",
     "engine.cli.bench",
+    "engine.cli.cli_server",
 )
 
 

@@ -24,6 +24,7 @@ from engine.imaging import decode_image
 from engine.outputs import encode_result
 from engine.registry import MethodInput, get_method, run_method
 from engine.worker import Worker, WorkerConfig
+from helpers.waiting import wait_until
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -215,13 +216,7 @@ def spawn(tmp_path):
 
 
 def _wait_for(condition, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_until(condition, timeout, what, interval=every)
 
 
 def _ready(proc) -> bool:

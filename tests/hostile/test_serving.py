@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.waiting import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
@@ -33,13 +35,7 @@ def _free_port() -> int:
 
 
 def _wait(check, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_until(check, timeout, what, interval=0.25)
 
 
 def _healthy(port: int) -> bool:
