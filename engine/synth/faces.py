@@ -32,7 +32,10 @@ optional freckles, redder cheeks and lips, eyebrows, eyes, optional stubble. Lig
 (:mod:`engine.ops.sh`): a tinted ambient term plus one or two coloured directional lights from the front hemisphere.
 ``shading = Σ L_k H_k(n)``, ``diffuse = albedo · shading`` exactly; the image adds, for most faces, a weak white
 Phong highlight toward the dominant light (skin shine, which the albedo must not absorb) and sits on a procedural
-background with hair and neck. The
+background with hair and neck. With ``FaceRenderer(cast_shadows=p)``, a share p of the faces (drawn from each seed)
+also has the **cast shadows** of its directional lights in the image (a shadow map per light, soft-edged; the
+``shadowed`` layer is ``albedo`` times that shadowed shading), while ``shading``, ``diffuse`` and ``sh`` stay those
+of the unshadowed face, which second-order SH can represent; with the default 0 every face renders as before. The
 frame is rendered at ``supersample``× and area-averaged (anti-aliased edges); the mask marks the pixels fully covered
 by the face, where every layer is exact.
 """
@@ -313,10 +316,15 @@ class FaceParams:
     texture: torch.Tensor  # (3, T, T) albedo in UV space
     background: torch.Tensor  # (3, S, S) at the render size
     specular: tuple[float, float] = (0.0, 1.0)  # strength, Phong exponent (added to the image only)
+    #: the directional lights of ``sh``: (unit direction toward the light, camera space; RGB intensity) each
+    lights: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
+    #: cast shadows in the image: (on, penumbra width in shadow-map pixels); off unless the renderer asks for them
+    shadow: tuple[bool, float] = (False, 1.0)
 
 
-def sample_lighting(gen: torch.Generator) -> torch.Tensor:
-    """Realistic SH lighting: tinted ambient plus one or two coloured directional lights (27 coefficients)."""
+def sample_lighting(gen: torch.Generator, lights: list | None = None) -> torch.Tensor:
+    """Realistic SH lighting: tinted ambient plus one or two coloured directional lights (27 coefficients).
+    ``lights``, when given, receives each directional light as (unit direction, RGB intensity)."""
     def u(lo, hi):
         return lo + (hi - lo) * float(torch.rand((), generator=gen))
 
@@ -333,7 +341,10 @@ def sample_lighting(gen: torch.Generator) -> torch.Tensor:
         d = torch.tensor([math.sin(azimuth) * math.cos(elevation), math.sin(elevation),
                           math.cos(azimuth) * math.cos(elevation)])
         strength = u(0.5, 1.0) * (1.0 if k == 0 else u(0.2, 0.6))
-        sh = sh + directional_sh(d, strength * tint(0.35))
+        colour = strength * tint(0.35)
+        sh = sh + directional_sh(d, colour)
+        if lights is not None:
+            lights.append((d, colour))
     return sh
 
 
@@ -347,10 +358,13 @@ class FaceRenderer:
     """
 
     def __init__(self, model: FaceModel | str | Path | None = None, size: int = 128, device="cpu",
-                 supersample: int = 2):
+                 supersample: int = 2, cast_shadows: float = 0.0):
         if not isinstance(model, FaceModel):
             model = load_face_model(model)
         self.model, self.size, self.supersample = model, int(size), int(supersample)
+        if not 0.0 <= float(cast_shadows) <= 1.0:
+            raise ValueError(f"cast_shadows is a probability, got {cast_shadows}")
+        self.cast_shadows = float(cast_shadows)
         self.device = torch.device(device)
         dev = self.device
         self.mean = torch.from_numpy(model.mean).float().to(dev)
@@ -415,12 +429,15 @@ class FaceRenderer:
         roll = max(-12.0, min(12.0, float(torch.randn((), generator=gen)) * 5))
         fill = u(0.70, 0.90)
         shift = (u(-0.04, 0.04), u(-0.04, 0.04))
-        sh = sample_lighting(gen)
+        lights: list = []
+        sh = sample_lighting(gen, lights)
         texture = self._texture(gen, field)
         background = self._background(gen, field, fill, shift)
         specular = (u(0.0, 0.25) if float(torch.rand((), generator=gen)) < 0.7 else 0.0, u(6.0, 40.0))
+        # drawn last, so that every earlier draw (and every face rendered without shadows) is as before
+        shadow = (float(torch.rand((), generator=gen)) < self.cast_shadows, u(0.5, 2.5))
         return FaceParams(int(seed), identity, expression, math.radians(yaw), math.radians(pitch), math.radians(roll),
-                          fill, shift, sh, texture, background, specular)
+                          fill, shift, sh, texture, background, specular, tuple(lights), shadow)
 
     def _texture(self, gen: torch.Generator, field: torch.Generator) -> torch.Tensor:
         t, dev = TEXTURE_SIZE, self.device
@@ -527,7 +544,17 @@ class FaceRenderer:
         gain = (gen_levels / level.clamp(min=1e-3)).view(-1, 1, 1, 1)
         shade, sh = shade * gain, sh * gain.view(-1, 1)
         background = torch.stack([p.background for p in params]).to(dev) * gain.clamp(max=1.5)
-        face = albedo * shade
+        # cast shadows (the image only): the SH shading cannot hold them, so the albedo and shading layers stay those
+        # of the unshadowed face and the network must learn to leave shadows out of the albedo
+        visible = self._cast_shadow_visibility(params, camera, normals, tri_id, bary, n, scale)  # (B, L, H, W)
+        cast = shade
+        for k in range(visible.shape[1]):
+            light_sh = torch.stack([directional_sh(p.lights[k][0].to(dev), p.lights[k][1].to(dev))
+                                    if k < len(p.lights) else torch.zeros(27, device=dev) for p in params])
+            own = sh_shading(n, light_sh * gain.view(-1, 1)).clamp(min=0) * covered
+            cast = cast - (1 - visible[:, k:k + 1]) * own
+        cast = cast.clamp(min=0)
+        face = albedo * cast
         # skin shine: a white Phong lobe toward the dominant (first-order SH) light, in the image only
         lum = sh.view(-1, 3, 9).mean(1)
         toward = F.normalize(torch.stack([lum[:, 2], lum[:, 3], lum[:, 1]], 1), dim=1)  # (x, y, z) of the light
@@ -538,14 +565,69 @@ class FaceRenderer:
         lit_side = ((n * toward.view(-1, 3, 1, 1)).sum(1, keepdim=True) > 0).float()
         level = gen_levels.view(-1, 1, 1, 1)
         shine = strength * level * n_dot_h ** exponent * lit_side * covered
+        if visible.shape[1]:
+            shine = shine * visible[:, :1]
         image = (face + shine) * covered + background * (1 - covered)
         pool = (lambda t: F.avg_pool2d(t, ss)) if ss > 1 else (lambda t: t)
         coverage = pool(covered)
         mask = (coverage > 0.999).float()
-        out = {"image": pool(image).clamp(0, 1), "diffuse": pool(face) * mask,
+        out = {"image": pool(image).clamp(0, 1), "diffuse": pool(albedo * shade) * mask,
+               "shadowed": pool(face) * mask,
                "albedo": pool(albedo) * mask, "shading": pool(shade) * mask,
                "normals": F.normalize(pool(n), dim=1) * mask, "mask": mask, "sh": sh}
         return out
+
+
+    def _cast_shadow_visibility(self, params, camera, normals, tri_id, bary, n, scale) -> torch.Tensor:
+        """(B, L, H, W) visibility of each face's directional lights (1: lit; all ones for faces without shadows).
+        A shadow map per light: the mesh rasterised orthographically as seen from the light, then each pixel's
+        surface point compared with the map's nearest depth, filtered over a 3×3 neighbourhood spaced by the face's
+        penumbra width (soft edges), with a depth bias of two map pixels plus a slope term."""
+        dev = camera.device
+        b, big = len(params), tri_id.shape[-1]
+        count = max((len(p.lights) for p in params if p.shadow[0]), default=0)
+        visible = torch.ones(b, count, big, big, device=dev)
+        if count == 0:
+            return visible
+        point = interpolate(camera, self.triangles, tri_id, bary)  # (B, 3, H, W) in mm
+        for k in range(count):
+            chosen = [i for i, p in enumerate(params) if p.shadow[0] and k < len(p.lights)]
+            if not chosen:
+                continue
+            w = torch.stack([params[i].lights[k][0] for i in chosen]).to(dev)  # toward the light
+            helper = torch.where((w[:, 1:2].abs() > 0.9), w.new_tensor([1.0, 0, 0]), w.new_tensor([0, 1.0, 0]))
+            u = F.normalize(torch.cross(helper, w, dim=-1), dim=-1)
+            v = torch.cross(w, u, dim=-1)
+            verts = camera[chosen]
+            lu, lv, lw = (verts * u[:, None]).sum(-1), (verts * v[:, None]).sum(-1), (verts * w[:, None]).sum(-1)
+            lo_u, hi_u = lu.min(1, keepdim=True).values, lu.max(1, keepdim=True).values
+            lo_v, hi_v = lv.min(1, keepdim=True).values, lv.max(1, keepdim=True).values
+            s = torch.minimum(scale[chosen], 0.94 * big / torch.maximum(hi_u - lo_u, hi_v - lo_v))
+            cu, cv = (lo_u + hi_u) / 2, (lo_v + hi_v) / 2
+            screen = torch.stack([big / 2 + s * (lu - cu), big / 2 - s * (lv - cv), lw], -1)
+            map_tri, map_bary = rasterise(screen, self.triangles, big, big)
+            depth = interpolate(lw[..., None], self.triangles, map_tri, map_bary)  # (C, 1, H, W)
+            depth = torch.where((map_tri >= 0)[:, None], depth, torch.full_like(depth, -1e9))
+            p = point[chosen]
+            pu = (p * u.view(-1, 3, 1, 1)).sum(1)
+            pv = (p * v.view(-1, 3, 1, 1)).sum(1)
+            pw = (p * w.view(-1, 3, 1, 1)).sum(1, keepdim=True)
+            sv = s.view(-1, 1, 1)
+            x = big / 2 + sv * (pu - cu.view(-1, 1, 1))
+            y = big / 2 - sv * (pv - cv.view(-1, 1, 1))
+            facing = (n[chosen] * w.view(-1, 3, 1, 1)).sum(1, keepdim=True).clamp(0, 1)
+            bias = (2.0 + 4.0 * (1 - facing)) / s.view(-1, 1, 1, 1)
+            spread = torch.tensor([params[i].shadow[1] for i in chosen], device=dev).view(-1, 1, 1)
+            lit = torch.zeros_like(pw)
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    gx = (x + dx * spread) / big * 2 - 1
+                    gy = (y + dy * spread) / big * 2 - 1
+                    near = F.grid_sample(depth, torch.stack([gx, gy], -1), mode="nearest", padding_mode="border",
+                                         align_corners=False)
+                    lit = lit + (pw >= near - bias).float()
+            visible[chosen, k] = (lit / 9)[:, 0]
+        return visible * (tri_id >= 0)[:, None].float() + (tri_id < 0)[:, None].float()
 
 
 def u01(gen: torch.Generator, lo: float, hi: float) -> float:
@@ -555,15 +637,16 @@ def u01(gen: torch.Generator, lo: float, hi: float) -> float:
 # --- writing a folder ------------------------------------------------------------------------------------------
 
 def write_faces(n: int, out: str | Path, seed: int = 0, size: int = 128, device="cpu", model=None,
-                batch_size: int = 16, log=print) -> Path:
+                batch_size: int = 16, log=print, cast_shadows: float = 0.0) -> Path:
     """Write ``n`` faces (seeds ``seed … seed+n−1``) as the Faces dataset layout: ``face_SEED_face.png`` (sRGB),
     ``_mask.png``, ``_normal.png`` ((n + 1) / 2, 16-bit), ``_albedo.png``, ``_shading.png`` (16-bit), and the SH
-    coefficients in ``lighting.json``; ``manifest.json`` records the command."""
+    coefficients in ``lighting.json``; ``manifest.json`` records the command. ``cast_shadows``: the share of faces
+    whose image has cast shadows (the other layers never do)."""
     import cv2
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    renderer = FaceRenderer(model, size=size, device=device)
+    renderer = FaceRenderer(model, size=size, device=device, cast_shadows=cast_shadows)
     lighting = {}
     start = time.perf_counter()
 
@@ -584,7 +667,9 @@ def write_faces(n: int, out: str | Path, seed: int = 0, size: int = 128, device=
             png16(f"{stem}_shading.png", hwc["shading"] / 2)  # stored halved: shading may exceed 1
             lighting[f"face_{s:07d}"] = [round(float(v), 6) for v in batch["sh"][i]]
     manifest = {"kind": "sfm-faces", "n": n, "seed": seed, "size": size, "licence": LICENCE,
-                "command": f"python -m engine.synth.faces --n {n} --seed {seed} --size {size} --out {out}",
+                "command": f"python -m engine.synth.faces --n {n} --seed {seed} --size {size} --out {out}"
+                           + (f" --cast-shadows {cast_shadows:g}" if cast_shadows else ""),
+                "cast_shadows": cast_shadows,
                 "shading_png_scale": 0.5, "normals": "camera space, x right, y up, z toward the camera; (n+1)/2",
                 "model": renderer.model.folder}
     (out / "lighting.json").write_text(json.dumps(lighting))
@@ -602,12 +687,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--model", default=None, help=f"folder of the SFM files (else ${SFM_ENV} or ../shared)")
+    parser.add_argument("--cast-shadows", type=float, default=0.0, metavar="P",
+                        help="share of faces whose image also has its lights' cast shadows (0–1; default 0)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.cast_shadows <= 1.0:
+        parser.error("--cast-shadows is a share between 0 and 1")
     from ..device import resolve_device
 
     try:
         folder = find_face_model(args.model)  # fails clearly before anything is written
-        write_faces(args.n, args.out, args.seed, args.size, resolve_device(args.device), str(folder))
+        write_faces(args.n, args.out, args.seed, args.size, resolve_device(args.device), str(folder),
+                    cast_shadows=args.cast_shadows)
     except FaceModelUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -647,6 +737,8 @@ class FaceFolder(torch.utils.data.Dataset):
         mask = chw(read("mask"))
         normals = F.normalize(chw(read("normal")) * 2 - 1, dim=0) * mask
         scale = float(self.manifest.get("shading_png_scale", 1.0))
-        return {"image": chw(read("face")), "albedo": chw(read("albedo")) * mask,
-                "shading": chw(read("shading")) / scale * mask, "normals": normals, "mask": mask,
+        albedo, shading = chw(read("albedo")) * mask, chw(read("shading")) / scale * mask
+        return {"image": chw(read("face")), "albedo": albedo, "shading": shading,
+                "diffuse": albedo * shading,  # the reconstruction target: no highlight, no cast shadow
+                "normals": normals, "mask": mask,
                 "sh": torch.tensor(self.lighting[self.stems[index]], dtype=torch.float32)}

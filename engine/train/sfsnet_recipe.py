@@ -4,7 +4,12 @@ Data: faces rendered on the fly by :class:`engine.synth.faces.FaceRenderer` on t
 (``--data synthetic``; the GPU when there is one), or a folder written by ``python -m engine.synth.faces``. Held-out
 validation faces use other seeds (from 10,000,000), hence other identities, expressions, poses and lights.
 
-Inputs get camera-like degradations (blur, noise; :func:`degrade`), the targets none.
+Inputs get camera-like degradations (blur, noise; :func:`degrade`), the targets none. ``cast_shadows`` (0 by
+default; this project's addition, not the paper's) is the share of training faces whose image also has the cast
+shadows of its directional lights (nose, brows, eye sockets; :meth:`FaceRenderer._cast_shadow_visibility`), while
+the albedo, normal, light and reconstruction targets stay those of the unshadowed face: SH shading cannot hold a cast
+shadow, so the albedo branch learns to leave it out rather than paint it in. ``init`` starts from exported weights
+(fine-tuning).
 Losses (methods.md §4, inside the face mask, as means rather than Caffe's sums): normal L1 (on unit normals),
 albedo L1, reconstruction L1 (albedo · SH shading vs the diffuse image, without the highlight) and the L2 of the 27 SH coefficients, weighted
 ``w_normal``, ``w_albedo``, ``w_rec``, ``w_light``. Adam; constant learning rate, then a linear decay over the last
@@ -88,13 +93,18 @@ class SfSNetRecipe(TrainingRecipe):
         "lr": 1e-3, "batch_size": 16, "accumulate": 1, "val_every": 500, "checkpoint_every": 500,
         "weight_decay": 0.0, "width": 0.5, "size": 128, "val_faces": 64, "render_device": "auto",
         "w_normal": 1.0, "w_albedo": 1.0, "w_rec": 0.5, "w_light": 0.1, "time_budget": 0.0, "export_half": True,
-        "blur": 1.2, "noise": 0.02,
+        "blur": 1.2, "noise": 0.02, "cast_shadows": 0.0, "init": "",
     }
     metric_higher_is_better = {"normal_mean_deg": False, "normal_under20": True, "normal_under25": True,
                                "normal_under30": True, "albedo_l1": False, "light_l2": False}
 
     def build_model(self, config: Mapping[str, Any]) -> SfSNet:
-        return SfSNet(width=float(config["width"]))
+        model = SfSNet(width=float(config["width"]))
+        if config.get("init"):  # fine-tune from exported weights (same width)
+            from .intrinseg_recipe import load_init
+
+            load_init(model, str(config["init"]))
+        return model
 
     def _device(self, config):
         from ..device import resolve_device
@@ -116,8 +126,10 @@ class SfSNetRecipe(TrainingRecipe):
         if train is None:
             from ..synth.faces import FaceRenderer
 
-            renderer = FaceRenderer(size=int(config["size"]), device=self._device(config))
-            self.data_note = "rendered on the fly (engine.synth.faces), seeds from seed·10⁸"
+            shadows = float(config.get("cast_shadows", 0.0))
+            renderer = FaceRenderer(size=int(config["size"]), device=self._device(config), cast_shadows=shadows)
+            self.data_note = ("rendered on the fly (engine.synth.faces), seeds from seed·10⁸"
+                              + (f"; {shadows:.0%} with cast shadows in the image" if shadows > 0 else ""))
             return RenderStream(renderer, int(config["batch_size"]), seed * 100_000_000)
         return super().batch_stream(train, seed, config)
 
@@ -164,6 +176,7 @@ class SfSNetRecipe(TrainingRecipe):
         return state, {"architecture": f"SfSNet(width={float(config['width'])}), {params:,} parameters"
                                        + (", stored as float16" if half else ""),
                        "training faces": getattr(self, "data_note", "rendered on the fly"),
+                       **({"initialised from": str(config["init"])} if config.get("init") else {}),
                        "validation data": f"{int(config['val_faces'])} held-out rendered faces (seeds from "
                                           f"{VAL_SEED:,}: other identities, poses, lights)",
                        "input": "128×128 face crop, RGB → BGR, [0, 1]",

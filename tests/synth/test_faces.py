@@ -3,6 +3,7 @@ Surrey Face Model from ../shared (skipped without it), exact layers, determinism
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 
@@ -124,3 +125,41 @@ def test_write_faces_and_read_them_back(renderer, tmp_path):
 
     item = Faces().load(out, "face_0000006")
     assert item.truth["normals"].shape == (48, 48, 3) and item.mask.sum() > 0
+
+
+def test_cast_shadows_darken_the_image_only(renderer):
+    shadowed = sf.FaceRenderer(renderer.model, size=48, device="cpu", supersample=1, cast_shadows=1.0)
+    seeds = list(range(20, 28))
+    a, b = renderer.render(seeds), shadowed.render(seeds)
+    for key in ("albedo", "shading", "diffuse", "normals", "sh", "mask"):  # the targets do not change
+        assert torch.equal(a[key], b[key]), key
+    inside = a["mask"].expand(-1, 3, -1, -1) > 0
+    assert (b["shadowed"] <= a["diffuse"] + 1e-6)[inside].all()  # a shadow only takes light away
+    assert (b["image"] <= a["image"] + 1e-6)[inside].all()
+    darker = (a["diffuse"] - b["shadowed"]).sum(1) > 0.05  # clearly shadowed pixels
+    assert darker.sum() > 0.01 * inside[:, 0].sum()  # noses, brows and eye sockets cast shadows
+    assert darker.float().mean() < 0.35 * inside[:, 0].float().mean()  # but most of the face stays lit
+    assert torch.allclose(renderer.render([21])["image"], a["image"][1:2], atol=1e-5)  # without shadows: as before
+    assert (sf.FaceRenderer(renderer.model, size=48, supersample=1, cast_shadows=1.0).sample(20).shadow[0])
+    with pytest.raises(ValueError, match="probability"):
+        sf.FaceRenderer(renderer.model, size=48, cast_shadows=1.5)
+
+
+def test_a_frontal_light_casts_no_shadow_and_a_side_light_does(renderer):
+    """Shadow geometry: light from the camera sees every visible point; light from the side puts the nose's shadow
+    on the cheek away from it."""
+    params = renderer.sample(31)
+    front = dataclasses.replace(params, lights=((torch.tensor([0.0, 0.0, 1.0]), torch.ones(3)),), shadow=(True, 1.0),
+                                yaw=0.0, pitch=0.0, roll=0.0)
+    side = dataclasses.replace(front, lights=((torch.tensor([0.94, 0.0, 0.34]), torch.ones(3)),))
+    vis = {}
+    for name, p in (("front", front), ("side", side)):
+        out = renderer.render_params([p])
+        vis[name] = out["shadowed"], out["diffuse"], out["mask"]
+    shadowed, diffuse, mask = vis["front"]
+    differs = ((diffuse - shadowed).sum(1) > 0.02) & (mask[:, 0] > 0)
+    assert differs.sum() <= 0.01 * (mask > 0).sum()  # (a stray pixel where the map's sampling aliases)
+    shadowed, diffuse, mask = vis["side"]
+    lost = ((diffuse - shadowed).sum(1)[0] > 0.05) & (mask[0, 0] > 0)
+    cols = lost.nonzero()[:, 1].float()
+    assert lost.sum() > 5 and cols.mean() < 24  # the light comes from image right: the shadows fall to the left
