@@ -27,19 +27,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 TEST_SEED = 30_000_000
 
 
-def held_out(weights: str | None, n: int, device: str) -> dict[str, float]:
+def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0) -> dict[str, float]:
     from engine.methods.sfsnet import _load, predict
     from engine.metrics.angular import angle_deg, normal_errors
     from engine.synth.faces import FaceRenderer
 
     dev = torch.device(device)
     model, info = _load(weights, dev)
-    renderer = FaceRenderer(size=128, device=dev)
+    renderer = FaceRenderer(size=128, device=dev, cast_shadows=cast_shadows)
     truths, preds, masks, per_face = [], [], [], []
+    albedo_err = {"all": [], "shadow": []}
     for start in range(TEST_SEED, TEST_SEED + n, 16):
         batch = renderer.render(range(start, min(start + 16, TEST_SEED + n)))
         with torch.no_grad():
             out = predict(model, batch["image"])
+        # albedo: mean absolute error per channel over the face, and over the pixels a cast shadow darkens by more
+        # than 0.05 (summed over RGB) — where a shadow baked into the albedo shows
+        err = (out["albedo"] - batch["albedo"]).abs().mean(1)
+        face = batch["mask"][:, 0] > 0.5
+        shadow = face & ((batch["diffuse"] - batch["shadowed"]).sum(1) > 0.05)
+        albedo_err["all"].append(err[face])
+        albedo_err["shadow"].append(err[shadow])
         t = batch["normals"].permute(0, 2, 3, 1).cpu().numpy()
         p = out["normals"].permute(0, 2, 3, 1).cpu().numpy()
         m = batch["mask"][:, 0].cpu().numpy() > 0.5
@@ -50,8 +58,15 @@ def held_out(weights: str | None, n: int, device: str) -> dict[str, float]:
                           np.concatenate(masks).reshape(-1, 1))
     stats["per_face_mean"] = float(np.mean(per_face))
     stats["per_face_worst"] = float(np.max(per_face))
+    stats["albedo_l1"] = float(torch.cat(albedo_err["all"]).mean())
+    shadow_px = torch.cat(albedo_err["shadow"])
+    stats["albedo_l1_in_cast_shadows"] = float(shadow_px.mean()) if shadow_px.numel() else float("nan")
+    stats["cast_shadow_pixels"] = int(shadow_px.numel())
     print(f"weights {info['path']} (sha256 {info['sha256'][:12]}…)")
-    print(f"held-out synthetic faces: n={n} seeds {TEST_SEED}…{TEST_SEED + n - 1}")
+    print(f"held-out synthetic faces: n={n} seeds {TEST_SEED}…{TEST_SEED + n - 1}"
+          + (f", {cast_shadows:.0%} of them with cast shadows in the image" if cast_shadows else ""))
+    print("albedo: L1 {albedo_l1:.4f} over the face, {albedo_l1_in_cast_shadows:.4f} in cast shadows "
+          "({cast_shadow_pixels} pixels)".format(**stats))
     print("normals: mean {mean:.2f}°, under 20° {under20:.1f} %, under 25° {under25:.1f} %, under 30° {under30:.1f} %; "
           "per-face mean {per_face_mean:.2f}°, worst face {per_face_worst:.2f}°".format(**stats))
     return stats
@@ -108,6 +123,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--weights", default=None)
     parser.add_argument("--n", type=int, default=256)
+    parser.add_argument("--cast-shadows", type=float, default=0.0,
+                        help="share of the held-out faces rendered with cast shadows (albedo error in them)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--photos", default=None)
     parser.add_argument("--speed", action="store_true")
@@ -116,7 +133,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.n:
-        held_out(args.weights, args.n, args.device)
+        held_out(args.weights, args.n, args.device, args.cast_shadows)
     if args.photos:
         photos(args.weights, Path(args.photos), Path(args.shared))
     if args.speed:
