@@ -395,6 +395,7 @@ class Server:
         self.served = 0
         self.stopping = False
         self.listener: socket.socket | None = None
+        self._wake: tuple[int, ...] = ()
 
     def bind(self) -> None:
         other = _connect(self.path, timeout=1.0)
@@ -425,13 +426,26 @@ class Server:
     def serve(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self.listener, selectors.EVENT_READ)
+        # a child's end wakes the loop at once (its client waits for the exit status): SIGCHLD writes to a pipe
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._wake = (wake_r, wake_w)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        sel.register(wake_r, selectors.EVENT_READ, "wake")
+        signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: self._begin_stop())
         signal.signal(signal.SIGINT, lambda *_: self._begin_stop())
         checked = time.monotonic()
         try:
             while True:
-                for key, _ in sel.select(timeout=0.1):
-                    if key.fileobj is self.listener:
+                for key, _ in sel.select(timeout=0.5):
+                    if key.data == "wake":
+                        try:
+                            os.read(wake_r, 4096)
+                        except BlockingIOError:
+                            pass
+                    elif key.fileobj is self.listener:
                         if not self.stopping:
                             self._accept(sel)
                     else:
@@ -506,6 +520,10 @@ class Server:
         if pid == 0:  # the child: never returns
             code = 1
             try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for fd in self._wake:
+                    os.close(fd)
                 sel.close()
                 self.listener.close()
                 for other in self.children.values():
