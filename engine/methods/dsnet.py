@@ -610,7 +610,7 @@ def _declare_weights() -> None:
     ))
 
 
-SHIPPED_SHA256 = "968e0d20d9df754a2484050cd43b0001863a36452ea6a4993d8d6722ff9f24b7"
+SHIPPED_SHA256 = "f9ea989615896661cc3feae60a52726baf5b8356c4739b2195fd1f2a705a55d0"
 _declare_weights()
 
 _PAPER = ("W. Shi, C. C. Loy, X. Tang. Deep Specialized Network for Illuminant Estimation. ECCV 2016.")
