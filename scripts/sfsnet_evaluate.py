@@ -5,7 +5,11 @@
 * Held-out faces: rendered by engine.synth.faces with seeds from 30,000,000 (never used by training, which draws
   seeds from seed·10⁸ ≥ 0 upwards for at most a few million faces, nor by validation, 10,000,000+): other
   identities, expressions, poses and lights. Prints the mean angular error of the normals over all face pixels and
-  the % of pixels under 20°/25°/30° (engine.metrics.angular.normal_errors), plus the per-face mean.
+  the % of pixels under 20°/25°/30° (engine.metrics.angular.normal_errors), plus the per-face mean, and the albedo
+  L1. ``--cast-shadows P`` renders that share of them with their lights' cast shadows (the truth unchanged) and adds
+  the **shadow leak**: the same faces also go through the network without their shadows, and the median log change
+  of the albedo the shadow causes inside it (minus the same on the lit face) is compared with the image's own
+  darkening there: the share of the shadow that goes into the albedo (0 %: none).
 * ``--photos DIR``: runs the full method (detection, crops, paste-back, relighting) on every photo of
   ../shared/data/faces/real-photos and the SfSNet sample crops, and writes one contact sheet per input to DIR.
 * ``--speed``: times the method on a 12-megapixel photo (4000×3000: a real photo scaled up, one face) on the CPU,
@@ -35,8 +39,10 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
     dev = torch.device(device)
     model, info = _load(weights, dev)
     renderer = FaceRenderer(size=128, device=dev, cast_shadows=cast_shadows)
+    unshadowed = FaceRenderer(renderer.model, size=128, device=dev) if cast_shadows else None
     truths, preds, masks, per_face = [], [], [], []
     albedo_err = {"all": [], "shadow": []}
+    leaks, depths = [], []
     for start in range(TEST_SEED, TEST_SEED + n, 16):
         batch = renderer.render(range(start, min(start + 16, TEST_SEED + n)))
         with torch.no_grad():
@@ -48,6 +54,21 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
         shadow = face & ((batch["diffuse"] - batch["shadowed"]).sum(1) > 0.05)
         albedo_err["all"].append(err[face])
         albedo_err["shadow"].append(err[shadow])
+        # shadow leak: the same faces rendered without their cast shadows go through the network too; how much darker
+        # (log, grey) its albedo comes out inside the shadows because of them, against the same change on the lit
+        # pixels (a global scale change cancels). 0: no shadow in the albedo; the shadow's own depth: all of it.
+        lit = face & ~shadow
+        ratio = None
+        if unshadowed is not None:
+            with torch.no_grad():
+                clean = predict(model, unshadowed.render(range(start, min(start + 16, TEST_SEED + n)))["image"])
+            ratio = torch.log(out["albedo"].mean(1).clamp(min=1e-3)) - torch.log(clean["albedo"].mean(1).clamp(min=1e-3))
+        for i in range(len(ratio) if ratio is not None else 0):
+            if int(shadow[i].sum()) >= 20 and int(lit[i].sum()) >= 20:
+                leaks.append(float(ratio[i][shadow[i]].median() - ratio[i][lit[i]].median()))
+                darkening = torch.log(batch["shadowed"][i].mean(0).clamp(min=1e-4)) - torch.log(
+                    batch["diffuse"][i].mean(0).clamp(min=1e-4))
+                depths.append(float(darkening[shadow[i]].median()))
         t = batch["normals"].permute(0, 2, 3, 1).cpu().numpy()
         p = out["normals"].permute(0, 2, 3, 1).cpu().numpy()
         m = batch["mask"][:, 0].cpu().numpy() > 0.5
@@ -62,11 +83,19 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
     shadow_px = torch.cat(albedo_err["shadow"])
     stats["albedo_l1_in_cast_shadows"] = float(shadow_px.mean()) if shadow_px.numel() else float("nan")
     stats["cast_shadow_pixels"] = int(shadow_px.numel())
+    stats["shadow_leak"] = float(np.mean(leaks)) if leaks else float("nan")
+    stats["shadow_leak_faces"] = len(leaks)
+    stats["shadow_depth"] = float(np.mean(depths)) if depths else float("nan")
     print(f"weights {info['path']} (sha256 {info['sha256'][:12]}…)")
     print(f"held-out synthetic faces: n={n} seeds {TEST_SEED}…{TEST_SEED + n - 1}"
           + (f", {cast_shadows:.0%} of them with cast shadows in the image" if cast_shadows else ""))
     print("albedo: L1 {albedo_l1:.4f} over the face, {albedo_l1_in_cast_shadows:.4f} in cast shadows "
           "({cast_shadow_pixels} pixels)".format(**stats))
+    if leaks:
+        print("shadow leak {shadow_leak:+.3f} against a shadow depth of {shadow_depth:+.3f} ({share:.0%} of the shadow "
+              "goes into the albedo; mean over {shadow_leak_faces} faces of the median log change of the albedo that "
+              "the shadow causes, inside it minus on the lit face, and of the image's own log darkening there)"
+              .format(share=stats["shadow_leak"] / stats["shadow_depth"], **stats))
     print("normals: mean {mean:.2f}°, under 20° {under20:.1f} %, under 25° {under25:.1f} %, under 30° {under30:.1f} %; "
           "per-face mean {per_face_mean:.2f}°, worst face {per_face_worst:.2f}°".format(**stats))
     return stats
