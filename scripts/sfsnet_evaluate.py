@@ -89,8 +89,9 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
     print(f"weights {info['path']} (sha256 {info['sha256'][:12]}…)")
     print(f"held-out synthetic faces: n={n} seeds {TEST_SEED}…{TEST_SEED + n - 1}"
           + (f", {cast_shadows:.0%} of them with cast shadows in the image" if cast_shadows else ""))
-    print("albedo: L1 {albedo_l1:.4f} over the face, {albedo_l1_in_cast_shadows:.4f} in cast shadows "
-          "({cast_shadow_pixels} pixels)".format(**stats))
+    print("albedo: L1 {albedo_l1:.4f} over the face".format(**stats)
+          + (", {albedo_l1_in_cast_shadows:.4f} in cast shadows ({cast_shadow_pixels} pixels)".format(**stats)
+             if stats["cast_shadow_pixels"] else ""))
     if leaks:
         print("shadow leak {shadow_leak:+.3f} against a shadow depth of {shadow_depth:+.3f} ({share:.0%} of the shadow "
               "goes into the albedo; mean over {shadow_leak_faces} faces of the median log change of the albedo that "

@@ -525,7 +525,7 @@ def _declare_weights() -> None:
                     "faces; on real photos the normals carry facial texture and side-lit faces keep some shadow in "
                     "the albedo (see the card)",
         filename="sfsnet-synthetic.safetensors",
-        sha256="44b13ddceec325b42b55e81f66005aa7d3734d0fe7af1eed39d25b48b0ff11f2",
+        sha256="02dac030949243715f73e43c9b70d17fa686b066dea448dd220f7441b2b1c93c",
         licence="project weights; trained on renders of the Surrey Face Model: non-commercial use only",
         model_card="assets/model_cards/sfsnet-synthetic.md",
     ))
