@@ -194,7 +194,7 @@ def _declare_weights() -> None:
                     "composites of them; 5-fold cross-validated MIT LMSE 0.0276 (default mirror averaging), behind "
                     "the Color Retinex baseline's 0.0259 (see the card)",
         filename="ma2018-multilight.safetensors",
-        sha256="95c0b9c5633ca7402bf5347c897912f6c2fd3923bbd2e5bf0fb36b70962c78da",
+        sha256="adcacc6417de765645b5e364e24fceeb69dc140b833137f232d39a196d2717d1",
         licence="MIT (project weights); training data: MIT Intrinsic (research use)",
         model_card="assets/model_cards/ma2018-multilight.md",
     ))
