@@ -3,7 +3,9 @@ shared data folder (``../shared`` beside the checkout) skip with a reason when i
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,6 +21,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 # The CLI processes the tests start never meet a warm CLI server the developer may have running (engine/cli_server.py):
 # the tests that want one start their own, in their own folder.
 os.environ["INTRINSIC_LAB_CLI_SERVER_DIR"] = tempfile.mkdtemp(prefix="intrinsic-lab-tests-")
+atexit.register(shutil.rmtree, os.environ["INTRINSIC_LAB_CLI_SERVER_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
