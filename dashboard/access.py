@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from engine.envvars import positive_number
 from engine.errors import IntrinsicLabError
 
 MODE_ENV = "INTRINSIC_LAB_MODE"
@@ -28,19 +29,6 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 class LimitError(IntrinsicLabError):
     """A public visitor asked for more than their share; the message says which limit and its numbers."""
-
-
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -58,13 +46,13 @@ class Limits:
     @classmethod
     def from_env(cls) -> "Limits":
         return cls(
-            jobs_per_hour=int(_number("INTRINSIC_LAB_PUBLIC_JOBS_PER_HOUR", cls.jobs_per_hour)),
-            concurrent_jobs=int(_number("INTRINSIC_LAB_PUBLIC_CONCURRENT_JOBS", cls.concurrent_jobs)),
-            megapixels=_number("INTRINSIC_LAB_PUBLIC_MEGAPIXELS", cls.megapixels),
-            frames=int(_number("INTRINSIC_LAB_PUBLIC_FRAMES", cls.frames)),
-            upload_mb=_number("INTRINSIC_LAB_PUBLIC_UPLOAD_MB", cls.upload_mb),
-            retention_hours=_number("INTRINSIC_LAB_PUBLIC_RETENTION_HOURS", cls.retention_hours),
-            admin_session_minutes=_number("INTRINSIC_LAB_ADMIN_SESSION_MINUTES", cls.admin_session_minutes),
+            jobs_per_hour=int(positive_number("INTRINSIC_LAB_PUBLIC_JOBS_PER_HOUR", cls.jobs_per_hour)),
+            concurrent_jobs=int(positive_number("INTRINSIC_LAB_PUBLIC_CONCURRENT_JOBS", cls.concurrent_jobs)),
+            megapixels=positive_number("INTRINSIC_LAB_PUBLIC_MEGAPIXELS", cls.megapixels),
+            frames=int(positive_number("INTRINSIC_LAB_PUBLIC_FRAMES", cls.frames)),
+            upload_mb=positive_number("INTRINSIC_LAB_PUBLIC_UPLOAD_MB", cls.upload_mb),
+            retention_hours=positive_number("INTRINSIC_LAB_PUBLIC_RETENTION_HOURS", cls.retention_hours),
+            admin_session_minutes=positive_number("INTRINSIC_LAB_ADMIN_SESSION_MINUTES", cls.admin_session_minutes),
         )
 
     @property

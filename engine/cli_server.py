@@ -45,6 +45,8 @@ import sys
 import time
 from pathlib import Path
 
+from .envvars import positive_number
+
 MODE_ENV = "INTRINSIC_LAB_CLI_SERVER"
 IDLE_ENV = "INTRINSIC_LAB_CLI_SERVER_IDLE"
 DIR_ENV = "INTRINSIC_LAB_CLI_SERVER_DIR"
@@ -77,16 +79,7 @@ def mode() -> str:
 
 
 def idle_seconds() -> float:
-    text = os.environ.get(IDLE_ENV, "").strip()
-    if not text:
-        return DEFAULT_IDLE_S
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{IDLE_ENV}={text!r}: expected a number of seconds") from None
-    if not value > 0:
-        raise ValueError(f"{IDLE_ENV}={text!r}: must be positive")
-    return value
+    return positive_number(IDLE_ENV, DEFAULT_IDLE_S)
 
 
 def socket_dir() -> Path:
@@ -185,7 +178,7 @@ def _connect(path: Path, timeout: float | None = 5.0) -> socket.socket | None:
     sock.settimeout(timeout)
     try:
         sock.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError, socket.timeout, OSError):
+    except OSError:  # no socket, nobody listening, timeout
         sock.close()
         return None
     return sock
@@ -253,9 +246,7 @@ def _wait_for_exit(sock: socket.socket) -> int:
     try:
         while True:
             try:
-                reply = _recv(sock)
-            except InterruptedError:
-                continue
+                reply = _recv(sock)  # (a forwarded signal interrupts and resumes it: PEP 475)
             except (OSError, EOFError, ValueError):
                 print("error: the CLI server ended before the command did (python -m engine cli-server status)",
                       file=sys.stderr)
@@ -269,12 +260,9 @@ def _wait_for_exit(sock: socket.socket) -> int:
 
 # --- server control -----------------------------------------------------------------------------------------------
 
-def _engine_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "engine", *args]
-
-
-def spawn_detached():
-    """Start ``cli-server serve`` in its own session, detached from our stdio, without waiting for it."""
+def spawn_detached() -> "subprocess.Popen | None":
+    """Start ``cli-server serve`` in its own session, detached from our stdio, without waiting for it (None when
+    its log cannot be opened)."""
     import subprocess
 
     env = dict(os.environ)
@@ -285,20 +273,26 @@ def spawn_detached():
     except (OSError, ServerError):
         return
     with log:
-        return subprocess.Popen(_engine_command("cli-server", "serve"), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True, close_fds=True, env=env, cwd=str(_ENGINE_DIR.parent))
+        return subprocess.Popen([sys.executable, "-m", "engine", "cli-server", "serve"], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, start_new_session=True, close_fds=True, env=env,
+                                cwd=str(_ENGINE_DIR.parent))
 
 
-def status() -> dict | None:
+def _ask(command: str) -> dict | None:
+    """The running server's answer to ``command`` (``status`` or ``stop``); None when none answers."""
     sock = _connect(socket_path())
     if sock is None:
         return None
     with sock:
         try:
-            _send(sock, {"command": "status"})
+            _send(sock, {"command": command})
             return _recv(sock)
         except (OSError, EOFError, ValueError):
             return None
+
+
+def status() -> dict | None:
+    return _ask("status")
 
 
 def start(wait_s: float = 60.0) -> dict:
@@ -323,15 +317,9 @@ def start(wait_s: float = 60.0) -> dict:
 
 def stop(wait_s: float = 30.0) -> bool:
     """Ask the server to stop (it finishes running commands first); True if one was running."""
-    sock = _connect(socket_path())
-    if sock is None:
+    reply = _ask("stop")
+    if reply is None:
         return False
-    with sock:
-        try:
-            _send(sock, {"command": "stop"})
-            reply = _recv(sock)
-        except (OSError, EOFError, ValueError):
-            return False
     pid = int(reply.get("pid", 0))
     deadline = time.monotonic() + wait_s
     while pid and _alive(pid) and time.monotonic() < deadline:
@@ -372,13 +360,11 @@ def preload() -> list[str]:
     import torch  # noqa: F401
 
     import engine.cli
-    from engine.cli import SUBCOMMAND_MODULES
     from engine.methods import METHOD_MODULES
 
-    for module in (*SUBCOMMAND_MODULES, "engine.inputs", "engine.outputs", "engine.registry", "engine.models",
-                   "engine.weights", *METHOD_MODULES):
+    engine.cli.build_parser()  # imports every sub-command's module
+    for module in ("engine.inputs", "engine.outputs", "engine.models", "engine.weights", *METHOD_MODULES):
         importlib.import_module(module)
-    engine.cli.build_parser()
     from PIL import Image
 
     Image.init()
@@ -476,9 +462,9 @@ class Server:
         try:
             creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             _pid, uid, _gid = struct.unpack("3i", creds)
-            request = _recv(conn, fds)
             if uid != os.getuid():
                 raise PermissionError("another user")
+            request = _recv(conn, fds)
             if request.get("command") == "status":
                 _send(conn, {"pid": os.getpid(), "socket": str(self.path), "started": self.started,
                              "served": self.served, "running": len(self.children), "idle_s": self.idle_s,

@@ -191,7 +191,7 @@ def _declare_weights() -> None:
         method="ma2018", name="multilight",
         description="trained by this project without intrinsic ground truth on the ten MIT objects' light01..10 "
                     "photos, with a multi-image (Weiss + Retinex) teacher computed from those photos and albedo-swap "
-                    "composites of them; 5-fold cross-validated MIT LMSE 0.0276 (default mirror averaging), behind "
+                    "composites of them; 5-fold cross-validated MIT LMSE 0.0266 (default mirror averaging), behind "
                     "the Color Retinex baseline's 0.0259 (see the card)",
         filename="ma2018-multilight.safetensors",
         sha256="adcacc6417de765645b5e364e24fceeb69dc140b833137f232d39a196d2717d1",
