@@ -13,6 +13,12 @@ Determinism: the seed fixes the model initialisation and (through :class:`~engin
 batch and augmentation, so an interrupted run resumed from its checkpoint sees the same data as an uninterrupted one.
 Mixed precision (float16 autocast + gradient scaling) is used on CUDA only; the CPU runs in float32.
 
+Weight averaging (``--set ema=D``, any recipe, off by default): after every step an exponential moving average of
+the parameters and floating-point buffers is updated (``torch.optim.swa_utils.AveragedModel``) with decay
+``min(D, (1 + n) / (10 + n))`` after n updates, so the first steps are not dominated by the initialisation. The
+average is what is validated and exported; validation also logs the raw weights' metrics as ``raw/<metric>``, and
+the checkpoint keeps both (resume continues the same average).
+
 Data parallel (``--on ray --workers N``, :mod:`engine.distributed.ray_train`): the same loop runs in N processes,
 each given a :class:`engine.distributed.ddp.DataParallel`; every step's batch is split between them and their
 gradients averaged (see that module for exactly what equals the single-process run); rank 0 writes the run folder.
@@ -149,6 +155,27 @@ def _number(text: str) -> Any:
         return text
 
 
+def ema_update(decay: float):
+    """``multi_avg_fn`` for :class:`~torch.optim.swa_utils.AveragedModel`: an exponential moving average with the
+    warm-up ``min(decay, (1 + n) / (10 + n))``; integer buffers (BatchNorm's batch counter) are copied."""
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, current)
+            return
+        n = float(n_averaged)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+    return update
+
+
+def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """The weight average of a run (None when ``decay`` is 0)."""
+    if not decay:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema must be 0 (off) or a decay between 0 and 1, not {decay}")
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_update(decay), use_buffers=True)
+
+
 def _save_checkpoint(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -187,6 +214,7 @@ def train(request: TrainRequest, parallel: SingleProcess | None = None) -> Train
     optimizers: dict[str, torch.optim.Optimizer] = {}
     base_lrs: dict[str, list[float]] = {}
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    ema = make_ema(model, float(config["ema"])) if main else None
     resume_state = None
     if main and checkpoint_path.is_file() and not request.fresh:
         resume_state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
@@ -196,6 +224,11 @@ def train(request: TrainRequest, parallel: SingleProcess | None = None) -> Train
     resume_state = parallel.broadcast(resume_state)  # rank 0 reads the run folder; the others get its state
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
+        if ema is not None:
+            if "ema" not in resume_state:
+                raise ValueError(f"{checkpoint_path} was trained without ema; resume it without --set ema, or use "
+                                 f"--fresh")
+            ema.load_state_dict(resume_state["ema"])
         step, elapsed = int(resume_state["step"]), float(resume_state["elapsed"])
         metrics.truncate(step)
         validation.truncate(step)
@@ -225,17 +258,26 @@ def train(request: TrainRequest, parallel: SingleProcess | None = None) -> Train
             "method": request.method, "seed": request.seed, "step": step, "elapsed": elapsed,
             "phase_index": phase_index, "model": model.state_dict(),
             "optimizers": {n: o.state_dict() for n, o in optimizers.items()}, "scaler": scaler.state_dict(),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
         })
         metrics.flush()
         validation.flush()
         write_curves(run_dir, metrics.rows, validation.rows)
 
-    def run_validation() -> dict[str, float]:
-        model.eval()
+    def evaluate(net: torch.nn.Module) -> dict[str, float]:
+        net.eval()
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            result = {k: float(v) for k, v in recipe.validate(model, val_set, device, config).items()}
-        model.train()
-        validation.append({"step": step, **result})
+            result = {k: float(v) for k, v in recipe.validate(net, val_set, device, config).items()}
+        net.train()
+        return result
+
+    def run_validation() -> dict[str, float]:
+        if ema is None:
+            result = evaluate(model)
+            validation.append({"step": step, **result})
+            return result
+        result = evaluate(ema.module)
+        validation.append({"step": step, **result, **{f"raw/{k}": v for k, v in evaluate(model).items()}})
         return result
 
     model.train()
@@ -282,6 +324,8 @@ def train(request: TrainRequest, parallel: SingleProcess | None = None) -> Train
             scaler.step(optimizers[opt_name])
         scaler.update()
         parallel.sync_state(model, buffers_only=True)
+        if ema is not None:
+            ema.update_parameters(model)
         if parallel.world > 1:  # the global batch's losses (each rank's are already weighted by its share)
             reduced = parallel.reduce_mean({"loss": total, **scalars}, 1.0)
             total, scalars = reduced.pop("loss"), reduced
@@ -311,8 +355,9 @@ def train(request: TrainRequest, parallel: SingleProcess | None = None) -> Train
         return None
     last_val = run_validation()
     save()
-    return export_run(recipe, model, config, request, run_dir, device, elapsed, metrics.rows, validation.rows,
-                      last_val, steps_done=steps_done, parallel=parallel.describe())
+    return export_run(recipe, model if ema is None else ema.module, config, request, run_dir, device, elapsed,
+                      metrics.rows, validation.rows, last_val, steps_done=steps_done, parallel=parallel.describe(),
+                      averaged=float(config["ema"]) if ema is not None else None)
 
 
 def write_curves(run_dir: Path, metric_rows: list[dict], validation_rows: list[dict]) -> None:
@@ -333,9 +378,15 @@ def _loss_summary(rows: list[dict]) -> tuple[float, float, dict[str, float]]:
 def export_run(recipe: TrainingRecipe, model: torch.nn.Module, config: Mapping[str, Any], request: TrainRequest,
                run_dir: Path, device: torch.device, seconds: float, metric_rows: list[dict],
                validation_rows: list[dict], validation: dict[str, float],
-               steps_done: int | None = None, parallel: dict[str, Any] | None = None) -> TrainResult:
-    """Write the safetensors file and its model card into ``RUN_DIR/export`` (and the cache with ``install``)."""
+               steps_done: int | None = None, parallel: dict[str, Any] | None = None,
+               averaged: float | None = None) -> TrainResult:
+    """Write the safetensors file and its model card into ``RUN_DIR/export`` (and the cache with ``install``).
+    ``averaged``: the decay when ``model`` is the run's weight average."""
     state, card_fields = recipe.export(model, config)
+    if averaged:
+        card_fields = {**card_fields, "weights": (
+            f"exponential moving average of the parameters and buffers over the run (decay {averaged:g}, warm-up "
+            f"min(decay, (1+n)/(10+n))); the raw last weights are in the run's checkpoint")}
     if parallel:
         card_fields = {**card_fields, "data parallel": (
             f"{parallel['on']}: {parallel['workers']} worker(s), torch.distributed {parallel['backend']}; each "

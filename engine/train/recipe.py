@@ -8,7 +8,9 @@ validation schedule, loss curves, export and the model card -- and calls the rec
 =====================================  =========================================================================
 ``defaults``                           hyper-parameters (a flat dict; CLI ``--set name=value`` overrides, typed
                                        by the default's type). The loop reads ``lr``, ``batch_size``,
-                                       ``accumulate``, ``val_every``, ``checkpoint_every`` from it.
+                                       ``accumulate``, ``val_every``, ``checkpoint_every`` and ``ema`` from it
+                                       (``ema`` > 0: validate and export an exponential moving average of the
+                                       weights with that decay, see :mod:`engine.train.loop`).
 ``build_model(config)``                a fresh ``nn.Module`` (the architecture the method's runner also uses).
 ``make_datasets(data_dir, seed, c)``   ``(train, val)`` datasets (see :mod:`engine.train.data`); ``data_dir`` may
                                        be ``None`` for recipes that can render synthetic data.
@@ -66,7 +68,7 @@ class TrainingRecipe:
     description: str = ""
     defaults: Mapping[str, Any] = {
         "lr": 2e-4, "batch_size": 4, "accumulate": 1, "val_every": 100, "checkpoint_every": 200,
-        "weight_decay": 0.0,
+        "weight_decay": 0.0, "ema": 0.0,
     }
     metric_higher_is_better: Mapping[str, bool] = {}
 

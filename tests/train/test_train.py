@@ -144,3 +144,48 @@ def test_a_training_process_runs_as_background_work(synth_folder, tmp_path, data
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["cpu_priority"] == "idle"
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_ema_update_follows_the_warm_up_decay():
+    from engine.train.loop import ema_update
+
+    update = ema_update(0.9)
+    averaged, counter = [torch.zeros(3)], [torch.tensor([5])]
+    update(averaged, [torch.ones(3)], torch.tensor(0))  # n=0: decay min(0.9, 1/10) = 0.1
+    assert torch.allclose(averaged[0], torch.full((3,), 0.9))
+    update(averaged, [torch.full((3,), 2.0)], torch.tensor(100))  # n=100: the full decay 0.9
+    assert torch.allclose(averaged[0], torch.full((3,), 0.9 * 0.9 + 0.1 * 2.0))
+    update(counter, [torch.tensor([7])], torch.tensor(3))  # integer buffers are copied, not averaged
+    assert counter[0].item() == 7
+
+
+def test_weight_average_is_validated_exported_and_resumed(synth_folder, tmp_path):
+    from engine.cli import main
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    plain_common = ["--data", str(synth_folder), "--device", "cpu", "--set", "checkpoint_every=2", *TINY]
+    common = [*plain_common, "--set", "ema=0.5"]
+    assert main(["train", "cgintrinsics", "--steps", "6", "--out", str(straight), *common]) == 0
+    assert main(["train", "cgintrinsics", "--steps", "3", "--out", str(resumed), *common]) == 0
+    assert main(["train", "cgintrinsics", "--steps", "6", "--out", str(resumed), *common]) == 0
+    a = load_file(str(straight / "export" / "cgintrinsics-trained.safetensors"))
+    b = load_file(str(resumed / "export" / "cgintrinsics-trained.safetensors"))
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    checkpoint = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)
+    averaged = {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k.startswith("module.")}
+    raw = checkpoint["model"]
+    differs = 0
+    for key, value in a.items():
+        assert torch.allclose(value.float(), averaged[key].float(), atol=1e-3), key  # the export is the average
+        differs += not torch.allclose(value.float(), raw[key].float(), atol=1e-3)
+    assert differs > 0  # ... not the last raw weights
+    with (straight / "validation.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and int(rows[-1]["step"]) == 6
+    assert all(r["albedo_simse"] and r["raw/albedo_simse"] for r in rows)
+    assert "exponential moving average" in (straight / "export" / "cgintrinsics-trained.md").read_text()
+    # A run without an average cannot be resumed with one (its checkpoint has none).
+    plain = tmp_path / "plain"
+    assert main(["train", "cgintrinsics", "--steps", "2", "--out", str(plain), *plain_common]) == 0
+    assert main(["train", "cgintrinsics", "--steps", "4", "--out", str(plain), *common]) != 0
