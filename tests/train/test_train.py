@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,6 +188,16 @@ def test_weight_average_is_validated_exported_and_resumed(synth_folder, tmp_path
     assert rows and int(rows[-1]["step"]) == 6
     assert all(r["albedo_simse"] and r["raw/albedo_simse"] for r in rows)
     assert "exponential moving average" in (straight / "export" / "cgintrinsics-trained.md").read_text()
+    # scripts/export_checkpoint.py writes either set from the checkpoint, the average identical to the run's export.
+    script = Path(__file__).resolve().parents[2] / "scripts" / "export_checkpoint.py"
+    for which in ("average", "raw"):
+        out = tmp_path / f"{which}.safetensors"
+        subprocess.run([sys.executable, str(script), str(straight), "--weights", which, "--out", str(out)],
+                       check=True, timeout=120)
+        exported = load_file(str(out))
+        for key, value in a.items():
+            expected = value if which == "average" else raw[key].to(value.dtype)
+            assert torch.equal(exported[key], expected), (which, key)
     # A run without an average cannot be resumed with one (its checkpoint has none).
     plain = tmp_path / "plain"
     assert main(["train", "cgintrinsics", "--steps", "2", "--out", str(plain), *plain_common]) == 0
