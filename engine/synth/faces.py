@@ -35,7 +35,9 @@ Phong highlight toward the dominant light (skin shine, which the albedo must not
 background with hair and neck. With ``FaceRenderer(cast_shadows=p)``, a share p of the faces (drawn from each seed)
 also has the **cast shadows** of its directional lights in the image (a shadow map per light, soft-edged; the
 ``shadowed`` layer is ``albedo`` times that shadowed shading), while ``shading``, ``diffuse`` and ``sh`` stay those
-of the unshadowed face, which second-order SH can represent; with the default 0 every face renders as before. The
+of the unshadowed face, which second-order SH can represent; with the default 0 every face renders as before.
+``hard_shadows=q`` relights a share q of the shadowed faces by one strong side light over a weak ambient, with sharp
+shadow edges (:func:`hard_side_light`). The
 frame is rendered at ``supersample``× and area-averaged (anti-aliased edges); the mask marks the pixels fully covered
 by the face, where every layer is exact.
 """
@@ -358,13 +360,16 @@ class FaceRenderer:
     """
 
     def __init__(self, model: FaceModel | str | Path | None = None, size: int = 128, device="cpu",
-                 supersample: int = 2, cast_shadows: float = 0.0):
+                 supersample: int = 2, cast_shadows: float = 0.0, hard_shadows: float = 0.0):
         if not isinstance(model, FaceModel):
             model = load_face_model(model)
         self.model, self.size, self.supersample = model, int(size), int(supersample)
         if not 0.0 <= float(cast_shadows) <= 1.0:
             raise ValueError(f"cast_shadows is a probability, got {cast_shadows}")
         self.cast_shadows = float(cast_shadows)
+        if not 0.0 <= float(hard_shadows) <= 1.0:
+            raise ValueError(f"hard_shadows is a probability, got {hard_shadows}")
+        self.hard_shadows = float(hard_shadows)
         self.device = torch.device(device)
         dev = self.device
         self.mean = torch.from_numpy(model.mean).float().to(dev)
@@ -436,6 +441,8 @@ class FaceRenderer:
         specular = (u(0.0, 0.25) if float(torch.rand((), generator=gen)) < 0.7 else 0.0, u(6.0, 40.0))
         # drawn last, so that every earlier draw (and every face rendered without shadows) is as before
         shadow = (float(torch.rand((), generator=gen)) < self.cast_shadows, u(0.5, 2.5))
+        if shadow[0] and float(torch.rand((), generator=gen)) < self.hard_shadows:
+            sh, lights, shadow = hard_side_light(gen, sh, lights)
         return FaceParams(int(seed), identity, expression, math.radians(yaw), math.radians(pitch), math.radians(roll),
                           fill, shift, sh, texture, background, specular, tuple(lights), shadow)
 
@@ -630,6 +637,26 @@ class FaceRenderer:
         return visible * (tri_id >= 0)[:, None].float() + (tri_id < 0)[:, None].float()
 
 
+def hard_side_light(gen: torch.Generator, sh: torch.Tensor, lights: list) -> tuple[torch.Tensor, list, tuple]:
+    """Relight a face for hard cast shadows (``FaceRenderer(hard_shadows=q)``): the key light moves to the side
+    (azimuth 45–85° on its own side, elevation −10–45°, intensity 0.8–1.2 of a unit-mean colour), the ambient term
+    drops to 0.08–0.25 and the penumbra narrows to 0.3–1 shadow-map pixels, as under a single window or lamp. The
+    SH coefficients are rebuilt from the changed parts, so the targets stay exact."""
+    def u(lo, hi):
+        return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+    ambient = sh - sum(directional_sh(d, c) for d, c in lights)  # the tinted ambient term alone
+    level = float(ambient[0::9].mean()) * math.pi / math.sqrt(4 * math.pi)
+    ambient = ambient * (u(0.08, 0.25) / max(level, 1e-6))
+    d0, c0 = lights[0]
+    side = 1.0 if float(d0[0]) >= 0 else -1.0
+    azimuth, elevation = math.radians(side * u(45, 85)), math.radians(u(-10, 45))
+    d = torch.tensor([math.sin(azimuth) * math.cos(elevation), math.sin(elevation),
+                      math.cos(azimuth) * math.cos(elevation)])
+    relit = [(d, c0 / c0.mean() * u(0.8, 1.2)), *lights[1:]]
+    return ambient + sum(directional_sh(dk, ck) for dk, ck in relit), relit, (True, u(0.3, 1.0))
+
+
 def u01(gen: torch.Generator, lo: float, hi: float) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=gen))
 
@@ -637,16 +664,17 @@ def u01(gen: torch.Generator, lo: float, hi: float) -> float:
 # --- writing a folder ------------------------------------------------------------------------------------------
 
 def write_faces(n: int, out: str | Path, seed: int = 0, size: int = 128, device="cpu", model=None,
-                batch_size: int = 16, log=print, cast_shadows: float = 0.0) -> Path:
+                batch_size: int = 16, log=print, cast_shadows: float = 0.0, hard_shadows: float = 0.0) -> Path:
     """Write ``n`` faces (seeds ``seed … seed+n−1``) as the Faces dataset layout: ``face_SEED_face.png`` (sRGB),
     ``_mask.png``, ``_normal.png`` ((n + 1) / 2, 16-bit), ``_albedo.png``, ``_shading.png`` (16-bit), and the SH
     coefficients in ``lighting.json``; ``manifest.json`` records the command. ``cast_shadows``: the share of faces
-    whose image has cast shadows (the other layers never do)."""
+    whose image has cast shadows (the other layers never do); ``hard_shadows``: the share of those relit by one
+    strong side light over a weak ambient, with sharp shadow edges (:func:`hard_side_light`)."""
     import cv2
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    renderer = FaceRenderer(model, size=size, device=device, cast_shadows=cast_shadows)
+    renderer = FaceRenderer(model, size=size, device=device, cast_shadows=cast_shadows, hard_shadows=hard_shadows)
     lighting = {}
     start = time.perf_counter()
 
@@ -668,8 +696,9 @@ def write_faces(n: int, out: str | Path, seed: int = 0, size: int = 128, device=
             lighting[f"face_{s:07d}"] = [round(float(v), 6) for v in batch["sh"][i]]
     manifest = {"kind": "sfm-faces", "n": n, "seed": seed, "size": size, "licence": LICENCE,
                 "command": f"python -m engine.synth.faces --n {n} --seed {seed} --size {size} --out {out}"
-                           + (f" --cast-shadows {cast_shadows:g}" if cast_shadows else ""),
-                "cast_shadows": cast_shadows,
+                           + (f" --cast-shadows {cast_shadows:g}" if cast_shadows else "")
+                           + (f" --hard-shadows {hard_shadows:g}" if hard_shadows else ""),
+                "cast_shadows": cast_shadows, "hard_shadows": hard_shadows,
                 "shading_png_scale": 0.5, "normals": "camera space, x right, y up, z toward the camera; (n+1)/2",
                 "model": renderer.model.folder}
     (out / "lighting.json").write_text(json.dumps(lighting))
@@ -689,15 +718,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help=f"folder of the SFM files (else ${SFM_ENV} or ../shared)")
     parser.add_argument("--cast-shadows", type=float, default=0.0, metavar="P",
                         help="share of faces whose image also has its lights' cast shadows (0–1; default 0)")
+    parser.add_argument("--hard-shadows", type=float, default=0.0, metavar="Q",
+                        help="share of the shadowed faces lit by one strong side light over a weak ambient, with "
+                             "sharp shadows (0–1; default 0)")
     args = parser.parse_args(argv)
     if not 0.0 <= args.cast_shadows <= 1.0:
         parser.error("--cast-shadows is a share between 0 and 1")
+    if not 0.0 <= args.hard_shadows <= 1.0:
+        parser.error("--hard-shadows is a share between 0 and 1")
     from ..device import resolve_device
 
     try:
         folder = find_face_model(args.model)  # fails clearly before anything is written
         write_faces(args.n, args.out, args.seed, args.size, resolve_device(args.device), str(folder),
-                    cast_shadows=args.cast_shadows)
+                    cast_shadows=args.cast_shadows, hard_shadows=args.hard_shadows)
     except FaceModelUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,9 @@ Inputs get camera-like degradations (blur, noise; :func:`degrade`), the targets 
 default; this project's addition, not the paper's) is the share of training faces whose image also has the cast
 shadows of its directional lights (nose, brows, eye sockets; :meth:`FaceRenderer._cast_shadow_visibility`), while
 the albedo, normal, light and reconstruction targets stay those of the unshadowed face: SH shading cannot hold a cast
-shadow, so the albedo branch learns to leave it out rather than paint it in. ``init`` starts from exported weights
+shadow, so the albedo branch learns to leave it out rather than paint it in. ``hard_shadows`` (0 by default) is the
+share of those shadowed faces relit by one strong side light over a weak ambient with sharp edges
+(:func:`engine.synth.faces.hard_side_light`: deep shadows like a window or a lamp give). ``init`` starts from exported weights
 (fine-tuning).
 Losses (methods.md §4, inside the face mask, as means rather than Caffe's sums): normal L1 (on unit normals),
 albedo L1, reconstruction L1 (albedo · SH shading vs the diffuse image, without the highlight) and the L2 of the 27 SH coefficients, weighted
@@ -93,7 +95,7 @@ class SfSNetRecipe(TrainingRecipe):
         "lr": 1e-3, "batch_size": 16, "accumulate": 1, "val_every": 500, "checkpoint_every": 500,
         "weight_decay": 0.0, "width": 0.5, "size": 128, "val_faces": 64, "render_device": "auto",
         "w_normal": 1.0, "w_albedo": 1.0, "w_rec": 0.5, "w_light": 0.1, "time_budget": 0.0, "export_half": True,
-        "blur": 1.2, "noise": 0.02, "cast_shadows": 0.0, "init": "",
+        "blur": 1.2, "noise": 0.02, "cast_shadows": 0.0, "hard_shadows": 0.0, "init": "",
     }
     metric_higher_is_better = {"normal_mean_deg": False, "normal_under20": True, "normal_under25": True,
                                "normal_under30": True, "albedo_l1": False, "light_l2": False}
@@ -126,10 +128,13 @@ class SfSNetRecipe(TrainingRecipe):
         if train is None:
             from ..synth.faces import FaceRenderer
 
-            shadows = float(config.get("cast_shadows", 0.0))
-            renderer = FaceRenderer(size=int(config["size"]), device=self._device(config), cast_shadows=shadows)
+            shadows, hard = float(config.get("cast_shadows", 0.0)), float(config.get("hard_shadows", 0.0))
+            renderer = FaceRenderer(size=int(config["size"]), device=self._device(config), cast_shadows=shadows,
+                                    hard_shadows=hard)
             self.data_note = ("rendered on the fly (engine.synth.faces), seeds from seed·10⁸"
-                              + (f"; {shadows:.0%} with cast shadows in the image" if shadows > 0 else ""))
+                              + (f"; {shadows:.0%} with cast shadows in the image" if shadows > 0 else "")
+                              + (f", {hard:.0%} of those hard (one side light, weak ambient)"
+                                 if shadows > 0 and hard > 0 else ""))
             return RenderStream(renderer, int(config["batch_size"]), seed * 100_000_000)
         return super().batch_stream(train, seed, config)
 

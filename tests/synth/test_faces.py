@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import struct
 
 import numpy as np
@@ -143,6 +144,35 @@ def test_cast_shadows_darken_the_image_only(renderer):
     assert (sf.FaceRenderer(renderer.model, size=48, supersample=1, cast_shadows=1.0).sample(20).shadow[0])
     with pytest.raises(ValueError, match="probability"):
         sf.FaceRenderer(renderer.model, size=48, cast_shadows=1.5)
+
+
+def test_hard_shadows_relight_from_the_side_with_exact_targets(renderer):
+    soft = sf.FaceRenderer(renderer.model, size=48, device="cpu", supersample=1, cast_shadows=1.0)
+    hard = sf.FaceRenderer(renderer.model, size=48, device="cpu", supersample=1, cast_shadows=1.0, hard_shadows=1.0)
+    seeds = list(range(30, 38))
+    for seed in seeds:
+        a, b = soft.sample(seed), hard.sample(seed)
+        assert torch.equal(a.identity, b.identity) and torch.equal(a.texture, b.texture)  # only the light changes
+        (d, colour), *rest = b.lights
+        assert abs(math.degrees(math.asin(float(d[0]) / float(torch.linalg.norm(d[[0, 2]]))))) >= 45 - 1e-3
+        assert float(colour.mean()) >= 0.8 - 1e-6 and b.shadow[0] and 0.3 <= b.shadow[1] <= 1.0
+        ambient = b.sh - sum(sf.directional_sh(dk, ck) for dk, ck in b.lights)  # the targets stay exact SH
+        level = float(ambient[0::9].mean()) * math.pi / math.sqrt(4 * math.pi)
+        assert 0.08 - 1e-4 <= level <= 0.25 + 1e-4
+    x, y = soft.render(seeds), hard.render(seeds)
+    for batch in (x, y):
+        assert (batch["shadowed"] <= batch["diffuse"] + 1e-6).all()
+
+    def depth(batch):  # the mean share of light a cast shadow takes away, where it takes at least 5 %
+        inside = batch["mask"][:, 0] > 0
+        lost = 1 - batch["shadowed"].sum(1) / batch["diffuse"].sum(1).clamp(min=1e-6)
+        shadowed = inside & (lost > 0.05)
+        return float(lost[shadowed].mean()), float(shadowed.sum() / inside.sum())
+
+    (soft_depth, soft_area), (hard_depth, hard_area) = depth(x), depth(y)
+    assert hard_depth > soft_depth + 0.1 and hard_area > soft_area, (soft_depth, hard_depth, soft_area, hard_area)
+    with pytest.raises(ValueError, match="probability"):
+        sf.FaceRenderer(renderer.model, size=48, hard_shadows=-0.1)
 
 
 def test_a_frontal_light_casts_no_shadow_and_a_side_light_does(renderer):
