@@ -3,7 +3,11 @@
 A decomposition network is not exactly equivariant to a left-right mirror, though the physics is: the mirrored
 photo's albedo is the mirrored albedo. Running the network on both and averaging (the mirrored answer mirrored back)
 removes part of its error for the price of a second forward pass. The two passes run one after the other, so the
-peak memory is that of one pass.
+peak memory is that of one pass -- unless the caller asks for ``concurrent=True``: on the CPU with two or more torch
+threads, the passes then run at the same time in two threads, each with half of the process's torch threads. Two
+independent passes never wait for each other, where the threads of one pass meet at every operation; beside other
+busy processes a thread that loses its core stalls only its own pass (Ma et al. at 1 MP: see the README's busy-machine
+table). The price is a second pass's activations in memory at once.
 
 Layers that are logarithms or probabilities are averaged as they are; positive linear layers (``geometric``) are
 averaged in the log domain (a geometric mean), so that neither pass's brightness scale dominates the other.
@@ -11,6 +15,8 @@ averaged in the log domain (a geometric mean), so that neither pass's brightness
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Mapping, Union
 
 import torch
@@ -19,6 +25,37 @@ Outputs = Union[torch.Tensor, tuple, list, Mapping[str, torch.Tensor]]
 
 MODES = ("flip", "none")
 LOG_FLOOR = 1e-6
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(2, thread_name_prefix="tta")
+        return _POOL
+
+
+def _both(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor) -> tuple[Outputs, Outputs]:
+    """``forward(x)`` and ``forward(mirror(x))`` at the same time, each pass with half of the torch threads."""
+    threads = torch.get_num_threads()
+    share = max(1, threads // 2)
+    grad = torch.is_grad_enabled()
+
+    def one(t: torch.Tensor) -> Outputs:
+        torch.set_num_threads(share)  # this thread's intra-op team
+        with torch.set_grad_enabled(grad):
+            return forward(t)
+
+    try:
+        second = _pool().submit(one, _mirror(x))
+        first = one(x)
+        return first, second.result()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _mirror(t: torch.Tensor) -> torch.Tensor:
@@ -32,7 +69,7 @@ def _combine(a: torch.Tensor, b: torch.Tensor, geometric: bool) -> torch.Tensor:
 
 
 def mirror_averaged(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor, mode: str = "flip",
-                    geometric: Iterable = ()) -> Outputs:
+                    geometric: Iterable = (), concurrent: bool = False) -> Outputs:
     """``forward(x)`` averaged with ``mirror(forward(mirror(x)))`` (``mode="flip"``), or ``forward(x)`` alone
     (``"none"``).
 
@@ -47,10 +84,14 @@ def mirror_averaged(forward: Callable[[torch.Tensor], Outputs], x: torch.Tensor,
     """
     if mode not in MODES:
         raise ValueError(f"test-time augmentation {mode!r} is not one of {list(MODES)}")
-    first = forward(x)
     if mode == "none":
-        return first
-    second = forward(_mirror(x))
+        return forward(x)
+    if (concurrent and x.device.type == "cpu" and torch.get_num_threads() >= 2
+            and not torch.is_autocast_enabled("cpu")):  # autocast is per thread: such callers stay sequential
+        first, second = _both(forward, x)
+    else:
+        first = forward(x)
+        second = forward(_mirror(x))
     geometric = set(geometric)
     width = x.shape[-1]
 

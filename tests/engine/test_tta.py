@@ -17,6 +17,33 @@ def _lopsided(x: torch.Tensor) -> dict:
     return {"log": x.cumsum(-1), "positive": torch.exp(x.cumsum(-1)), "scalar": x.sum()}
 
 
+def test_concurrent_passes_give_the_same_answer_in_two_threads_and_restore_the_settings():
+    import threading
+
+    x = torch.randn(1, 2, 3, 5, generator=torch.Generator().manual_seed(1))
+    conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+    seen = []
+
+    def net(t):
+        seen.append((threading.current_thread().name, torch.is_grad_enabled(), torch.get_num_threads()))
+        return {"log": conv(t).cumsum(-1)}
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            sequential = mirror_averaged(net, x, "flip")
+            seen.clear()
+            concurrent = mirror_averaged(net, x, "flip", concurrent=True)
+        assert torch.allclose(sequential["log"], concurrent["log"], atol=1e-6)
+        assert len({name for name, _, _ in seen}) == 2  # one pass in the caller's thread, one in the pool's
+        assert all(not grad and threads == 1 for _, grad, threads in seen)  # no_grad carried, threads split
+        assert torch.get_num_threads() == 2  # the caller's setting is back
+        assert mirror_averaged(net, x, "none", concurrent=True)["log"].shape == x.shape
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_flip_is_the_mean_with_the_mirrored_pass_mirrored_back():
     x = torch.randn(1, 2, 3, 5, generator=torch.Generator().manual_seed(0))
     out = mirror_averaged(_lopsided, x, "flip", geometric=("positive",))
