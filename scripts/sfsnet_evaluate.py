@@ -9,7 +9,8 @@
   L1. ``--cast-shadows P`` renders that share of them with their lights' cast shadows (the truth unchanged) and adds
   the **shadow leak**: the same faces also go through the network without their shadows, and the median log change
   of the albedo the shadow causes inside it (minus the same on the lit face) is compared with the image's own
-  darkening there: the share of the shadow that goes into the albedo (0 %: none).
+  darkening there: the share of the shadow that goes into the albedo (0 %: none). ``--hard-shadows Q`` relights
+  that share of the shadowed faces by one strong side light over a weak ambient (``FaceRenderer(hard_shadows=Q)``).
 * ``--photos DIR``: runs the full method (detection, crops, paste-back, relighting) on every photo of
   ../shared/data/faces/real-photos and the SfSNet sample crops, and writes one contact sheet per input to DIR.
 * ``--speed``: times the method on a 12-megapixel photo (4000×3000: a real photo scaled up, one face) on the CPU,
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -31,20 +33,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 TEST_SEED = 30_000_000
 
 
-def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0) -> dict[str, float]:
+def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0,
+             hard_shadows: float = 0.0) -> dict[str, float]:
     from engine.methods.sfsnet import _load, predict
     from engine.metrics.angular import angle_deg, normal_errors
     from engine.synth.faces import FaceRenderer
 
     dev = torch.device(device)
     model, info = _load(weights, dev)
-    renderer = FaceRenderer(size=128, device=dev, cast_shadows=cast_shadows)
-    unshadowed = FaceRenderer(renderer.model, size=128, device=dev) if cast_shadows else None
+    renderer = FaceRenderer(size=128, device=dev, cast_shadows=cast_shadows, hard_shadows=hard_shadows)
+    unshadowed = bool(cast_shadows)
     truths, preds, masks, per_face = [], [], [], []
     albedo_err = {"all": [], "shadow": []}
     leaks, depths = [], []
     for start in range(TEST_SEED, TEST_SEED + n, 16):
-        batch = renderer.render(range(start, min(start + 16, TEST_SEED + n)))
+        params = [renderer.sample(seed) for seed in range(start, min(start + 16, TEST_SEED + n))]
+        batch = renderer.render_params(params)
         with torch.no_grad():
             out = predict(model, batch["image"])
         # albedo: mean absolute error per channel over the face, and over the pixels a cast shadow darkens by more
@@ -59,9 +63,10 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
         # pixels (a global scale change cancels). 0: no shadow in the albedo; the shadow's own depth: all of it.
         lit = face & ~shadow
         ratio = None
-        if unshadowed is not None:
+        if unshadowed:  # the same faces and lights, without the cast shadows
+            twins = [dataclasses.replace(p, shadow=(False, p.shadow[1])) for p in params]
             with torch.no_grad():
-                clean = predict(model, unshadowed.render(range(start, min(start + 16, TEST_SEED + n)))["image"])
+                clean = predict(model, renderer.render_params(twins)["image"])
             ratio = torch.log(out["albedo"].mean(1).clamp(min=1e-3)) - torch.log(clean["albedo"].mean(1).clamp(min=1e-3))
         for i in range(len(ratio) if ratio is not None else 0):
             if int(shadow[i].sum()) >= 20 and int(lit[i].sum()) >= 20:
@@ -88,7 +93,8 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
     stats["shadow_depth"] = float(np.mean(depths)) if depths else float("nan")
     print(f"weights {info['path']} (sha256 {info['sha256'][:12]}…)")
     print(f"held-out synthetic faces: n={n} seeds {TEST_SEED}…{TEST_SEED + n - 1}"
-          + (f", {cast_shadows:.0%} of them with cast shadows in the image" if cast_shadows else ""))
+          + (f", {cast_shadows:.0%} of them with cast shadows in the image" if cast_shadows else "")
+          + (f", {hard_shadows:.0%} of those relit hard (one side light, weak ambient)" if hard_shadows else ""))
     print("albedo: L1 {albedo_l1:.4f} over the face".format(**stats)
           + (", {albedo_l1_in_cast_shadows:.4f} in cast shadows ({cast_shadow_pixels} pixels)".format(**stats)
              if stats["cast_shadow_pixels"] else ""))
@@ -155,6 +161,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--cast-shadows", type=float, default=0.0,
                         help="share of the held-out faces rendered with cast shadows (albedo error in them)")
+    parser.add_argument("--hard-shadows", type=float, default=0.0,
+                        help="share of the shadowed faces relit by one strong side light over a weak ambient")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--photos", default=None)
     parser.add_argument("--speed", action="store_true")
@@ -163,7 +171,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.n:
-        held_out(args.weights, args.n, args.device, args.cast_shadows)
+        held_out(args.weights, args.n, args.device, args.cast_shadows, args.hard_shadows)
     if args.photos:
         photos(args.weights, Path(args.photos), Path(args.shared))
     if args.speed:
