@@ -34,6 +34,7 @@ on rendered validation scenes.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -189,7 +190,7 @@ def cosine_factor(step: int, steps: int, warm: int, time_budget: float, elapsed:
     progress = (step - warm) / max(1, steps - warm)
     if time_budget > 0:
         progress = max(progress, elapsed / time_budget)
-    return 0.5 * (1 + np.cos(np.pi * min(1.0, progress))) * 0.97 + 0.03
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress))) * 0.97 + 0.03
 
 
 register_recipe(IntrinSegRecipe())

@@ -116,7 +116,7 @@ def phase_steps(phases: list[Phase], total: int) -> list[int]:
 def _set_lr(optimizers: Mapping[str, torch.optim.Optimizer], base: Mapping[str, list[float]], factor: float) -> float:
     for name, opt in optimizers.items():
         for group, lr in zip(opt.param_groups, base[name]):
-            group["lr"] = lr * factor
+            group["lr"] = float(lr * factor)  # a plain float: a NumPy scalar would make the checkpoint unloadable
     first = next(iter(optimizers.values()))
     return float(first.param_groups[0]["lr"])
 

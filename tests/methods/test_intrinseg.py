@@ -272,20 +272,25 @@ def test_mit_samples_and_holdout(shared_dir):
     assert float(sample["image"].max()) == pytest.approx(1.0)
 
 
-def test_tiny_training_run_exports_weights(tmp_path):
-    from engine.cli import main
+def test_tiny_training_run_exports_weights_and_resumes(tmp_path):
+    import json
 
-    run = tmp_path / "run"
-    code = main(["train", "intrinseg", "--data", "synthetic", "--steps", "2", "--device", "cpu", "--out", str(run),
-                 "--set", "synthetic_scenes=2", "--set", "render_size=48", "--set", "crop=32",
-                 "--set", "batch_size=2", "--set", "width=0.0625", "--set", "val_scenes=1", "--set", "lightings=1"])
-    assert code == 0
-    state = torch.load  # noqa: F841  (weights are safetensors; load through engine.weights)
+    from engine.cli import main
     from engine.weights import load_state_dict
 
+    run = tmp_path / "run"
+    args = ["train", "intrinseg", "--data", "synthetic", "--device", "cpu", "--out", str(run),
+            "--set", "synthetic_scenes=2", "--set", "render_size=48", "--set", "crop=32", "--set", "batch_size=2",
+            "--set", "width=0.0625", "--set", "val_scenes=1", "--set", "lightings=1", "--set", "warmup=1",
+            "--set", "checkpoint_every=1"]
+    assert main([*args, "--steps", "2"]) == 0
     weights = load_state_dict(run / "export" / "intrinseg-trained.safetensors")
     assert weights["conv0.0.weight"].shape == (4, 3, 3, 3)
     assert "seg_accuracy" in (run / "validation.csv").read_text()
+    # The cosine schedule's learning rate is stored as a plain float, so the checkpoint loads with weights_only and
+    # the run resumes (a NumPy scalar there once made every IntrinSeg checkpoint unloadable).
+    assert main([*args, "--steps", "3"]) == 0
+    assert json.loads((run / "run.json").read_text())["resumed_from_step"] == 2
 
 
 @pytest.mark.cuda
