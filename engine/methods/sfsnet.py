@@ -521,11 +521,12 @@ def _declare_weights() -> None:
     declare_weights(WeightSet(
         method="sfsnet", name="synthetic",
         description="quarter width, trained by this project on the CPU on Surrey Face Model renders "
-                    "(engine.synth.faces; 3,114 steps, then 1,312 with cast shadows): 10.5° mean normal error on "
-                    "held-out synthetic faces; on real photos the normals carry facial texture and side-lit faces keep some shadow in "
+                    "(engine.synth.faces; 3,114 steps, then 1,312 with cast shadows, then 1,000 with hard side "
+                    "lights): 10.5° mean normal error on held-out synthetic faces, 11 % of a cast shadow in the "
+                    "albedo; on real photos the normals carry facial texture and side-lit faces keep some shadow in "
                     "the albedo (see the card)",
         filename="sfsnet-synthetic.safetensors",
-        sha256="02dac030949243715f73e43c9b70d17fa686b066dea448dd220f7441b2b1c93c",
+        sha256="a9e404057d3c997bee11dd786794526e084fd5f22b8228ad9dbf38fa3ea51256",
         licence="project weights; trained on renders of the Surrey Face Model: non-commercial use only",
         model_card="assets/model_cards/sfsnet-synthetic.md",
     ))
