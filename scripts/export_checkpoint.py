@@ -34,7 +34,8 @@ def export_checkpoint(run_dir: Path, which: str, out: Path) -> str:
     else:
         state = checkpoint["model"]
     recipe = get_recipe(record["method"])
-    config = recipe.config({k: v for k, v in record["config"].items()})
+    # the checkpoint's weights replace any starting point, so a fine-tune's `init` file is not read (nor needed)
+    config = recipe.config({**record["config"], **({"init": ""} if "init" in record["config"] else {})})
     model = recipe.build_model(config)
     model.load_state_dict(state)
     exported, _ = recipe.export(model.eval(), config)

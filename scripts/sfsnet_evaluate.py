@@ -42,7 +42,6 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
     dev = torch.device(device)
     model, info = _load(weights, dev)
     renderer = FaceRenderer(size=128, device=dev, cast_shadows=cast_shadows, hard_shadows=hard_shadows)
-    unshadowed = bool(cast_shadows)
     truths, preds, masks, per_face = [], [], [], []
     albedo_err = {"all": [], "shadow": []}
     leaks, depths = [], []
@@ -62,13 +61,12 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
         # (log, grey) its albedo comes out inside the shadows because of them, against the same change on the lit
         # pixels (a global scale change cancels). 0: no shadow in the albedo; the shadow's own depth: all of it.
         lit = face & ~shadow
-        ratio = None
-        if unshadowed:  # the same faces and lights, without the cast shadows
+        if cast_shadows:  # the same faces and lights, without the cast shadows
             twins = [dataclasses.replace(p, shadow=(False, p.shadow[1])) for p in params]
             with torch.no_grad():
                 clean = predict(model, renderer.render_params(twins)["image"])
             ratio = torch.log(out["albedo"].mean(1).clamp(min=1e-3)) - torch.log(clean["albedo"].mean(1).clamp(min=1e-3))
-        for i in range(len(ratio) if ratio is not None else 0):
+        for i in range(len(params) if cast_shadows else 0):
             if int(shadow[i].sum()) >= 20 and int(lit[i].sum()) >= 20:
                 leaks.append(float(ratio[i][shadow[i]].median() - ratio[i][lit[i]].median()))
                 darkening = torch.log(batch["shadowed"][i].mean(0).clamp(min=1e-4)) - torch.log(

@@ -137,7 +137,8 @@ def decompose(image: np.ndarray, model: Ma2018Net, device: torch.device, max_sid
     x = F.interpolate(srgb, scale_factor=scale, mode="area", recompute_scale_factor=False) if scale < 1.0 else srgb
     padded, (ph, pw) = pad_to_multiple(x)
     with torch.no_grad():
-        # the two passes side by side on the CPU (engine.ops.tta): faster, and much steadier on a busy machine
+        # the two passes side by side on the CPU (engine.ops.tta): a little faster, and less slowed by busy
+        # neighbours (README, busy-machine table)
         out = mirror_averaged(model, padded, tta, concurrent=True)
     crop = lambda t: t[..., :ph, :pw]  # noqa: E731
     log_a, log_s, mask = crop(out["log_albedo"]), crop(out["log_shading"]), crop(out["mask"])

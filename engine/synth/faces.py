@@ -642,19 +642,16 @@ def hard_side_light(gen: torch.Generator, sh: torch.Tensor, lights: list) -> tup
     (azimuth 45–85° on its own side, elevation −10–45°, intensity 0.8–1.2 of a unit-mean colour), the ambient term
     drops to 0.08–0.25 and the penumbra narrows to 0.3–1 shadow-map pixels, as under a single window or lamp. The
     SH coefficients are rebuilt from the changed parts, so the targets stay exact."""
-    def u(lo, hi):
-        return lo + (hi - lo) * float(torch.rand((), generator=gen))
-
     ambient = sh - sum(directional_sh(d, c) for d, c in lights)  # the tinted ambient term alone
     level = float(ambient[0::9].mean()) * math.pi / math.sqrt(4 * math.pi)
-    ambient = ambient * (u(0.08, 0.25) / max(level, 1e-6))
+    ambient = ambient * (u01(gen, 0.08, 0.25) / max(level, 1e-6))
     d0, c0 = lights[0]
     side = 1.0 if float(d0[0]) >= 0 else -1.0
-    azimuth, elevation = math.radians(side * u(45, 85)), math.radians(u(-10, 45))
+    azimuth, elevation = math.radians(side * u01(gen, 45, 85)), math.radians(u01(gen, -10, 45))
     d = torch.tensor([math.sin(azimuth) * math.cos(elevation), math.sin(elevation),
                       math.cos(azimuth) * math.cos(elevation)])
-    relit = [(d, c0 / c0.mean() * u(0.8, 1.2)), *lights[1:]]
-    return ambient + sum(directional_sh(dk, ck) for dk, ck in relit), relit, (True, u(0.3, 1.0))
+    relit = [(d, c0 / c0.mean() * u01(gen, 0.8, 1.2)), *lights[1:]]
+    return ambient + sum(directional_sh(dk, ck) for dk, ck in relit), relit, (True, u01(gen, 0.3, 1.0))
 
 
 def u01(gen: torch.Generator, lo: float, hi: float) -> float:

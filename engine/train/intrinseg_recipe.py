@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from ..imaging import srgb_to_linear

@@ -356,8 +356,7 @@ def train(request: TrainRequest, parallel: SingleProcess | None = None) -> Train
     last_val = run_validation()
     save()
     return export_run(recipe, model if ema is None else ema.module, config, request, run_dir, device, elapsed,
-                      metrics.rows, validation.rows, last_val, steps_done=steps_done, parallel=parallel.describe(),
-                      averaged=float(config["ema"]) if ema is not None else None)
+                      metrics.rows, validation.rows, last_val, steps_done=steps_done, parallel=parallel.describe())
 
 
 def write_curves(run_dir: Path, metric_rows: list[dict], validation_rows: list[dict]) -> None:
@@ -378,11 +377,11 @@ def _loss_summary(rows: list[dict]) -> tuple[float, float, dict[str, float]]:
 def export_run(recipe: TrainingRecipe, model: torch.nn.Module, config: Mapping[str, Any], request: TrainRequest,
                run_dir: Path, device: torch.device, seconds: float, metric_rows: list[dict],
                validation_rows: list[dict], validation: dict[str, float],
-               steps_done: int | None = None, parallel: dict[str, Any] | None = None,
-               averaged: float | None = None) -> TrainResult:
+               steps_done: int | None = None, parallel: dict[str, Any] | None = None) -> TrainResult:
     """Write the safetensors file and its model card into ``RUN_DIR/export`` (and the cache with ``install``).
-    ``averaged``: the decay when ``model`` is the run's weight average."""
+    With ``ema`` in the config, ``model`` is the run's weight average."""
     state, card_fields = recipe.export(model, config)
+    averaged = float(config.get("ema") or 0.0)
     if averaged:
         card_fields = {**card_fields, "weights": (
             f"exponential moving average of the parameters and buffers over the run (decay {averaged:g}, warm-up "
