@@ -251,7 +251,8 @@ def decompose(image: np.ndarray, model: IntrinSegNet, device: torch.device, mode
     with torch.no_grad():
         # albedo and shading (≥ 0, linear) are averaged geometrically with the mirrored pass; the class
         # probabilities arithmetically (engine.ops.tta)
-        albedo, shading, probs = mirror_averaged(model, prepare(x, quantise=mode == "official"), tta, geometric=(0, 1))
+        albedo, shading, probs = mirror_averaged(model, prepare(x, quantise=mode == "official"), tta, geometric=(0, 1),
+                                                  concurrent=True)
     to_hwc = lambda t: t[0].permute(1, 2, 0).float().cpu().numpy()  # noqa: E731
     confidence, labels = probs.max(dim=1)
     labels = _resize(labels[0].to(torch.uint8).cpu().numpy(), (h, w), nearest=True)
@@ -300,11 +301,11 @@ def _declare_weights() -> None:
     declare_weights(WeightSet(
         method="intrinseg", name="mit",
         description="trained by this project on the CPU on engine.synth scenes (photo textures) and the 10 MIT "
-                    "objects in ../shared (width 0.25, float16); 5-fold cross-validated Grosse LMSE on those objects "
-                    "0.0298 (with the default mirror averaging), behind the Color Retinex baseline's 0.0259 (see "
+                    "objects in ../shared (width 0.5, float16); 5-fold cross-validated Grosse LMSE on those objects "
+                    "0.0245 (with the default mirror averaging), below the Color Retinex baseline's 0.0259 (see "
                     "the card)",
         filename="intrinseg-mit.safetensors",
-        sha256="83611c0d274456e80638f93a1c065cc3573a693b1c0658d7eecca8ec15efb57e",
+        sha256="11d71b90b51f784667a32e12e8b7f4572d3e54944eb197839e164508766d4e79",
         licence="MIT (project weights); training data: engine.synth, Kodak/BSDS photo textures, MIT Intrinsic "
                 "Images (research use)",
         model_card="assets/model_cards/intrinseg-mit.md",
@@ -345,9 +346,10 @@ SPEC = register(MethodSpec(
             tta_param()),
     runner=lambda: run, learned=True, min_side=8,
     # The network sees the photo downscaled to max_side. scripts/method_memory.py --methods intrinseg --size 4000x3000
-    # (-p intrinseg.max_side=2048): 1.04 GB of growth at the default 512, 1.29 GB at 2048, so about 85 bytes per
-    # photo pixel and 86 per network pixel; declared with a margin. (The former flat 400 B/px refused 12 MP photos.)
-    memory=DownscaledMemory("max_side", full_bytes=100, network_bytes=120),
+    # (-p intrinseg.max_side=2048), width 0.5 with the two mirror passes side by side: 1.0 GB of growth at the default
+    # 512, 2.0 GB at 2048 (peaks 1289 and 2225 MiB), so about 79 bytes per photo pixel and 333 per network pixel;
+    # declared with a margin, so 12 MP at 2048 (2.2 GB declared) is refused under the default 2.1 GB job budget.
+    memory=DownscaledMemory("max_side", full_bytes=90, network_bytes=360),
     provenance="architecture and key layout from the paper and the authors' released checkpoint; weights trained by "
                "this project (engine/train/intrinseg_recipe.py)",
     url="https://github.com/Morpheus3000/intrinseg",

@@ -328,7 +328,7 @@ def test_shipped_weights_verify_and_run_by_name():
     assert resolved.source in ("shipped", "cache")
     image = np.random.default_rng(3).random((48, 80, 3)).astype(np.float32)
     result, _, _ = run_method("intrinseg", MethodInput(frames=(image,)), {"max_side": 64}, device="cpu")
-    assert result.info["weights"]["sha256"] == resolved.sha256 and result.info["network_width"] == 0.25
+    assert result.info["weights"]["sha256"] == resolved.sha256 and result.info["network_width"] == 0.5
     assert np.all(np.isfinite(result.layers["albedo"])) and int(result.layers["segmentation"].max()) < 16
 
 
