@@ -97,7 +97,9 @@ mv "$OUTDIR/cgintrinsics-mit-fp16.safetensors" "$OUTDIR/cgintrinsics-fp16.safete
 if $PY -c "import json,sys; r=json.load(open('$OUTDIR/precision.json')); sys.exit(0 if r['intrinseg']['max_abs_difference'] < 1e-4 else 1)" 2>/dev/null; then
   mv "$OUTDIR/intrinseg-fp16.safetensors" "$OUTDIR/intrinseg.safetensors"; stamp "intrinseg.safetensors is float16"
 else
-  rm -f "$OUTDIR/intrinseg-fp16.safetensors"; stamp "float16 changed IntrinSeg's scores: intrinseg.safetensors stays float32"
+  # The float32 file of the default half-width network is 20 MB, over the device tool's 16 MiB per returned file,
+  # so the float16 copy stays beside it (precision.json says how much it moved the scores).
+  stamp "float16 changed IntrinSeg's scores: intrinseg.safetensors stays float32 (20 MB at width 0.5: it may not come back; intrinseg-fp16.safetensors is kept)"
 fi
 mkdir -p "$OUTDIR/runs"
 for d in "$W"/runs/*; do
