@@ -25,11 +25,10 @@ albedo): ``white_balance=1`` divides each rendered sample's mean light colour ou
 camera's white balance does (``intrinsic_data.white_balance``). With that alone every albedo turned one washed-out
 khaki: the losses gave colour almost no gradient, so ``chroma_loss`` (squared error of each pixel's chromaticity,
 ``w_chroma=5``) was added; with it reds, greens and blues keep their hue and the shading is grey, though a saturated
-yellow still comes out salmon-red after 3,000 steps (``assets/model_cards/intrinseg-mit.md``). The network's
-``width`` is 0.5 by default: at quarter width its first and last levels have 4 channels per task, and the 5-fold MIT
-cross-validation of the same 3,000-step recipe fell from 0.0291 to 0.0245 at half width (0.0255 with another seed;
-the card). The
-segmentation cross-entropy is taken on the head's BN+ReLU scores (softmax only at inference, as the authors do).
+yellow still came out salmon-red after 3,000 steps at quarter width (``assets/model_cards/intrinseg-mit.md``). The
+network's ``width`` is 0.5 by default: at quarter width its first and last levels have 4 channels per task; at half
+width the yellows stay yellow and the 5-fold MIT cross-validation of the same 3,000-step recipe fell from 0.0291 to
+0.0245 (0.0255 with another seed; the card). The segmentation cross-entropy is taken on the head's BN+ReLU scores (softmax only at inference, as the authors do).
 Validation: the benchmark's Grosse LMSE on the held-out MIT objects (benchmark input convention, the runner's default
 parameters), or on the training objects when none is held out (then named ``mit_train_*``); segmentation accuracy
 on rendered validation scenes.
