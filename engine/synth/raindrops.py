@@ -88,6 +88,26 @@ class DropOptions:
     dry: float = 0.0  # probability of an image without water (the pair is then identical but for JPEG)
 
 
+#: Named drop regimes. ``light``: the ``DropOptions()`` defaults, a sparse sprinkling. ``heavy``: a wet pane as in
+#: the Raindrop dataset's photographs: up to five times as many drops, larger (radius up to 50 px at a 480-px short
+#: side), less transparent and more defocused. On the 27 held-out photos of the Attentive GAN recipe at short side
+#: 384 (seeds 1,000,000 + k), the rainy image scores 29.0 dB against the clean one with ``light`` (3.4 % of pixels in
+#: the drop mask) and 22.7 dB with ``heavy`` (15.8 %, from 13.9 to 30.3 dB per photo).
+DROP_PRESETS: dict[str, DropOptions] = {
+    "light": DropOptions(),
+    "heavy": DropOptions(drops=(150, 2000), radius=(4.0, 50.0), transmission=(0.55, 0.95), defocus=(0.5, 8.0)),
+}
+
+
+def drop_preset(name: str, **changes) -> DropOptions:
+    """The named preset (``light`` or ``heavy``) with ``changes`` applied; a clear error for an unknown name."""
+    try:
+        options = DROP_PRESETS[str(name)]
+    except KeyError:
+        raise ValueError(f"unknown drop preset {name!r}: choose one of {', '.join(DROP_PRESETS)}") from None
+    return replace(options, **changes) if changes else options
+
+
 @dataclass
 class Drop:
     x: float
@@ -458,12 +478,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write N pairs in the Raindrop layout (data/, gt/, mask/) into this folder")
     parser.add_argument("--figure", help="write a contact sheet (JPEG/PNG) of N samples and exit")
     parser.add_argument("--tile", type=int, default=240, help="contact-sheet tile width")
+    parser.add_argument("--drops", default="light", choices=sorted(DROP_PRESETS),
+                        help="drop regime: light (sparse, the default) or heavy (a wet pane, as in the Raindrop "
+                             "dataset)")
     args = parser.parse_args(argv)
+    options = drop_preset(args.drops)
     files = list_backgrounds(args.backgrounds)
     if args.figure:
         picks = [files[(args.seed + 37 * k) % len(files)] for k in range(args.n)]
         images = [read_background(p, args.short_side) for p in picks]
-        sheet = contact_sheet(images, list(range(args.seed, args.seed + args.n)), args.tile)
+        sheet = contact_sheet(images, list(range(args.seed, args.seed + args.n)), args.tile, options)
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         params = [cv2.IMWRITE_JPEG_QUALITY, 85] if args.figure.lower().endswith((".jpg", ".jpeg")) else []
         cv2.imwrite(args.figure, np.round(sheet[:, :, ::-1] * 255).astype(np.uint8), params)
@@ -471,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.out:
         parser.error("give --out DIR or --figure FILE")
-    write_pairs(args.out, files, args.n, args.seed, args.short_side)
+    write_pairs(args.out, files, args.n, args.seed, args.short_side, options)
     print(f"wrote {args.n} pairs to {args.out}")
     return 0
 

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..methods.attentive_gan import ITERATIONS, AttentiveGAN, meta_tensors
-from ..synth.raindrops import MASK_THRESHOLD, DropOptions, list_backgrounds, read_background, render_pair
+from ..synth.raindrops import (MASK_THRESHOLD, DROP_PRESETS, DropOptions, drop_preset, list_backgrounds,
+                               read_background, render_pair)
 from .data import BatchStream, collate
 from .recipe import Phase, TrainingRecipe, register_recipe
 
@@ -246,7 +247,7 @@ class AttentiveGANRecipe(TrainingRecipe):
         "weight_decay": 0.0, "beta1": 0.5, "att": 8, "base": 16, "residual": True, "d_width": 0.5,
         "crop": 128, "val_crop": 256, "val_count": 16, "short_side": 384, "synthetic_pairs": 1_000_000,
         "dry_fraction": 0.1, "w_gan": 0.01, "w_att": 1.0, "w_multiscale": 1.0, "w_perceptual": 1.0,
-        "vgg_weights": "", "workers": 2, "crops_per_render": 4, "init": "",
+        "vgg_weights": "", "workers": 2, "crops_per_render": 4, "init": "", "drops": "heavy",
     }
     _vgg: nn.Module | None = None  # set by begin() when vgg_weights names a file
     metric_higher_is_better = {"psnr_rgb": True, "psnr_y": True, "ssim_rgb": True, "ssim_y": True,
@@ -271,7 +272,7 @@ class AttentiveGANRecipe(TrainingRecipe):
             self._vgg = VGGFeatures(config["vgg_weights"])
 
     def _options(self, config: Mapping[str, Any]) -> DropOptions:
-        return DropOptions(dry=float(config["dry_fraction"]))
+        return drop_preset(str(config["drops"]), dry=float(config["dry_fraction"]))
 
     def make_datasets(self, data_dir: Path | None, seed: int, config: Mapping[str, Any]):
         if data_dir is None:
@@ -463,7 +464,7 @@ def _evaluate_cli(args) -> int:
     generator, arch = build_from_state(load_state_dict(args.evaluate))
     files = [p for p in list_backgrounds(args.backgrounds) if is_validation_background(p)]
     samples = []
-    options = DropOptions()
+    options = drop_preset(args.drops)
     for k, path in enumerate(files[:args.count]):
         from ..synth.raindrops import render_raindrops
 
@@ -481,7 +482,8 @@ def _evaluate_cli(args) -> int:
     mean = {k: float(np.mean([r[k] for r in per])) for k in per[0]}
     print(json.dumps({"weights": str(args.evaluate), "architecture": arch, "images": len(per),
                       "protocol": "whole held-out backgrounds (CRC-32 of the stem mod 10 == 0), short side ≤ "
-                                  f"{args.short_side}, drops rendered with seeds {VAL_SEED}+k, default DropOptions; "
+                                  f"{args.short_side}, drops rendered with seeds {VAL_SEED}+k, the "
+                                  f"'{args.drops}' drop preset; "
                                   "PSNR/SSIM on RGB and Y (BT.601 studio swing), data range 1, no crop, output "
                                   "clipped to [0, 1]",
                       "mean": {k: round(v, 4) for k, v in mean.items()}}, indent=2))
@@ -497,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1000, help="at most this many held-out images")
     parser.add_argument("--short-side", type=int, default=480)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--drops", default="heavy", choices=sorted(DROP_PRESETS),
+                        help="drop regime of the rendered test pairs (heavy: a wet pane, what training uses by "
+                             "default; light: the sparse drops the earlier weights were scored on)")
     return _evaluate_cli(parser.parse_args(argv))
 
 

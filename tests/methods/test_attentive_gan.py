@@ -369,3 +369,17 @@ def test_perceptual_loss_is_off_by_default_and_takes_a_user_vgg16_file(tmp_path)
     _, d_terms = recipe.loss(model, batch, None, "discriminator")
     assert set(d_terms) == {"real", "fake", "map"}
     recipe.begin(recipe.config())
+
+
+def test_recipe_trains_on_heavy_drops_by_default_and_names_a_bad_preset(tmp_path):
+    from engine.synth.raindrops import drop_preset
+    from engine.train.attentive_gan_recipe import AttentiveGANRecipe, main
+
+    recipe = AttentiveGANRecipe()
+    assert recipe.defaults["drops"] == "heavy"
+    assert recipe._options({**recipe.defaults, "dry_fraction": 0.3}) == drop_preset("heavy", dry=0.3)
+    assert recipe._options({**recipe.defaults, "drops": "light"}) == drop_preset("light", dry=0.1)
+    with pytest.raises(ValueError, match="unknown drop preset 'rain'"):
+        recipe._options({**recipe.defaults, "drops": "rain"})
+    with pytest.raises(SystemExit):  # the evaluation command offers only the named presets
+        main(["--evaluate", str(tmp_path / "w.safetensors"), "--backgrounds", str(tmp_path), "--drops", "rain"])

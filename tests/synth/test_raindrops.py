@@ -142,3 +142,23 @@ def test_a_window_has_the_photos_drops_per_pixel():
     assert abs(per_pixel_window / per_pixel_full - 1) < 0.1
     assert abs(np.median([d.radius for d in window]) / np.median([d.radius for d in full]) - 1) < 0.35
     assert photo.shape == (384, 576, 3)
+
+
+def test_heavy_preset_wets_more_of_the_pane_than_light_and_unknown_names_are_refused():
+    # Same backgrounds and seeds: the heavy regime (a wet pane, as in the Raindrop photographs) covers more pixels
+    # and moves the rainy image further from the clean one than the sparse default.
+    light, heavy = rd.drop_preset("light"), rd.drop_preset("heavy")
+    assert light == rd.DropOptions()
+    cover = {"light": [], "heavy": []}
+    error = {"light": [], "heavy": []}
+    for seed in range(6):
+        bg = _scene(120, 180, seed)
+        for name, opts in (("light", light), ("heavy", heavy)):
+            s = rd.render_raindrops(bg, seed, opts)
+            cover[name].append(float(s["mask"].mean()))
+            error[name].append(float(np.mean((s["rainy"] - s["clean"]) ** 2)))
+    assert np.mean(cover["heavy"]) > 2 * np.mean(cover["light"])
+    assert np.mean(error["heavy"]) > 2 * np.mean(error["light"])
+    assert rd.drop_preset("heavy", dry=0.25).dry == 0.25 and heavy.dry == 0.0
+    with pytest.raises(ValueError, match="unknown drop preset 'drizzle'.*light, heavy"):
+        rd.drop_preset("drizzle")
