@@ -9,6 +9,8 @@ Data (``--data DIR``):
   ``2·crop`` window feeds ``crops_per_render`` random crops, a few threads render (``workers``) and the next batch
   is rendered while the current step trains; batches do not depend on the thread count. Backgrounds whose file stem hashes into the validation bucket
   (CRC-32 of the stem mod 10 == 0, about 10 %) are never trained on; validation renders fixed seeds over them.
+  ``drops`` names the drop regime (:data:`engine.synth.raindrops.DROP_PRESETS`): ``heavy`` (the default, a wet pane
+  as in the Raindrop photographs) or ``light`` (a sparse sprinkling, what the first weights were trained on).
 
 Losses (methods.md §5):
 
@@ -23,7 +25,7 @@ Losses (methods.md §5):
 Validation reports PSNR/SSIM of the output and of the input (the identity baseline) against the clean image, on RGB
 and on Y (BT.601 studio-swing luma), data range 1, no crop, and ``dry_psnr``: the output for the *clean* image against
 itself (a photo without drops must come back unchanged). ``python -m engine.train.attentive_gan_recipe --evaluate
-WEIGHTS --backgrounds DIR…`` measures the same on whole held-out images.
+WEIGHTS --backgrounds DIR… [--drops heavy|light]`` measures the same on whole held-out images.
 """
 
 from __future__ import annotations
