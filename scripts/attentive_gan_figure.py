@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     from engine.methods.attentive_gan import build_from_state
     from engine.metrics import fidelity
     from engine.metrics.fidelity import Protocol
-    from engine.synth.raindrops import DROP_PRESETS, drop_preset, list_backgrounds, render_raindrops
-    from engine.train.attentive_gan_recipe import VAL_SEED, _pad4, is_validation_background, load_background_u8
+    from engine.synth.raindrops import DROP_PRESETS
+    from engine.train.attentive_gan_recipe import _pad4, held_out_pairs
     from engine.weights import load_state_dict
 
     parser = argparse.ArgumentParser()
@@ -55,16 +55,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     names = args.names or [Path(w).stem for w in args.weights]
     generators = [build_from_state(load_state_dict(w))[0].eval() for w in args.weights]
-    held_out = [p for p in list_backgrounds([SHARED / "data/photos", SHARED / "data/lol/our485/high"])
-                if is_validation_background(p)]
+    # the evaluation's own pairs (same backgrounds in the same order, same seeds), so each PSNR is the one it prints
+    pairs = {path.stem: sample for path, sample in held_out_pairs(
+        [SHARED / "data/photos", SHARED / "data/lol/our485/high"], args.short_side, args.drops)}
     rows = []
     for stem in args.photos:
-        index = next((k for k, p in enumerate(held_out) if p.stem == stem), None)
-        if index is None:
-            parser.error(f"{stem} is not a held-out photo; choose from {', '.join(p.stem for p in held_out)}")
-        bg = load_background_u8(held_out[index], args.short_side).astype(np.float32) / 255.0
-        bg = bg[:bg.shape[0] // 4 * 4, :bg.shape[1] // 4 * 4]
-        sample = render_raindrops(bg, VAL_SEED + index, drop_preset(args.drops))
+        if stem not in pairs:
+            parser.error(f"{stem} is not a held-out photo; choose from {', '.join(pairs)}")
+        sample = pairs[stem]
         rainy, clean = sample["rainy"], sample["clean"]
         x = torch.from_numpy(np.ascontiguousarray(rainy.transpose(2, 0, 1)))[None]
         tiles = [(rainy, f"rainy {fidelity.psnr(clean, rainy, Protocol()):.1f} dB")]

@@ -9,8 +9,8 @@ Data (``--data DIR``):
   ``2·crop`` window feeds ``crops_per_render`` random crops, a few threads render (``workers``) and the next batch
   is rendered while the current step trains; batches do not depend on the thread count. Backgrounds whose file stem hashes into the validation bucket
   (CRC-32 of the stem mod 10 == 0, about 10 %) are never trained on; validation renders fixed seeds over them.
-  ``drops`` names the drop regime (:data:`engine.synth.raindrops.DROP_PRESETS`): ``heavy`` (the default, a wet pane
-  as in the Raindrop photographs) or ``light`` (a sparse sprinkling, what the first weights were trained on).
+  ``drops`` names the drop regime (:data:`engine.synth.raindrops.DROP_PRESETS`): ``heavy`` (the default, a thoroughly
+  wet pane, closer to real raindrop photos) or ``light`` (a sparse sprinkling, what the first weights were trained on).
 
 Losses (methods.md §5):
 
@@ -458,22 +458,29 @@ def evaluate_generator(generator, samples, device) -> dict[str, float]:
     return result
 
 
+def held_out_pairs(backgrounds, short_side: int, drops: str, count: int | None = None):
+    """The evaluation's test pairs, one per held-out photo of ``backgrounds`` (folders, in the order given): the photo
+    at ``short_side``, cropped to multiples of 4, with drops of preset ``drops`` rendered with seed ``VAL_SEED + k``
+    (k: the photo's index among the held-out ones). Yields ``(path, sample)``, sample as ``render_raindrops`` returns
+    it. ``scripts/attentive_gan_figure.py`` draws the same pairs."""
+    from ..synth.raindrops import render_raindrops
+
+    options = drop_preset(drops)
+    files = [p for p in list_backgrounds(backgrounds) if is_validation_background(p)]
+    for k, path in enumerate(files[:count]):
+        bg = load_background_u8(path, short_side).astype(np.float32) / 255.0
+        bg = bg[:bg.shape[0] // 4 * 4, :bg.shape[1] // 4 * 4]
+        yield path, render_raindrops(bg, VAL_SEED + k, options)
+
+
 def _evaluate_cli(args) -> int:
     from ..methods.attentive_gan import build_from_state
     from ..weights import load_state_dict
 
     torch.set_num_threads(args.threads)
     generator, arch = build_from_state(load_state_dict(args.evaluate))
-    files = [p for p in list_backgrounds(args.backgrounds) if is_validation_background(p)]
-    samples = []
-    options = drop_preset(args.drops)
-    for k, path in enumerate(files[:args.count]):
-        from ..synth.raindrops import render_raindrops
-
-        bg = load_background_u8(path, args.short_side).astype(np.float32) / 255.0
-        bg = bg[:bg.shape[0] // 4 * 4, :bg.shape[1] // 4 * 4]
-        s = render_raindrops(bg, VAL_SEED + k, options)
-        samples.append({"image": _chw(s["rainy"]), "target": _chw(s["clean"]), "name": path.name})
+    samples = [{"image": _chw(s["rainy"]), "target": _chw(s["clean"]), "name": path.name}
+               for path, s in held_out_pairs(args.backgrounds, args.short_side, args.drops, args.count)]
     per = []
     for s in samples:
         r = evaluate_generator(generator, [s], torch.device("cpu"))
