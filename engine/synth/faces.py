@@ -37,7 +37,13 @@ also has the **cast shadows** of its directional lights in the image (a shadow m
 ``shadowed`` layer is ``albedo`` times that shadowed shading), while ``shading``, ``diffuse`` and ``sh`` stay those
 of the unshadowed face, which second-order SH can represent; with the default 0 every face renders as before.
 ``hard_shadows=q`` relights a share q of the shadowed faces by one strong side light over a weak ambient, with sharp
-shadow edges (:func:`hard_side_light`). The
+shadow edges (:func:`hard_side_light`). With real photographs (``photos``, e.g. from
+:func:`engine.synth.scene.load_photo_textures`), ``photo_backgrounds=p`` puts a share p of the faces in front of a
+random crop of a photo instead of the smooth procedural field (the hair and neck stay), and ``albedo_detail=q``
+multiplies a share q of the skin textures by the high-pass detail of a photo crop (its ratio to its own blur:
+moles, wrinkles, make-up, stray hair), which the **albedo target carries** too, so that a network learns to leave
+real-looking texture in the albedo and out of the normals. Both draw from their own generator (seed-derived), so a
+face's every other draw is the same with or without them. The
 frame is rendered at ``supersample``× and area-averaged (anti-aliased edges); the mask marks the pixels fully covered
 by the face, where every layer is exact.
 """
@@ -360,7 +366,8 @@ class FaceRenderer:
     """
 
     def __init__(self, model: FaceModel | str | Path | None = None, size: int = 128, device="cpu",
-                 supersample: int = 2, cast_shadows: float = 0.0, hard_shadows: float = 0.0):
+                 supersample: int = 2, cast_shadows: float = 0.0, hard_shadows: float = 0.0,
+                 photos: list[torch.Tensor] | None = None, photo_backgrounds: float = 0.0, albedo_detail: float = 0.0):
         if not isinstance(model, FaceModel):
             model = load_face_model(model)
         self.model, self.size, self.supersample = model, int(size), int(supersample)
@@ -370,6 +377,16 @@ class FaceRenderer:
         if not 0.0 <= float(hard_shadows) <= 1.0:
             raise ValueError(f"hard_shadows is a probability, got {hard_shadows}")
         self.hard_shadows = float(hard_shadows)
+        for name, value in (("photo_backgrounds", photo_backgrounds), ("albedo_detail", albedo_detail)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} is a probability, got {value}")
+        self.photo_backgrounds, self.albedo_detail = float(photo_backgrounds), float(albedo_detail)
+        self.photos = [torch.as_tensor(p, dtype=torch.float32) for p in (photos or [])]
+        if (self.photo_backgrounds > 0 or self.albedo_detail > 0) and not self.photos:
+            raise ValueError("photo_backgrounds and albedo_detail need photos (a list of (3, H, W) tensors in [0, 1])")
+        for p in self.photos:
+            if p.ndim != 3 or p.shape[0] != 3 or min(p.shape[1:]) < 16:
+                raise ValueError(f"a photo must be a (3, H, W) tensor with sides of at least 16, got {tuple(p.shape)}")
         self.device = torch.device(device)
         dev = self.device
         self.mean = torch.from_numpy(model.mean).float().to(dev)
@@ -436,8 +453,17 @@ class FaceRenderer:
         shift = (u(-0.04, 0.04), u(-0.04, 0.04))
         lights: list = []
         sh = sample_lighting(gen, lights)
+        photo_bg = detail = None
+        if self.photos and (self.photo_backgrounds > 0 or self.albedo_detail > 0):
+            pgen = torch.Generator().manual_seed(int(seed) * 7919 + 19)  # photo draws, apart from every other draw
+            if float(torch.rand((), generator=pgen)) < self.photo_backgrounds:
+                photo_bg = self._photo_crop(pgen, self.size * self.supersample, 0.3, 1.0) * u01(pgen, 0.5, 1.1)
+            if float(torch.rand((), generator=pgen)) < self.albedo_detail:
+                detail = self._photo_detail(pgen)
         texture = self._texture(gen, field)
-        background = self._background(gen, field, fill, shift)
+        if detail is not None:
+            texture = (texture * detail).clamp(0.01, 0.98)
+        background = self._background(gen, field, fill, shift, base=photo_bg)
         specular = (u(0.0, 0.25) if float(torch.rand((), generator=gen)) < 0.7 else 0.0, u(6.0, 40.0))
         # drawn last, so that every earlier draw (and every face rendered without shadows) is as before
         shadow = (float(torch.rand((), generator=gen)) < self.cast_shadows, u(0.5, 2.5))
@@ -492,11 +518,42 @@ class FaceRenderer:
             skin = skin * (1 - f["eye"]) + (fixed["sclera"] * (1 - f["iris"]) + iris_colour * f["iris"]) * f["eye"]
         return skin.clamp(0.01, 0.98)
 
-    def _background(self, gen: torch.Generator, field: torch.Generator, fill: float, shift: tuple[float, float]
-                    ) -> torch.Tensor:
+    def _photo_crop(self, pgen: torch.Generator, out: int, lo: float, hi: float) -> torch.Tensor:
+        """(3, out, out) on the device: a random square crop (side lo–hi of the photo's shorter side) of a random
+        photo, flipped half of the time, resized with antialiasing."""
+        photo = self.photos[int(torch.randint(0, len(self.photos), (), generator=pgen))]
+        h, w = photo.shape[1:]
+        side = max(8, int(round(min(h, w) * u01(pgen, lo, hi))))
+        y0 = int(torch.randint(0, h - side + 1, (), generator=pgen))
+        x0 = int(torch.randint(0, w - side + 1, (), generator=pgen))
+        crop = photo[:, y0:y0 + side, x0:x0 + side]
+        if float(torch.rand((), generator=pgen)) < 0.5:
+            crop = crop.flip(-1)
+        crop = F.interpolate(crop[None].to(self.device), size=(out, out), mode="bilinear", align_corners=False,
+                             antialias=side > out)[0]
+        return crop.clamp(0, 1)
+
+    def _photo_detail(self, pgen: torch.Generator) -> torch.Tensor:
+        """(3 or 1, T, T) multiplicative skin detail around 1: a photo crop over its own blur (σ ≈ 6 texels), grey
+        (70 %) or in colour, at a strength of 0.15–0.6, clipped to 0.5–1.5."""
+        t = TEXTURE_SIZE
+        crop = self._photo_crop(pgen, t, 0.25, 0.6)
+        if float(torch.rand((), generator=pgen)) < 0.7:
+            crop = crop.mean(0, keepdim=True)
+        blur = crop[None]
+        for _ in range(3):  # three box filters ≈ a Gaussian
+            blur = F.avg_pool2d(F.pad(blur, (5, 5, 5, 5), mode="replicate"), 11, stride=1)
+        ratio = crop / blur[0].clamp(min=0.02)
+        return (1 + u01(pgen, 0.15, 0.6) * (ratio - 1)).clamp(0.5, 1.5)
+
+    def _background(self, gen: torch.Generator, field: torch.Generator, fill: float, shift: tuple[float, float],
+                    base: torch.Tensor | None = None) -> torch.Tensor:
+        """The procedural background (a smooth colour field, or ``base``, e.g. a photo crop), then neck and hair."""
         s, dev = self.size * self.supersample, self.device
         colour = (torch.rand(3, 1, 1, generator=gen) * u01(gen, 0.2, 0.9)).to(dev)
         bg = colour * (1 + 0.5 * _smooth_noise(field, 3, 3, s)) * (1 + 0.15 * _smooth_noise(field, 3, 16, s))
+        if base is not None:
+            bg = base.to(dev)
         tt = (torch.arange(s, dtype=torch.float32, device=dev) + 0.5) / s
         py, px = torch.meshgrid(tt, tt, indexing="ij")
         cx, cy = 0.5 + shift[0], 0.5 + shift[1]
@@ -654,6 +711,19 @@ def hard_side_light(gen: torch.Generator, sh: torch.Tensor, lights: list) -> tup
     return ambient + sum(directional_sh(dk, ck) for dk, ck in relit), relit, (True, u01(gen, 0.3, 1.0))
 
 
+def load_face_photos(folder: str | Path, size: int = 256, limit: int = 200) -> list[torch.Tensor]:
+    """Photographs under ``folder`` (recursively) as (3, size, size) tensors in [0, 1] (centre crops), for
+    ``FaceRenderer(photos=...)``. Raises ValueError when the folder holds no readable image."""
+    from .scene import load_photo_textures
+
+    if not Path(folder).is_dir():
+        raise ValueError(f"{folder}: not a folder of photographs")
+    photos = load_photo_textures(folder, size=size, limit=limit)
+    if not photos:
+        raise ValueError(f"{folder}: no readable photographs in it")
+    return photos
+
+
 def u01(gen: torch.Generator, lo: float, hi: float) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=gen))
 
@@ -661,17 +731,21 @@ def u01(gen: torch.Generator, lo: float, hi: float) -> float:
 # --- writing a folder ------------------------------------------------------------------------------------------
 
 def write_faces(n: int, out: str | Path, seed: int = 0, size: int = 128, device="cpu", model=None,
-                batch_size: int = 16, log=print, cast_shadows: float = 0.0, hard_shadows: float = 0.0) -> Path:
+                batch_size: int = 16, log=print, cast_shadows: float = 0.0, hard_shadows: float = 0.0,
+                photo_dir: str | Path | None = None, photo_backgrounds: float = 0.0, albedo_detail: float = 0.0) -> Path:
     """Write ``n`` faces (seeds ``seed … seed+n−1``) as the Faces dataset layout: ``face_SEED_face.png`` (sRGB),
     ``_mask.png``, ``_normal.png`` ((n + 1) / 2, 16-bit), ``_albedo.png``, ``_shading.png`` (16-bit), and the SH
     coefficients in ``lighting.json``; ``manifest.json`` records the command. ``cast_shadows``: the share of faces
     whose image has cast shadows (the other layers never do); ``hard_shadows``: the share of those relit by one
-    strong side light over a weak ambient, with sharp shadow edges (:func:`hard_side_light`)."""
+    strong side light over a weak ambient, with sharp shadow edges (:func:`hard_side_light`); ``photo_dir``,
+    ``photo_backgrounds`` and ``albedo_detail``: photo backgrounds and photo skin detail (:class:`FaceRenderer`)."""
     import cv2
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    renderer = FaceRenderer(model, size=size, device=device, cast_shadows=cast_shadows, hard_shadows=hard_shadows)
+    photos = load_face_photos(photo_dir) if photo_dir else None
+    renderer = FaceRenderer(model, size=size, device=device, cast_shadows=cast_shadows, hard_shadows=hard_shadows,
+                            photos=photos, photo_backgrounds=photo_backgrounds, albedo_detail=albedo_detail)
     lighting = {}
     start = time.perf_counter()
 
@@ -694,8 +768,12 @@ def write_faces(n: int, out: str | Path, seed: int = 0, size: int = 128, device=
     manifest = {"kind": "sfm-faces", "n": n, "seed": seed, "size": size, "licence": LICENCE,
                 "command": f"python -m engine.synth.faces --n {n} --seed {seed} --size {size} --out {out}"
                            + (f" --cast-shadows {cast_shadows:g}" if cast_shadows else "")
-                           + (f" --hard-shadows {hard_shadows:g}" if hard_shadows else ""),
+                           + (f" --hard-shadows {hard_shadows:g}" if hard_shadows else "")
+                           + (f" --photos {photo_dir}" if photo_dir else "")
+                           + (f" --photo-backgrounds {photo_backgrounds:g}" if photo_backgrounds else "")
+                           + (f" --albedo-detail {albedo_detail:g}" if albedo_detail else ""),
                 "cast_shadows": cast_shadows, "hard_shadows": hard_shadows,
+                "photo_backgrounds": photo_backgrounds, "albedo_detail": albedo_detail,
                 "shading_png_scale": 0.5, "normals": "camera space, x right, y up, z toward the camera; (n+1)/2",
                 "model": renderer.model.folder}
     (out / "lighting.json").write_text(json.dumps(lighting))
@@ -718,18 +796,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hard-shadows", type=float, default=0.0, metavar="Q",
                         help="share of the shadowed faces lit by one strong side light over a weak ambient, with "
                              "sharp shadows (0–1; default 0)")
+    parser.add_argument("--photos", default=None, metavar="DIR",
+                        help="folder of photographs for --photo-backgrounds and --albedo-detail")
+    parser.add_argument("--photo-backgrounds", type=float, default=0.0, metavar="P",
+                        help="share of faces in front of a crop of a photo instead of a smooth background (0–1)")
+    parser.add_argument("--albedo-detail", type=float, default=0.0, metavar="Q",
+                        help="share of faces whose skin albedo carries the high-pass detail of a photo crop (0–1)")
     args = parser.parse_args(argv)
     if not 0.0 <= args.cast_shadows <= 1.0:
         parser.error("--cast-shadows is a share between 0 and 1")
     if not 0.0 <= args.hard_shadows <= 1.0:
         parser.error("--hard-shadows is a share between 0 and 1")
+    for name in ("photo_backgrounds", "albedo_detail"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            parser.error(f"--{name.replace('_', '-')} is a share between 0 and 1")
+    if (args.photo_backgrounds or args.albedo_detail) and not args.photos:
+        parser.error("--photo-backgrounds and --albedo-detail need --photos DIR")
     from ..device import resolve_device
 
     try:
         folder = find_face_model(args.model)  # fails clearly before anything is written
         write_faces(args.n, args.out, args.seed, args.size, resolve_device(args.device), str(folder),
-                    cast_shadows=args.cast_shadows, hard_shadows=args.hard_shadows)
-    except FaceModelUnavailable as exc:
+                    cast_shadows=args.cast_shadows, hard_shadows=args.hard_shadows, photo_dir=args.photos,
+                    photo_backgrounds=args.photo_backgrounds, albedo_detail=args.albedo_detail)
+    except (FaceModelUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

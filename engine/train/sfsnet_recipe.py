@@ -10,8 +10,10 @@ shadows of its directional lights (nose, brows, eye sockets; :meth:`FaceRenderer
 the albedo, normal, light and reconstruction targets stay those of the unshadowed face: SH shading cannot hold a cast
 shadow, so the albedo branch learns to leave it out rather than paint it in. ``hard_shadows`` (0 by default) is the
 share of those shadowed faces relit by one strong side light over a weak ambient with sharp edges
-(:func:`engine.synth.faces.hard_side_light`: deep shadows like a window or a lamp give). ``init`` starts from exported weights
-(fine-tuning).
+(:func:`engine.synth.faces.hard_side_light`: deep shadows like a window or a lamp give). ``photo_backgrounds`` and
+``albedo_detail`` (0 by default; need ``photo_dir``, one or more folders separated by commas) put that share of the
+faces in front of photo crops and give that share photo high-pass detail in the skin albedo (targets included:
+:class:`engine.synth.faces.FaceRenderer`). ``init`` starts from exported weights (fine-tuning).
 Losses (methods.md §4, inside the face mask, as means rather than Caffe's sums): normal L1 (on unit normals),
 albedo L1, reconstruction L1 (albedo · SH shading vs the diffuse image, without the highlight) and the L2 of the 27 SH coefficients, weighted
 ``w_normal``, ``w_albedo``, ``w_rec``, ``w_light``. Adam; constant learning rate, then a linear decay over the last
@@ -96,6 +98,7 @@ class SfSNetRecipe(TrainingRecipe):
         "weight_decay": 0.0, "width": 0.5, "size": 128, "val_faces": 64, "render_device": "auto",
         "w_normal": 1.0, "w_albedo": 1.0, "w_rec": 0.5, "w_light": 0.1, "time_budget": 0.0, "export_half": True,
         "blur": 1.2, "noise": 0.02, "cast_shadows": 0.0, "hard_shadows": 0.0, "init": "",
+        "photo_dir": "", "photo_backgrounds": 0.0, "albedo_detail": 0.0,
     }
     metric_higher_is_better = {"normal_mean_deg": False, "normal_under20": True, "normal_under25": True,
                                "normal_under30": True, "albedo_l1": False, "light_l2": False}
@@ -129,12 +132,25 @@ class SfSNetRecipe(TrainingRecipe):
             from ..synth.faces import FaceRenderer
 
             shadows, hard = float(config.get("cast_shadows", 0.0)), float(config.get("hard_shadows", 0.0))
+            backgrounds = float(config.get("photo_backgrounds", 0.0))
+            detail = float(config.get("albedo_detail", 0.0))
+            photos = None
+            if backgrounds > 0 or detail > 0:
+                from ..synth.faces import load_face_photos
+
+                if not config.get("photo_dir"):
+                    raise ValueError("photo_backgrounds and albedo_detail need --set photo_dir=DIR (photographs)")
+                photos = [p for d in str(config["photo_dir"]).split(",") for p in load_face_photos(d.strip())]
             renderer = FaceRenderer(size=int(config["size"]), device=self._device(config), cast_shadows=shadows,
-                                    hard_shadows=hard)
+                                    hard_shadows=hard, photos=photos, photo_backgrounds=backgrounds,
+                                    albedo_detail=detail)
             self.data_note = ("rendered on the fly (engine.synth.faces), seeds from seed·10⁸"
                               + (f"; {shadows:.0%} with cast shadows in the image" if shadows > 0 else "")
                               + (f", {hard:.0%} of those hard (one side light, weak ambient)"
-                                 if shadows > 0 and hard > 0 else ""))
+                                 if shadows > 0 and hard > 0 else "")
+                              + (f"; {backgrounds:.0%} in front of photo crops" if backgrounds > 0 else "")
+                              + (f"; {detail:.0%} with photo high-pass detail in the skin albedo" if detail > 0 else "")
+                              + (f" ({len(photos)} photographs from {config['photo_dir']})" if photos else ""))
             return RenderStream(renderer, int(config["batch_size"]), seed * 100_000_000)
         return super().batch_stream(train, seed, config)
 

@@ -290,6 +290,32 @@ def test_training_recipe_runs_two_steps_on_rendered_faces(tmp_path, shared_dir):
     assert "non-commercial" in result.card.read_text()
 
 
+def test_training_recipe_takes_photo_backgrounds_and_skin_detail(tmp_path, shared_dir):
+    import cv2
+
+    from engine.synth.faces import FaceModelUnavailable, find_face_model
+    from engine.train.loop import TrainRequest, train
+
+    try:
+        find_face_model(shared_dir / "models" / "surrey-face-model")
+    except FaceModelUnavailable as exc:
+        pytest.skip(str(exc))
+    base = {"width": 0.125, "batch_size": 2, "size": 64, "val_faces": 2, "render_device": "cpu",
+            "photo_backgrounds": 0.5, "albedo_detail": 0.5}
+    with pytest.raises(ValueError, match="photo_dir"):  # the shares without photographs: refused, not ignored
+        train(TrainRequest(method="sfsnet", data=None, steps=1, out=tmp_path / "none", device="cpu",
+                           overrides=base, progress=False))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(photos / "noise.png"), rng.integers(0, 256, (64, 80, 3), dtype=np.uint8))
+    result = train(TrainRequest(method="sfsnet", data=None, steps=2, out=tmp_path / "run", device="cpu",
+                                overrides={**base, "photo_dir": str(photos)}, progress=False))
+    assert np.isfinite(result.final_loss)
+    card = result.card.read_text()
+    assert "50% in front of photo crops" in card and "1 photographs from" in card
+
+
 @needs_dlib
 def test_auto_mode_takes_a_small_square_crop_whole(tiny_weights):
     image = np.full((128, 128, 3), 0.5, np.float32)

@@ -193,3 +193,80 @@ def test_a_frontal_light_casts_no_shadow_and_a_side_light_does(renderer):
     lost = ((diffuse - shadowed).sum(1)[0] > 0.05) & (mask[0, 0] > 0)
     cols = lost.nonzero()[:, 1].float()
     assert lost.sum() > 5 and cols.mean() < 24  # the light comes from image right: the shadows fall to the left
+
+
+def _test_photos() -> list[torch.Tensor]:
+    """Two small 'photographs' made here: a checkerboard with stripes and a noise field (no data folder needed)."""
+    gen = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checker = (((x // 8 + y // 8) % 2) * 0.6 + 0.2 + 0.1 * torch.sin(x / 2.0)).float()
+    return [checker.expand(3, -1, -1).clone(), torch.rand(3, 64, 64, generator=gen)]
+
+
+def _with_photos(renderer, seeds, **options):
+    """The same faces rendered plain and with photo options: (plain batch, photo batch, the photo renderer)."""
+    photo = sf.FaceRenderer(renderer.model, size=48, device="cpu", supersample=1, photos=_test_photos(), **options)
+    return renderer.render(seeds), photo.render(seeds), photo
+
+
+def test_photo_backgrounds_change_the_background_only(renderer):
+    a, b, photo = _with_photos(renderer, list(range(40, 44)), photo_backgrounds=1.0)
+    for key in ("albedo", "shading", "diffuse", "normals", "sh", "mask"):  # every target as before
+        assert torch.equal(a[key], b[key]), key
+    face = a["mask"].expand(-1, 3, -1, -1) > 0
+    assert torch.equal(a["image"][face], b["image"][face])  # the face itself is untouched
+    changed = (a["image"] - b["image"]).abs().sum(1) > 0.02
+    assert changed.float().mean() > 0.15  # much of the background is now the photo (hair and neck stay)
+    # the photo's high frequencies are there: the checkerboard's and the noise's edges, not a smooth field
+    outside = (a["mask"][:, 0, :, 1:] == 0) & (a["mask"][:, 0, :, :-1] == 0)
+
+    def edges(image):  # mean horizontal change between neighbouring background pixels
+        return float((image[..., 1:] - image[..., :-1]).abs().sum(1)[outside].mean())
+
+    assert edges(b["image"]) > 2 * edges(a["image"])
+    assert torch.allclose(photo.render([41])["image"], b["image"][1:2], atol=1e-5)  # still a function of the seed
+
+
+def test_albedo_detail_is_in_the_albedo_target_and_nowhere_else(renderer):
+    seeds = list(range(50, 54))
+    a, b, detail = _with_photos(renderer, seeds, albedo_detail=1.0)
+    for key in ("normals", "sh", "mask", "shading"):  # geometry and light as before
+        assert torch.equal(a[key], b[key]), key
+    inside = a["mask"].expand(-1, 3, -1, -1) > 0
+    ratio = (b["albedo"][inside] / a["albedo"][inside].clamp(min=1e-3))
+    assert float((ratio - 1).abs().mean()) > 0.03  # the skin carries the photo's detail...
+    assert float(ratio.min()) > 0.45 and float(ratio.max()) < 1.6  # ...as a bounded modulation, not a new picture
+    # the image is albedo × shading with the new albedo: the detail is reflectance, exactly
+    assert torch.allclose((b["albedo"] * b["shading"])[inside], b["diffuse"][inside], atol=1e-5)
+    for seed in seeds:  # the photo draws have their own generator: every other draw is the same
+        p, q = renderer.sample(seed), detail.sample(seed)
+        assert torch.equal(p.identity, q.identity) and torch.equal(p.sh, q.sh) and p.specular == q.specular
+
+
+def test_photo_options_are_checked(renderer, tmp_path):
+    with pytest.raises(ValueError, match="probability"):
+        sf.FaceRenderer(renderer.model, size=48, photos=_test_photos(), albedo_detail=1.5)
+    with pytest.raises(ValueError, match="need photos"):
+        sf.FaceRenderer(renderer.model, size=48, photo_backgrounds=0.5)
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        sf.FaceRenderer(renderer.model, size=48, photos=[torch.rand(64, 64)], photo_backgrounds=0.5)
+    with pytest.raises(ValueError, match="no readable photographs"):
+        sf.load_face_photos(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:  # the CLI refuses the share without a folder, before rendering
+        sf.main(["--n", "1", "--out", str(tmp_path / "o"), "--photo-backgrounds", "0.5"])
+    assert exit_info.value.code == 2 and not (tmp_path / "o").exists()
+
+
+def test_write_faces_with_photos_records_them(renderer, tmp_path):
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, p in enumerate(_test_photos()):
+        cv2.imwrite(str(photos / f"p{i}.png"), (p.permute(1, 2, 0).numpy() * 255).astype("uint8"))
+    out = sf.write_faces(2, tmp_path / "faces", seed=60, size=48, model=renderer.model, log=lambda *_: None,
+                         photo_dir=photos, photo_backgrounds=1.0, albedo_detail=1.0)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["photo_backgrounds"] == 1.0 and manifest["albedo_detail"] == 1.0
+    assert f"--photos {photos}" in manifest["command"] and "--albedo-detail 1" in manifest["command"]
+    assert len(sf.FaceFolder(out)) == 2
