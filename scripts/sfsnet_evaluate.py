@@ -11,6 +11,10 @@
   of the albedo the shadow causes inside it (minus the same on the lit face) is compared with the image's own
   darkening there: the share of the shadow that goes into the albedo (0 %: none). ``--hard-shadows Q`` relights
   that share of the shadowed faces by one strong side light over a weak ambient (``FaceRenderer(hard_shadows=Q)``).
+  ``--texture-photos DIR --photo-backgrounds P --albedo-detail Q`` put that share of the held-out faces in front of
+  crops of those photographs and give that share the photos' high-pass detail in the skin albedo (the truth carries
+  it: ``FaceRenderer(photos=...)``): how far real-looking texture leads the normals astray. Use photographs the
+  weights never trained on (the shipped weights trained with ../shared/data/photos; the LOL photos are unused).
 * ``--photos DIR``: runs the full method (detection, crops, paste-back, relighting) on every photo of
   ../shared/data/faces/real-photos and the SfSNet sample crops, and writes one contact sheet per input to DIR.
 * ``--speed``: times the method on a 12-megapixel photo (4000×3000: a real photo scaled up, one face) on the CPU,
@@ -34,14 +38,17 @@ TEST_SEED = 30_000_000
 
 
 def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0,
-             hard_shadows: float = 0.0) -> dict[str, float]:
+             hard_shadows: float = 0.0, texture_photos: str | None = None, photo_backgrounds: float = 0.0,
+             albedo_detail: float = 0.0) -> dict[str, float]:
     from engine.methods.sfsnet import _load, predict
     from engine.metrics.angular import angle_deg, normal_errors
-    from engine.synth.faces import FaceRenderer
+    from engine.synth.faces import FaceRenderer, load_face_photos
 
     dev = torch.device(device)
     model, info = _load(weights, dev)
-    renderer = FaceRenderer(size=128, device=dev, cast_shadows=cast_shadows, hard_shadows=hard_shadows)
+    photos = load_face_photos(texture_photos) if texture_photos else None
+    renderer = FaceRenderer(size=128, device=dev, cast_shadows=cast_shadows, hard_shadows=hard_shadows,
+                            photos=photos, photo_backgrounds=photo_backgrounds, albedo_detail=albedo_detail)
     truths, preds, masks, per_face = [], [], [], []
     albedo_err = {"all": [], "shadow": []}
     leaks, depths = [], []
@@ -92,7 +99,10 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
     print(f"weights {info['path']} (sha256 {info['sha256'][:12]}…)")
     print(f"held-out synthetic faces: n={n} seeds {TEST_SEED}…{TEST_SEED + n - 1}"
           + (f", {cast_shadows:.0%} of them with cast shadows in the image" if cast_shadows else "")
-          + (f", {hard_shadows:.0%} of those relit hard (one side light, weak ambient)" if hard_shadows else ""))
+          + (f", {hard_shadows:.0%} of those relit hard (one side light, weak ambient)" if hard_shadows else "")
+          + (f", {photo_backgrounds:.0%} in front of photo crops" if photo_backgrounds else "")
+          + (f", {albedo_detail:.0%} with photo detail in the skin albedo" if albedo_detail else "")
+          + (f" ({len(photos)} photographs from {texture_photos})" if photos else ""))
     print("albedo: L1 {albedo_l1:.4f} over the face".format(**stats)
           + (", {albedo_l1_in_cast_shadows:.4f} in cast shadows ({cast_shadow_pixels} pixels)".format(**stats)
              if stats["cast_shadow_pixels"] else ""))
@@ -161,15 +171,22 @@ def main() -> int:
                         help="share of the held-out faces rendered with cast shadows (albedo error in them)")
     parser.add_argument("--hard-shadows", type=float, default=0.0,
                         help="share of the shadowed faces relit by one strong side light over a weak ambient")
+    parser.add_argument("--texture-photos", default=None, metavar="DIR",
+                        help="photographs for --photo-backgrounds and --albedo-detail of the held-out faces")
+    parser.add_argument("--photo-backgrounds", type=float, default=0.0,
+                        help="share of the held-out faces in front of a crop of a photograph")
+    parser.add_argument("--albedo-detail", type=float, default=0.0,
+                        help="share of the held-out faces with a photograph's high-pass detail in the skin albedo")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--photos", default=None)
+    parser.add_argument("--photos", default=None, help="folder for the contact sheets of the real photos")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[1] / ".." / "shared"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.n:
-        held_out(args.weights, args.n, args.device, args.cast_shadows, args.hard_shadows)
+        held_out(args.weights, args.n, args.device, args.cast_shadows, args.hard_shadows, args.texture_photos,
+                 args.photo_backgrounds, args.albedo_detail)
     if args.photos:
         photos(args.weights, Path(args.photos), Path(args.shared))
     if args.speed:
