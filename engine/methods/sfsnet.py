@@ -526,7 +526,7 @@ def _declare_weights() -> None:
                     "albedo; on real photos the normals carry facial texture and side-lit faces keep some shadow in "
                     "the albedo (see the card)",
         filename="sfsnet-synthetic.safetensors",
-        sha256="a9e404057d3c997bee11dd786794526e084fd5f22b8228ad9dbf38fa3ea51256",
+        sha256="eae07c5683dc29243a7942f20466e1b0b81b9ca558803532c84b3aecba4d6c15",
         licence="project weights; trained on renders of the Surrey Face Model: non-commercial use only",
         model_card="assets/model_cards/sfsnet-synthetic.md",
     ))

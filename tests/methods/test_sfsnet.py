@@ -342,4 +342,4 @@ def test_shipped_weights_recover_normals_of_rendered_faces(shared_dir):
     stats = normal_errors(batch["normals"].permute(0, 2, 3, 1).reshape(-1, 1, 3).numpy(),
                           normals.permute(0, 2, 3, 1).reshape(-1, 1, 3).numpy(),
                           batch["mask"].reshape(-1, 1).numpy())
-    assert stats["mean"] < 25.0, stats  # the card reports 17.8° on 128 held-out faces
+    assert stats["mean"] < 25.0, stats  # the card reports 10.5° on 128 held-out faces
