@@ -183,6 +183,8 @@ def main() -> int:
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[1] / ".." / "shared"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if (args.photo_backgrounds or args.albedo_detail) and not args.texture_photos:
+        parser.error("--photo-backgrounds and --albedo-detail need --texture-photos DIR")
     torch.set_num_threads(args.threads)
     if args.n:
         held_out(args.weights, args.n, args.device, args.cast_shadows, args.hard_shadows, args.texture_photos,

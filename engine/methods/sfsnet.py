@@ -522,12 +522,14 @@ def _declare_weights() -> None:
         method="sfsnet", name="synthetic",
         description="quarter width, trained by this project on the CPU on Surrey Face Model renders "
                     "(engine.synth.faces; 3,114 steps, then 1,312 with cast shadows, then 1,000 with hard side "
-                    "lights): 10.5° mean normal error on held-out synthetic faces, 11 % of a cast shadow in the "
-                    "albedo; on real photos the normals carry facial texture and side-lit faces keep some shadow in "
-                    "the albedo (see the card)",
+                    "lights, then 2,500 with photo backgrounds and photo skin detail): 10.5° mean normal error on "
+                    "held-out synthetic faces, 11.7° on faces textured from unseen photographs, 12 % of a cast "
+                    "shadow in the albedo; on real photos the normals still carry facial texture and side-lit faces "
+                    "keep some shadow in the albedo (see the card)",
         filename="sfsnet-synthetic.safetensors",
         sha256="eae07c5683dc29243a7942f20466e1b0b81b9ca558803532c84b3aecba4d6c15",
-        licence="project weights; trained on renders of the Surrey Face Model: non-commercial use only",
+        licence="project weights; trained on renders of the Surrey Face Model (with Kodak24 and CBSD68 photo "
+                "crops): non-commercial use only",
         model_card="assets/model_cards/sfsnet-synthetic.md",
     ))
     declare_weights(WeightSet(

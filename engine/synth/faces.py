@@ -551,6 +551,7 @@ class FaceRenderer:
         """The procedural background (a smooth colour field, or ``base``, e.g. a photo crop), then neck and hair."""
         s, dev = self.size * self.supersample, self.device
         colour = (torch.rand(3, 1, 1, generator=gen) * u01(gen, 0.2, 0.9)).to(dev)
+        # drawn even when ``base`` replaces it: the neck and hair below draw from ``field`` too and must not change
         bg = colour * (1 + 0.5 * _smooth_noise(field, 3, 3, s)) * (1 + 0.15 * _smooth_noise(field, 3, 16, s))
         if base is not None:
             bg = base.to(dev)
@@ -712,8 +713,9 @@ def hard_side_light(gen: torch.Generator, sh: torch.Tensor, lights: list) -> tup
 
 
 def load_face_photos(folder: str | Path, size: int = 256, limit: int = 200) -> list[torch.Tensor]:
-    """Photographs under ``folder`` (recursively) as (3, size, size) tensors in [0, 1] (centre crops), for
-    ``FaceRenderer(photos=...)``. Raises ValueError when the folder holds no readable image."""
+    """Photographs under ``folder`` (recursively) as (3, size, size) centre crops for ``FaceRenderer(photos=...)``:
+    :func:`engine.synth.scene.load_photo_textures`' linear values squeezed into an albedo range (0.02–0.92). Raises
+    ValueError when the folder holds no readable image."""
     from .scene import load_photo_textures
 
     if not Path(folder).is_dir():
