@@ -12,7 +12,9 @@ scenes, also stored white-balanced in the same canvas:
 * rendered scenes from :mod:`engine.synth` (``synth_scenes``): albedo × grey shading + grey specular, linear already.
 
 A training patch is drawn as the colour-constancy literature does: a random scene (``p_real``/``p_photo``, the rest
-rendered), a random 44×44 crop whose pixels are all usable, a random horizontal flip, then **re-illumination in
+rendered), a random 44×44 crop whose pixels are all usable, a random horizontal flip (the paper's only geometric
+augmentation; with ``dihedral`` = 1 also a random vertical flip and transposition, so all 8 orientations of the
+square patch, for very small training sets), then **re-illumination in
 camera space** — multiplied by an illuminant drawn along *this camera's* illuminant locus (a line in (u, v) =
 (ln r/g, ln b/g) fitted by PCA to the training images' ground truths, extended by ``locus_margin`` at both ends, with
 Gaussian spread ``locus_spread`` across it); a real scene keeps its own illuminant with probability
@@ -267,6 +269,10 @@ class PatchStream:
         lo, hi = math.log(float(c["intensity_min"])), math.log(float(c["intensity_max"]))
         gain = torch.exp(torch.rand(b, generator=g) * (hi - lo) + lo)
         sigma = torch.rand(b, generator=g) * float(c["noise"])
+        dihedral = bool(int(c.get("dihedral", 0)))
+        if dihedral:  # drawn after everything else, so dihedral=0 keeps the batches of the runs before it
+            vflip = (torch.rand(b, generator=g) < 0.5).to(dev)
+            transpose = (torch.rand(b, generator=g) < 0.5).to(dev)
 
         top_left = self.positions[index.to(dev)]
         ar = torch.arange(PATCH, device=dev)
@@ -274,6 +280,9 @@ class PatchStream:
         cols = (top_left[:, 1, None] + ar)[:, None, :]
         patches = self.stack[scene.to(dev)[:, None, None], rows, cols]  # (B, 44, 44, 3)
         patches = torch.where(flip.to(dev)[:, None, None, None], patches.flip(2), patches)
+        if dihedral:
+            patches = torch.where(vflip[:, None, None, None], patches.flip(1), patches)
+            patches = torch.where(transpose[:, None, None, None], patches.transpose(1, 2), patches)
         lights, gain, sigma = lights.to(dev), gain.to(dev), sigma.to(dev)
         x = patches * (lights * gain[:, None])[:, None, None, :]
         if float(c["noise"]) > 0:
@@ -304,7 +313,8 @@ class DSNetRecipe(TrainingRecipe):
         "fold": -1, "folds": 5, "fold_seed": 0, "canvas": 384, "saturation": 0.98,
         "photos_dir": "", "photos_max": 0, "synth_scenes": 0, "synth_size": 192,
         "p_real": 0.6, "p_photo": 0.3, "keep_original": 0.3, "locus_margin": 0.15, "locus_spread": 0.03,
-        "intensity_min": 0.3, "intensity_max": 2.0, "noise": 0.01, "val_stride": 8, "stream_device": "auto",
+        "intensity_min": 0.3, "intensity_max": 2.0, "noise": 0.01, "dihedral": 0, "val_stride": 8,
+        "stream_device": "auto",
         "export_dtype": "int8",
     }
     metric_higher_is_better = {"angular_mean": False, "angular_median": False, "angular_worst": False}

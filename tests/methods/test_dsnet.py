@@ -335,6 +335,28 @@ def test_patch_stream_is_deterministic_and_reilluminates(tmp_path):
     assert torch.all((a["uv"].mean((2, 3)) - light_uv).abs() < 1.5)
 
 
+def test_dihedral_patches_are_the_same_crops_in_all_eight_orientations(tmp_path):
+    folder = _tiny_cc_folder(tmp_path / "cc")
+    batches = {}
+    for dihedral in (0, 1):
+        r = recipe.DSNetRecipe()
+        config = r.config({"fold": 0, "folds": 3, "batch_size": 32, "canvas": 96, "stream_device": "cpu",
+                           "noise": 0.0, "dihedral": dihedral})
+        r.begin(config)
+        train, _ = r.make_datasets(folder, 0, config)
+        batches[dihedral] = r.batch_stream(train, 0, config).batch(5)
+    plain, turned = batches[0], batches[1]
+    torch.testing.assert_close(plain["target"], turned["target"])  # same crops, same lights: only orientation differs
+    seen = set()
+    for p, t in zip(plain["uv"], turned["uv"]):
+        orientations = [p, p.flip(1), p.transpose(1, 2), p.flip(1).transpose(1, 2), p.flip(2), p.flip(2).flip(1),
+                        p.flip(2).transpose(1, 2), p.flip(2).flip(1).transpose(1, 2)]
+        match = [k for k, o in enumerate(orientations) if torch.equal(o, t)]
+        assert match, "a dihedral patch is not an orientation of the plain one"
+        seen.add(match[0] % 4)
+    assert seen == {0, 1, 2, 3}  # vertical flips and transpositions both occur, alone and together
+
+
 def test_one_tiny_training_run_exports_and_loads(tmp_path):
     from engine.train.loop import TrainRequest, train
 
