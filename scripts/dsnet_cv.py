@@ -71,7 +71,7 @@ def evaluate(args) -> dict:
         per_image.setdefault(method, {})[item] = err
         times.setdefault(method, []).append(ctx.timings["total"])
 
-    for fold in range(args.folds):
+    for fold in (args.only_folds if args.only_folds is not None else range(args.folds)):
         weights = fold_weights(args.runs, fold)
         if not weights.is_file():
             raise SystemExit(f"{weights} is missing: train the folds first (--train)")
@@ -81,7 +81,7 @@ def evaluate(args) -> dict:
             score("dsnet", item, str(weights), params)
     baselines = [s.name for s in all_methods() if s.is_baseline and s.task.value == "illuminant"]
     for name in baselines:
-        for item in items:
+        for item in (sorted(fold_of) if args.only_folds is not None else items):
             score(name, item)
     final = {}
     if args.final:
@@ -93,6 +93,7 @@ def evaluate(args) -> dict:
     summary = {m: error_statistics(list(v.values())) for m, v in per_image.items()}
     report = {
         "dataset": str(folder), "items": items, "folds": args.folds, "fold_seed": args.fold_seed,
+        "folds_evaluated": args.only_folds if args.only_folds is not None else list(range(args.folds)),
         "fold_of": fold_of, "dsnet_params": params, "device": args.device,
         "summary": summary, "per_image": per_image,
         "mean_runtime_s": {m: float(np.mean(v)) for m, v in times.items()},
@@ -108,7 +109,9 @@ def table(report: dict) -> str:
     order = sorted(report["summary"], key=lambda m: report["summary"][m]["mean"])
     for method in order:
         s = report["summary"][method]
-        label = f"{method} ({report['folds']}-fold CV)" if method == "dsnet" else method
+        done = report.get("folds_evaluated", list(range(report["folds"])))
+        part = "" if len(done) == report["folds"] else f", folds {','.join(map(str, done))} only"
+        label = f"{method} ({report['folds']}-fold CV{part})" if method == "dsnet" else method
         lines.append(f"| {label} | " + " | ".join(f"{s[k]:.2f}" for k in STATS) + " |")
     return "\n".join(lines)
 
@@ -119,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, required=True, help="folder of the fold runs (fold0 … foldK-1)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--fold-seed", type=int, default=0)
+    parser.add_argument("--only-folds", type=lambda text: sorted({int(k) for k in text.split(",")}), default=None,
+                        metavar="K,K", help="evaluate only these folds (a partial run: every statistic, the "
+                                            "baselines' too, is then over their held-out images only)")
     parser.add_argument("--train", action="store_true", help="train the folds first (sequentially)")
     parser.add_argument("--steps", type=int, default=100000)
     parser.add_argument("--max-seconds", type=float, default=None)
@@ -132,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                     "(in-sample: not a held-out number)")
     parser.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     args = parser.parse_args(argv)
+    if args.only_folds is not None and (args.train or not all(0 <= k < args.folds for k in args.only_folds)):
+        parser.error(f"--only-folds takes fold numbers in 0..{args.folds - 1} and evaluates folds trained before "
+                     "(not with --train)")
     if args.train:
         train_folds(args, args.overrides)
     report = evaluate(args)
