@@ -17,6 +17,11 @@
   weights never trained on (the shipped weights trained with ../shared/data/photos; the LOL photos are unused).
 * ``--photos DIR``: runs the full method (detection, crops, paste-back, relighting) on every photo of
   ../shared/data/faces/real-photos and the SfSNet sample crops, and writes one contact sheet per input to DIR.
+* **Light directionality** (both): |first-order SH| / |order-0 SH| of a light, averaged over the colours
+  (:func:`directionality`): 0 for a uniform ambient light, √3 ≈ 1.73 for one directional light alone, in between
+  for a mix: the larger, the more one side of a face is lit than the other.
+  For the held-out faces it is printed for the truth and for the estimate (an estimate that regresses toward an
+  ambient light shows as a lower mean), for the real photos per photo and on average.
 * ``--speed``: times the method on a 12-megapixel photo (4000×3000: a real photo scaled up, one face) on the CPU,
   detection included, cold (first call) and warm (median of 3), wall-clock and process CPU time.
 """
@@ -37,6 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 TEST_SEED = 30_000_000
 
 
+def directionality(sh: torch.Tensor) -> torch.Tensor:
+    """(N, 27) SH lights (9 coefficients per colour) → (N,) |L1| / |L0|, averaged over the three colours."""
+    sh = sh.reshape(-1, 3, 9).double()
+    return (sh[..., 1:4].norm(dim=-1) / sh[..., 0].abs().clamp(min=1e-9)).mean(-1)
+
+
 def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0,
              hard_shadows: float = 0.0, texture_photos: str | None = None, photo_backgrounds: float = 0.0,
              albedo_detail: float = 0.0) -> dict[str, float]:
@@ -52,6 +63,7 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
     truths, preds, masks, per_face = [], [], [], []
     albedo_err = {"all": [], "shadow": []}
     leaks, depths = [], []
+    light_truth, light_pred = [], []
     for start in range(TEST_SEED, TEST_SEED + n, 16):
         params = [renderer.sample(seed) for seed in range(start, min(start + 16, TEST_SEED + n))]
         batch = renderer.render_params(params)
@@ -60,6 +72,8 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
         # albedo: mean absolute error per channel over the face, and over the pixels a cast shadow darkens by more
         # than 0.05 (summed over RGB) — where a shadow baked into the albedo shows
         err = (out["albedo"] - batch["albedo"]).abs().mean(1)
+        light_truth.append(directionality(batch["sh"].cpu()))
+        light_pred.append(directionality(out["sh"].cpu()))
         face = batch["mask"][:, 0] > 0.5
         shadow = face & ((batch["diffuse"] - batch["shadowed"]).sum(1) > 0.05)
         albedo_err["all"].append(err[face])
@@ -96,6 +110,8 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
     stats["shadow_leak"] = float(np.mean(leaks)) if leaks else float("nan")
     stats["shadow_leak_faces"] = len(leaks)
     stats["shadow_depth"] = float(np.mean(depths)) if depths else float("nan")
+    stats["light_directionality_truth"] = float(torch.cat(light_truth).mean())
+    stats["light_directionality_estimate"] = float(torch.cat(light_pred).mean())
     print(f"weights {info['path']} (sha256 {info['sha256'][:12]}…)")
     print(f"held-out synthetic faces: n={n} seeds {TEST_SEED}…{TEST_SEED + n - 1}"
           + (f", {cast_shadows:.0%} of them with cast shadows in the image" if cast_shadows else "")
@@ -111,6 +127,8 @@ def held_out(weights: str | None, n: int, device: str, cast_shadows: float = 0.0
               "goes into the albedo; mean over {shadow_leak_faces} faces of the median log change of the albedo that "
               "the shadow causes, inside it minus on the lit face, and of the image's own log darkening there)"
               .format(share=stats["shadow_leak"] / stats["shadow_depth"], **stats))
+    print("light directionality |L1|/|L0|: truth {light_directionality_truth:.3f}, estimate "
+          "{light_directionality_estimate:.3f}".format(**stats))
     print("normals: mean {mean:.2f}°, under 20° {under20:.1f} %, under 25° {under25:.1f} %, under 30° {under30:.1f} %; "
           "per-face mean {per_face_mean:.2f}°, worst face {per_face_worst:.2f}°".format(**stats))
     return stats
@@ -124,7 +142,9 @@ def photos(weights: str | None, out_dir: Path, shared: Path) -> None:
     from engine.registry import MethodInput, run_method
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = sorted((shared / "data/faces/real-photos").glob("*.png"))
+    real = sorted((shared / "data/faces/real-photos").glob("*.png"))
+    files = list(real)
+    lights: list[float] = []
     files += sorted((shared / "data/faces/sfsnet-samples/Images").glob("*.png"))
     for f in files:
         image = read_image(f).pixels
@@ -134,10 +154,15 @@ def photos(weights: str | None, out_dir: Path, shared: Path) -> None:
         except NoFaceError as exc:
             print(f"{f.name}: {exc}")
             continue
+        if f in real:
+            lights.append(float(directionality(torch.tensor(result.values["sh"]))[0]))
         panel = result.layers["faces"][0]
         cv2.imwrite(str(out_dir / f"{f.stem}.png"), (np.clip(panel, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8))
         print(f"{f.name}: {len(result.values['face_boxes'])} face(s), boxes {result.values['face_boxes']}, "
-              f"{ctx.timings['total']:.2f} s")
+              f"{ctx.timings['total']:.2f} s" + (f", light directionality {lights[-1]:.3f}" if f in real else ""))
+    if lights:
+        print(f"real photos: mean light directionality |L1|/|L0| {np.mean(lights):.3f} over {len(lights)} photos "
+              f"(first face of each)")
 
 
 def speed(weights: str | None, shared: Path) -> None:

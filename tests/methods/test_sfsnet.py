@@ -343,3 +343,24 @@ def test_shipped_weights_recover_normals_of_rendered_faces(shared_dir):
                           normals.permute(0, 2, 3, 1).reshape(-1, 1, 3).numpy(),
                           batch["mask"].reshape(-1, 1).numpy())
     assert stats["mean"] < 25.0, stats  # the card reports 10.5° on 128 held-out faces
+
+
+def test_light_directionality_of_the_evaluation_script():
+    """scripts/sfsnet_evaluate.py's |L1|/|L0|: 0 for an ambient light, √3 for one directional light (its radiance
+    coefficients are c·Y_k(d): |Y_1(d)| / Y_00 = √(3/4π) / √(1/4π)), whatever its direction and colour; a mix of
+    the two lies between."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "sfsnet_evaluate.py"
+    spec = importlib.util.spec_from_file_location("sfsnet_evaluate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ambient = torch.zeros(1, 27)
+    ambient[0, 0::9] = torch.tensor([0.8, 0.7, 0.6])
+    assert float(module.directionality(ambient)[0]) == 0.0
+    directions = torch.nn.functional.normalize(torch.tensor([[0.3, 0.5, 0.8], [-0.9, 0.1, 0.4]]), dim=1)
+    one = directional_sh(directions, torch.tensor([[1.0, 0.5, 0.2], [0.3, 0.3, 0.9]]))
+    torch.testing.assert_close(module.directionality(one), torch.full((2,), math.sqrt(3), dtype=torch.float64))
+    mixed = float(module.directionality(one[:1] + ambient)[0])
+    assert 0.0 < mixed < math.sqrt(3)
