@@ -75,3 +75,39 @@ def test_dssim_scale_invariant_and_matches_skimage():
     alpha = np.sum(truth * noisy) / np.sum(noisy * noisy)
     expected = (1 - structural_similarity(truth, alpha * noisy, data_range=1.0)) / 2
     assert intrinsic.dssim(truth, noisy, mask) == pytest.approx(expected, rel=1e-6)
+
+
+def _leak_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "intrinsic_leak.py"
+    spec = importlib.util.spec_from_file_location("intrinsic_leak", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_texture_leak_measures_the_share_of_albedo_texture_in_the_shading():
+    """scripts/intrinsic_leak.py: a predicted shading = true shading × albedo^k leaks k of the albedo's texture,
+    whatever smooth scale error it also has; the true shading leaks nothing; sky pixels are ignored."""
+    leak = _leak_script()
+    rng = np.random.default_rng(0)
+    h, w = 64, 80
+    albedo = np.clip(0.4 + 0.25 * rng.standard_normal((h, w, 1)), 0.05, 1.0) * np.ones((1, 1, 3))  # grey texture
+    yy, xx = np.mgrid[0:h, 0:w]
+    shading = (0.3 + 0.7 * (xx / w))[..., None] * np.ones((1, 1, 3))  # smooth light from the right
+    valid = np.ones((h, w), bool)
+    valid[:8] = False  # "sky"
+    smooth_error = np.exp(0.3 * np.sin(yy / 20.0))[..., None]
+    for k in (0.0, 0.3, 1.0):
+        predicted = shading * smooth_error * albedo ** k
+        num, den = leak.leak_terms(albedo, shading, predicted, valid, sigma=3.0)
+        assert abs(num / den - k) < 0.01, (k, num / den)
+    # the sky does not count: garbage there changes nothing
+    predicted = shading * albedo ** 0.5
+    noisy = predicted.copy()
+    noisy[:8] = rng.uniform(0.01, 1.0, (8, w, 3))
+    a = leak.leak_terms(albedo, shading, predicted, valid, 3.0)
+    b = leak.leak_terms(albedo, shading, noisy, valid, 3.0)
+    assert abs(a[0] / a[1] - b[0] / b[1]) < 1e-9
