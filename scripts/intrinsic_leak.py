@@ -5,7 +5,8 @@
 
 Held-out scenes: ``engine.synth`` photographic scenes (``style="photographic"``) with seeds from 40,000,000 (the
 shipped intrinsic weights trained on seeds below a few thousand), textured with photographs the weights never saw
-(default: the LOL photos; training drew its textures from ``../shared/data/photos``). Each method runs on the
+(default: the LOL photos; the renders CGIntrinsics and IntrinSeg trained on drew their textures from
+``../shared/data/photos``, and Ma et al. saw no renders). Each method runs on the
 camera image (sRGB, as a user's photo) through :func:`engine.registry.run_method`, the path of ``python -m engine
 run``.
 

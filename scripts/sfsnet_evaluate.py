@@ -143,9 +143,8 @@ def photos(weights: str | None, out_dir: Path, shared: Path) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     real = sorted((shared / "data/faces/real-photos").glob("*.png"))
-    files = list(real)
-    lights: list[float] = []
-    files += sorted((shared / "data/faces/sfsnet-samples/Images").glob("*.png"))
+    files = real + sorted((shared / "data/faces/sfsnet-samples/Images").glob("*.png"))
+    lights: list[float] = []  # light directionality of the real photos' first faces
     for f in files:
         image = read_image(f).pixels
         try:

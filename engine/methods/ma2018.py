@@ -195,7 +195,8 @@ def _declare_weights() -> None:
                     "photos, with a multi-image (Weiss + Retinex) teacher computed from those photos and albedo-swap "
                     "composites of them, 1,600 steps with weight averaging; 5-fold cross-validated MIT LMSE 0.0233 "
                     "with the runner's defaults (mirror averaging, max_side 512), below the Color Retinex "
-                    "baseline's 0.0259 (see the card)",
+                    "baseline's 0.0259; more of an albedo's fine texture goes into its shading than with Color "
+                    "Retinex (0.40 against 0.16 on held-out renders, scripts/intrinsic_leak.py; see the card)",
         filename="ma2018-multilight.safetensors",
         sha256="076c3e26cc7f04bfdcc62a53ed8d56593e50e80abf0f6e63c4184da6fda29982",
         licence="MIT (project weights); training data: MIT Intrinsic (research use)",

@@ -15,9 +15,9 @@ A training patch is drawn as the colour-constancy literature does: a random scen
 rendered), a random 44×44 crop whose pixels are all usable, a random horizontal flip (the paper's only geometric
 augmentation; with ``dihedral`` = 1 also a random vertical flip and transposition, so all 8 orientations of the
 square patch; on the INTEL-TAU field images it made the held-out error worse, see the model card), then
-**re-illumination in camera space** — multiplied by an illuminant drawn along *this camera's* illuminant locus (a line in (u, v) =
-(ln r/g, ln b/g) fitted by PCA to the training images' ground truths, extended by ``locus_margin`` at both ends, with
-Gaussian spread ``locus_spread`` across it); a real scene keeps its own illuminant with probability
+**re-illumination in camera space** — multiplied by an illuminant drawn along *this camera's* illuminant locus (a
+line in (u, v) = (ln r/g, ln b/g) fitted by PCA to the training images' ground truths, extended by ``locus_margin``
+at both ends, with Gaussian spread ``locus_spread`` across it); a real scene keeps its own illuminant with probability
 ``keep_original`` — with intensity jitter (``intensity_min``..``intensity_max``) and sensor-like noise. Batches are
 built vectorised from ``(seed, step)`` alone (:class:`PatchStream`), so runs are reproducible and resumable.
 

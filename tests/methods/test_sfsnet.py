@@ -349,13 +349,9 @@ def test_light_directionality_of_the_evaluation_script():
     """scripts/sfsnet_evaluate.py's |L1|/|L0|: 0 for an ambient light, √3 for one directional light (its radiance
     coefficients are c·Y_k(d): |Y_1(d)| / Y_00 = √(3/4π) / √(1/4π)), whatever its direction and colour; a mix of
     the two lies between."""
-    import importlib.util
-    from pathlib import Path
+    from helpers.scripts import load_script
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "sfsnet_evaluate.py"
-    spec = importlib.util.spec_from_file_location("sfsnet_evaluate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("sfsnet_evaluate")
     ambient = torch.zeros(1, 27)
     ambient[0, 0::9] = torch.tensor([0.8, 0.7, 0.6])
     assert float(module.directionality(ambient)[0]) == 0.0

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers.scripts import load_script
 from skimage.metrics import structural_similarity
 
 from engine.metrics import intrinsic
@@ -77,21 +78,10 @@ def test_dssim_scale_invariant_and_matches_skimage():
     assert intrinsic.dssim(truth, noisy, mask) == pytest.approx(expected, rel=1e-6)
 
 
-def _leak_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "scripts" / "intrinsic_leak.py"
-    spec = importlib.util.spec_from_file_location("intrinsic_leak", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_texture_leak_measures_the_share_of_albedo_texture_in_the_shading():
     """scripts/intrinsic_leak.py: a predicted shading = true shading × albedo^k leaks k of the albedo's texture,
     whatever smooth scale error it also has; the true shading leaks nothing; sky pixels are ignored."""
-    leak = _leak_script()
+    leak = load_script("intrinsic_leak")
     rng = np.random.default_rng(0)
     h, w = 64, 80
     albedo = np.clip(0.4 + 0.25 * rng.standard_normal((h, w, 1)), 0.05, 1.0) * np.ones((1, 1, 3))  # grey texture
